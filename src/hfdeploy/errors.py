@@ -1,0 +1,307 @@
+"""Every exception hfdeploy raises, under one root: :class:`HfDeployError`.
+
+Each error carries structured fields (for ``--json``, MCP and HTTP faces) and a
+``hint``: the next step a user should take. Exceptions from third-party libraries
+are translated into these at exactly one boundary per dependency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CorruptSafetensorsError",
+    "GGUFError",
+    "GatedRepoError",
+    "HfDeployError",
+    "HubAuthError",
+    "HubUnavailableError",
+    "InvalidModelRefError",
+    "InvalidSettingError",
+    "MissingConfigError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "RevisionNotFoundError",
+    "SafetensorsHeaderError",
+    "SafetensorsHeaderTooLargeError",
+    "UnknownDtypeError",
+    "UnknownGPUError",
+    "UnknownModelTypeError",
+]
+
+
+class HfDeployError(Exception):
+    """Root of every error hfdeploy raises on purpose.
+
+    Attributes:
+        message: one line saying what went wrong.
+        hint: one line saying what to do next.
+    """
+
+    default_hint = "Run with HFDEPLOY_DEBUG=1 for a traceback, and report it if it looks like a bug."
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+
+    def fields(self) -> dict[str, Any]:
+        """The structured fields of this error (subclasses add theirs)."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data: type, message, hint and fields."""
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            **self.fields(),
+        }
+
+
+class InvalidModelRefError(HfDeployError, ValueError):
+    """MODEL is neither an existing folder nor a well-formed ``owner/name[@revision]``."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__(
+            f"{ref!r} is not a model reference: {reason}",
+            hint="Pass a local folder, a Hub id such as 'Qwen/Qwen2.5-7B-Instruct', "
+            "or a Hub id with a revision such as 'Qwen/Qwen2.5-7B-Instruct@main'.",
+        )
+        self.ref = ref
+        self.reason = reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"ref": self.ref, "reason": self.reason}
+
+
+class ModelNotFoundError(HfDeployError, LookupError):
+    """The model is not in the folder, the Hugging Face cache, or on the Hub."""
+
+    def __init__(self, ref: str, *, where: str, hint: str | None = None) -> None:
+        super().__init__(
+            f"model {ref!r} not found in {where}",
+            hint=hint
+            or "Check the spelling; for a private repo set HF_TOKEN; offline, download it first "
+            "with `hf download REPO --revision REV`.",
+        )
+        self.ref = ref
+        self.where = where
+
+    def fields(self) -> dict[str, Any]:
+        return {"ref": self.ref, "where": self.where}
+
+
+class RevisionNotFoundError(ModelNotFoundError):
+    """The repository exists but the requested revision does not."""
+
+    def __init__(self, ref: str, revision: str, *, where: str) -> None:
+        super().__init__(
+            ref,
+            where=where,
+            hint=f"Revision {revision!r} does not exist: use a branch, tag or 40-hex commit "
+            "that the repository has.",
+        )
+        self.message = f"revision {revision!r} of {ref!r} not found in {where}"
+        self.args = (self.message,)
+        self.revision = revision
+
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "revision": self.revision}
+
+
+class MissingConfigError(HfDeployError, FileNotFoundError):
+    """The model has no ``config.json`` (nor GGUF metadata to stand in for it)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(
+            f"no config.json in {location}",
+            hint="Point MODEL at the folder that holds config.json (a Transformers or "
+            "Sentence-Transformers model), or at a folder with a .gguf file.",
+        )
+        self.location = location
+
+    def fields(self) -> dict[str, Any]:
+        return {"location": self.location}
+
+
+class UnknownModelTypeError(HfDeployError, ValueError):
+    """config.json describes an architecture hfdeploy cannot size."""
+
+    def __init__(self, model_type: str | None, *, reason: str, location: str) -> None:
+        shown = model_type or "<missing model_type>"
+        super().__init__(
+            f"cannot size model type {shown!r} in {location}: {reason}",
+            hint="Add safetensors weights beside config.json (sizes come from their headers), "
+            "or install a transformers release that knows this architecture.",
+        )
+        self.model_type = model_type
+        self.reason = reason
+        self.location = location
+
+    def fields(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, "reason": self.reason, "location": self.location}
+
+
+class SafetensorsHeaderError(HfDeployError, ValueError):
+    """A safetensors file whose header cannot be trusted."""
+
+    def __init__(self, file: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"{file}: bad safetensors header: {reason}",
+            hint=hint
+            or "The file is truncated or corrupt: download it again and compare its sha256 "
+            "with the Hub's.",
+        )
+        self.file = file
+        self.reason = reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"file": self.file, "reason": self.reason}
+
+
+class CorruptSafetensorsError(SafetensorsHeaderError):
+    """The header is truncated, not JSON, or describes impossible tensors."""
+
+
+class SafetensorsHeaderTooLargeError(SafetensorsHeaderError):
+    """The header length field points beyond the end of the file (or beyond sanity)."""
+
+    def __init__(self, file: str, header_len: int, limit: int) -> None:
+        super().__init__(
+            file,
+            f"header length {header_len:,} bytes exceeds the {limit:,} bytes available",
+        )
+        self.header_len = header_len
+        self.limit = limit
+
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "header_len": self.header_len, "limit": self.limit}
+
+
+class UnknownDtypeError(SafetensorsHeaderError):
+    """A tensor's dtype is not one the safetensors format defines."""
+
+    def __init__(self, file: str, tensor: str, dtype: str) -> None:
+        super().__init__(
+            file,
+            f"tensor {tensor!r} has unknown dtype {dtype!r}",
+            hint="Upgrade hfdeploy; if the dtype is new to safetensors, report it with the "
+            "model id.",
+        )
+        self.tensor = tensor
+        self.dtype = dtype
+
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "tensor": self.tensor, "dtype": self.dtype}
+
+
+class GGUFError(HfDeployError, ValueError):
+    """A GGUF file that cannot be read."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(
+            f"{file}: cannot read GGUF metadata: {reason}",
+            hint="Check that the file is a complete GGUF file (re-download it).",
+        )
+        self.file = file
+        self.reason = reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"file": self.file, "reason": self.reason}
+
+
+class HubAuthError(HfDeployError, PermissionError):
+    """The Hub refused access: private or gated repo, or a bad token."""
+
+    def __init__(self, repo_id: str, *, status: int, has_token: bool) -> None:
+        if has_token:
+            msg = f"the Hub refused access to {repo_id!r} (HTTP {status}) with the token given"
+            hint = (
+                "Check that the token can read this repo, and accept its licence on the "
+                "model page if it is gated."
+            )
+        else:
+            msg = f"{repo_id!r} is private, gated or missing on the Hub (HTTP {status}, no token)"
+            hint = "Set HF_TOKEN (or run `hf auth login`) with a token that can read it."
+        super().__init__(msg, hint=hint)
+        self.repo_id = repo_id
+        self.status = status
+        self.has_token = has_token
+
+    def fields(self) -> dict[str, Any]:
+        return {"repo_id": self.repo_id, "status": self.status, "has_token": self.has_token}
+
+
+class GatedRepoError(HubAuthError):
+    """The repo is gated and the token has not been granted access."""
+
+    def __init__(self, repo_id: str, *, status: int, has_token: bool) -> None:
+        super().__init__(repo_id, status=status, has_token=has_token)
+        self.message = f"{repo_id!r} is gated on the Hub (HTTP {status})"
+        self.args = (self.message,)
+        self.hint = (
+            f"Accept the licence at https://huggingface.co/{repo_id} and set HF_TOKEN "
+            "to a token of that account."
+        )
+
+
+class HubUnavailableError(HfDeployError, ConnectionError):
+    """The Hub could not be reached, or answered with a server error."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach the Hugging Face Hub at {endpoint}: {reason}",
+            hint="Check the network or HF_ENDPOINT; offline, use a local folder or a model "
+            "already in the cache with HF_HUB_OFFLINE=1.",
+        )
+        self.endpoint = endpoint
+        self.reason = reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "reason": self.reason}
+
+
+class MissingDependencyError(HfDeployError, ImportError):
+    """An optional dependency is needed for this path and is not installed."""
+
+    def __init__(self, package: str, *, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{package} is needed to {purpose} and is not installed",
+            hint=f"pip install 'hfdeploy[{extra}]'",
+        )
+        self.package = package
+        self.extra = extra
+        self.purpose = purpose
+
+    def fields(self) -> dict[str, Any]:
+        return {"package": self.package, "extra": self.extra, "purpose": self.purpose}
+
+
+class InvalidSettingError(HfDeployError, ValueError):
+    """A serving setting (flag) is out of range or inconsistent with the model."""
+
+    def __init__(self, name: str, value: object, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"invalid {name} {value!r}: {reason}", hint=hint or f"Fix {name}.")
+        self.name = name
+        self.value = value
+        self.reason = reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"name": self.name, "value": repr(self.value), "reason": self.reason}
+
+
+class UnknownGPUError(InvalidSettingError):
+    """A GPU name that the catalog does not hold."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            "gpu",
+            name,
+            "not in the GPU catalog",
+            hint="Use one of: " + ", ".join(known) + " (`hfdeploy size --help` lists them).",
+        )
+        self.known = known
+
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "known": self.known}
