@@ -398,8 +398,3 @@ def _encoder_decoder(cfg: Mapping[str, Any], model_type: str | None, drivers: di
         drivers=drivers,
     )  # fmt: skip
 
-
-def ceil_div(a: int, b: int) -> int:
-    """Integer ceiling division."""
-    return -(-a // b) if b else 0
-

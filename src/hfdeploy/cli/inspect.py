@@ -1,0 +1,80 @@
+"""``hfdeploy inspect MODEL``: what a model is, from its configs and headers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hfdeploy.cli._output import Output, gib, handle_errors
+from hfdeploy.model.profile import ModelProfile
+from hfdeploy.model.resolve import inspect_model
+
+__all__ = ["inspect_command", "render_profile"]
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="A local folder, a .gguf file, a Hub id ('owner/name'), optionally '@revision'.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def render_profile(out: Output, p: ModelProfile) -> None:
+    """The human view of a profile."""
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    where = p.repo_id or p.location
+    t.add_row("model", where)
+    if p.source != "local" or p.commit_sha:
+        t.add_row("source", f"{p.source} @ {p.commit_sha or p.revision or '-'}")
+    if p.source == "local" and p.repo_id is None:
+        t.add_row("location", p.location)
+    t.add_row("architecture", ", ".join(p.architectures) or "-")
+    t.add_row("model type", str(p.model_type or "-"))
+    t.add_row("task", f"{p.task.task} ({p.task.kind}; from {p.task.source})")
+    t.add_row("parameters", f"{p.parameters:,} ({p.weights.source})")
+    for dtype, s in sorted(p.weights.by_dtype.items(), key=lambda kv: -kv[1].bytes):
+        extra = "" if s.parameters else " (buffers / quantization aux, not parameters)"
+        t.add_row(f"  {dtype}", f"{s.parameters:,} params, {s.tensors} tensors, {gib(s.bytes)}{extra}")
+    if p.weights.expert_parameters:
+        active = f", {p.arch.moe.active} of {p.arch.moe.num_experts} active" if p.arch.moe else ""
+        t.add_row("  experts", f"{p.weights.expert_parameters:,} params{active}")
+    t.add_row("weights", gib(p.weights.bytes))
+    f = p.formats
+    formats = []
+    if f.safetensors:
+        formats.append(f"safetensors ({len(f.safetensors)})")
+    if f.pickle:
+        formats.append(f"[red]pickle ({len(f.pickle)}, unsafe)[/]")
+    for g in f.gguf:
+        formats.append(f"gguf {g.file} ({g.file_type or '?'}: {', '.join(g.tensor_types)})")
+    formats.extend(f"gguf {name}" for name in f.gguf_unread)
+    if f.onnx:
+        formats.append(f"onnx ({len(f.onnx)})")
+    t.add_row("formats", "; ".join(formats) or "none")
+    t.add_row("quantization", p.quant_method or "none")
+    t.add_row("max context", f"{p.max_context:,}" if p.max_context else "-")
+    t.add_row("tokenizer", "yes" if p.tokenizer else "no")
+    t.add_row("size on disk", f"{gib(p.size_on_disk)} in {p.files} files")
+    if p.hub:
+        t.add_row("hub", f"license {p.hub.license or '-'}, gated {p.hub.gated}")
+    t.add_row("read", f"{p.bytes_read:,} bytes (configs and headers only)")
+    out.print(t)
+    for note in p.notes:
+        out.print(f"[yellow]note:[/] {note}")
+
+
+def inspect_command(model: ModelArg, json_: JsonOpt = False) -> None:
+    """Profile a model: architecture, task, parameters by dtype, formats, revision."""
+    out = Output(json_mode=json_)
+    with handle_errors(json_mode=json_):
+        profile = inspect_model(model)
+    if json_:
+        out.data(profile.to_dict())
+    else:
+        render_profile(out, profile)

@@ -1,0 +1,46 @@
+"""The ``hfdeploy`` command: one Typer app, one module per command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hfdeploy._version import __version__
+from hfdeploy.cli.inspect import inspect_command
+from hfdeploy.cli.size import size_command
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hfdeploy",
+    help="Size, plan, generate, audit, serve and measure Hugging Face model deployments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hfdeploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """hfdeploy: from a model id or folder to a sized, pinned, measured deployment."""
+
+
+app.command("inspect")(inspect_command)
+app.command("size")(size_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
