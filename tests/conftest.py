@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import _models
+from tests._synthetic import write_safetensors_header
+
+__all__ = ["write_safetensors_header"]
 
 
 @pytest.fixture(autouse=True)
@@ -37,31 +37,3 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     return _models.build_all(root)
 
-
-def write_safetensors_header(
-    path: Path, tensors: dict[str, dict[str, Any]], *, sparse_data: bool = True
-) -> int:
-    """Write a safetensors file whose header is real and whose data region is sparse zeros.
-
-    ``tensors`` maps names to ``{"dtype", "shape", "nbytes"}``; offsets are laid out in order.
-    Returns the file size.
-    """
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name, t in tensors.items():
-        header[name] = {
-            "dtype": t["dtype"],
-            "shape": t["shape"],
-            "data_offsets": [offset, offset + t["nbytes"]],
-        }
-        offset += t["nbytes"]
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        if sparse_data:
-            f.truncate(8 + len(raw) + offset)
-        else:
-            f.write(b"\0" * offset)
-    return 8 + len(raw) + offset

@@ -96,7 +96,7 @@ def test_hub_profile_reads_headers_only(tiny_models: dict[str, Path]) -> None:
 
 
 def test_large_header_needs_a_second_range_request(tmp_path: Path) -> None:
-    from tests.conftest import write_safetensors_header
+    from tests._synthetic import write_safetensors_header
 
     folder = tmp_path / "repo"
     folder.mkdir()

@@ -19,7 +19,7 @@ from hfdeploy.errors import (
 )
 from hfdeploy.model.safetensors import read_local_header
 from hfdeploy.model.weights import weight_stats
-from tests.conftest import write_safetensors_header
+from tests._synthetic import write_safetensors_header
 
 
 def test_reads_a_real_file_written_by_safetensors(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def size_command(
         profile = inspect_model(model)
         report = size_model(
             profile, gpu=gpu, engine=engine, dtype=dtype, kv_dtype=kv_dtype, context=context,
-            concurrency=concurrency, tp=tp, batched_tokens=max_batched_tokens,
+            concurrency=concurrency, tp=tp, max_batched_tokens=max_batched_tokens,
             gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
         )  # fmt: skip
     if json_:

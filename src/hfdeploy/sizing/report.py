@@ -50,7 +50,7 @@ def size_model(
     context: int | None = None,
     concurrency: int = 1,
     tp: int = 1,
-    batched_tokens: int | None = None,
+    max_batched_tokens: int | None = None,
     gpu_memory_utilization: float | None = None,
     quantization: str | None = None,
 ) -> SizeReport:
@@ -59,7 +59,7 @@ def size_model(
     Args:
         profile: from :func:`hfdeploy.inspect_model`.
         gpu: one catalog GPU to fit against (default: the whole catalog).
-        engine, dtype, kv_dtype, context, concurrency, tp, batched_tokens,
+        engine, dtype, kv_dtype, context, concurrency, tp, max_batched_tokens,
         gpu_memory_utilization, quantization: serving settings (see ``hfdeploy size --help``).
 
     Raises:
@@ -67,7 +67,7 @@ def size_model(
     """
     settings = resolve_settings(
         profile, engine=engine, dtype=dtype, kv_dtype=kv_dtype, context=context,
-        concurrency=concurrency, tp=tp, batched_tokens=batched_tokens,
+        concurrency=concurrency, tp=tp, batched_tokens=max_batched_tokens,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
     )  # fmt: skip
     est = estimate_memory(profile, settings)
