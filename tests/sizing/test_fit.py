@@ -19,7 +19,7 @@ def llama70b(tmp_path_factory: pytest.TempPathFactory) -> ModelProfile:
     return inspect_model(str(folder))
 
 
-def test_70b_parameters_from_thirty_shards(llama70b: ModelProfile) -> None:
+def test_70b_parameters_from_sharded_headers(llama70b: ModelProfile) -> None:
     assert llama70b.parameters == 70_553_706_496
     assert llama70b.weights.bytes == 2 * 70_553_706_496
     assert llama70b.bytes_read < 1_000_000

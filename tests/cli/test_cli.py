@@ -1,0 +1,96 @@
+"""The CLI through Typer's CliRunner: output, --json contracts, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hfdeploy import __version__
+from hfdeploy.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0
+    assert r.output.strip() == f"hfdeploy {__version__}"
+
+
+def test_inspect_human(minilm_dir: Path) -> None:
+    r = runner.invoke(app, ["inspect", str(minilm_dir)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "22,713,216" in r.output
+    assert "sentence-similarity" in r.output
+
+
+def test_inspect_json(minilm_dir: Path) -> None:
+    r = runner.invoke(app, ["inspect", str(minilm_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["parameters"]["total"] == 22_713_216
+    assert d["task"] == "sentence-similarity"
+    assert d["formats"]["safetensors"] == ["model.safetensors"]
+
+
+def test_size_json_contract(minilm_dir: Path) -> None:
+    r = runner.invoke(app, ["size", str(minilm_dir), "--json", "--gpu", "L4"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["parameters"]["total"] == 22_713_216
+    assert d["weights"]["bytes"] == 22_713_216 * 2 + 4096
+    assert d["kv_cache"]["bytes_per_token"] == 0
+    assert d["kv_cache"]["bytes_per_sequence"] == 0
+    assert d["kv_cache"]["dtype"] == "float16"
+    assert d["total"]["bytes"] > d["weights"]["bytes"]
+    assert d["fits"] == [d["fits"][0]]
+    assert (d["fits"][0]["gpu"], d["fits"][0]["count"], d["fits"][0]["fits"]) == ("L4", 1, True)
+
+
+def test_size_human_shows_breakdown_and_fit(tiny_models: dict[str, Path]) -> None:
+    r = runner.invoke(app, ["size", str(tiny_models["llama"]), "--context", "2048",
+                            "--concurrency", "4"], env={"COLUMNS": "200"})  # fmt: skip
+    assert r.exit_code == 0, r.output
+    for word in ("weights", "kv cache", "activations", "H100-SXM", "max conc."):
+        assert word in r.output
+
+
+def test_corrupt_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", 10**9) + b"{}")
+    r = runner.invoke(app, ["inspect", str(tmp_path)])
+    assert r.exit_code == 1
+    assert "error:" in r.output and "exceeds" in r.output
+    assert "next:" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_error_json(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["inspect", str(tmp_path), "--json"])
+    assert r.exit_code == 1
+    body = json.loads(r.stdout)
+    assert body["error"]["type"] == "MissingConfigError"
+
+
+def test_bad_setting(minilm_dir: Path) -> None:
+    r = runner.invoke(app, ["size", str(minilm_dir), "--gpu", "nope"])
+    assert r.exit_code == 1
+    assert "not in the GPU catalog" in r.output
+
+
+def test_missing_path_and_bad_ref() -> None:
+    r = runner.invoke(app, ["inspect", "./does/not/exist"])
+    assert r.exit_code == 1 and "not found" in r.output
+    r = runner.invoke(app, ["inspect", "not a repo!"])
+    assert r.exit_code == 1 and "not a model reference" in r.output
+
+
+def test_debug_shows_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HFDEPLOY_DEBUG", "1")
+    r = runner.invoke(app, ["inspect", str(tmp_path)])
+    assert r.exit_code == 1
+    assert "Traceback" in r.output
