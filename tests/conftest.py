@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,13 @@ __all__ = ["write_safetensors_header"]
 
 
 @pytest.fixture(autouse=True)
-def _offline_hf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _offline_hf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test may reach the Hub or read the developer's cache or token."""
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_CACHE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield
+    return
 
 
 @pytest.fixture(scope="session")
@@ -36,4 +35,3 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random-weight models of several families, saved by transformers."""
     root = tmp_path_factory.mktemp("models")
     return _models.build_all(root)
-

@@ -38,7 +38,9 @@ class HfDeployError(Exception):
         hint: one line saying what to do next.
     """
 
-    default_hint = "Run with HFDEPLOY_DEBUG=1 for a traceback, and report it if it looks like a bug."
+    default_hint = (
+        "Run with HFDEPLOY_DEBUG=1 for a traceback, and report it if it looks like a bug."
+    )
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

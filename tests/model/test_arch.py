@@ -52,7 +52,8 @@ def test_gemma3_pattern_every_sixth_layer_global() -> None:
 def test_multimodal_wrapper_reads_text_config() -> None:
     raw = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"],
            "text_config": {"num_hidden_layers": 3, "num_attention_heads": 8,
-                           "num_key_value_heads": 2, "hidden_size": 512, "head_dim": 64}}  # fmt: skip
+                           "num_key_value_heads": 2, "hidden_size": 512,
+                           "head_dim": 64}}  # fmt: skip
     spec = arch_from_config(raw)
     assert spec.groups[0].count == 3
     assert spec.groups[0].elements_per_token == 2 * 2 * 64
@@ -91,7 +92,8 @@ def test_mamba_model_has_only_state() -> None:
 def test_jamba_period_offset() -> None:
     raw = {"model_type": "jamba", "num_hidden_layers": 8, "num_attention_heads": 8,
            "num_key_value_heads": 2, "hidden_size": 256, "attn_layer_period": 8,
-           "attn_layer_offset": 4, "mamba_d_state": 16, "mamba_d_conv": 4, "mamba_expand": 2}  # fmt: skip
+           "attn_layer_offset": 4, "mamba_d_state": 16, "mamba_d_conv": 4,
+           "mamba_expand": 2}  # fmt: skip
     assert _kinds(raw) == {"full": 1, "mamba": 7}
 
 

@@ -38,7 +38,9 @@ class FakeHub:
         self.requests.append(request)
         auth = request.headers.get("authorization")
         if self.gated and auth != f"Bearer {self.token}":
-            return httpx.Response(401 if auth is None else 403, headers={"x-error-code": "GatedRepo"})
+            return httpx.Response(
+                401 if auth is None else 403, headers={"x-error-code": "GatedRepo"}
+            )
         path = request.url.path
         if m := re.fullmatch(rf"/api/models/{REPO}/revision/([^/]+)", path):
             if m.group(1) not in {"main", SHA}:
@@ -100,8 +102,17 @@ def test_large_header_needs_a_second_range_request(tmp_path: Path) -> None:
 
     folder = tmp_path / "repo"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": [
-        "LlamaForCausalLM"], "num_hidden_layers": 1, "num_attention_heads": 1, "hidden_size": 8}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "architectures": ["LlamaForCausalLM"],
+                "num_hidden_layers": 1,
+                "num_attention_heads": 1,
+                "hidden_size": 8,
+            }
+        )
+    )
     tensors = {f"layers.{i}.weight_with_a_long_name": {"dtype": "BF16", "shape": [8, 8],
                "nbytes": 128} for i in range(2000)}  # fmt: skip
     write_safetensors_header(folder / "model.safetensors", tensors, sparse_data=False)

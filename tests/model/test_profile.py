@@ -54,7 +54,9 @@ def test_task_from_architecture(
     assert (p.task.task, p.task.kind) == (task, kind)
 
 
-def test_single_label_classifier_is_a_reranker(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+def test_single_label_classifier_is_a_reranker(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "ce"
     shutil.copytree(tiny_models["bert"], folder)
     cfg = json.loads((folder / "config.json").read_text())
@@ -84,7 +86,9 @@ def test_sharded_checkpoint_through_index(tmp_path: Path) -> None:
     assert p.weights.source.startswith(f"safetensors headers ({len(shards)} files")
 
 
-def test_config_only_counts_exactly_with_the_lm_head(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+def test_config_only_counts_exactly_with_the_lm_head(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "config_only"
     folder.mkdir()
     shutil.copy(tiny_models["llama"] / "config.json", folder / "config.json")
@@ -134,7 +138,9 @@ def _write_gguf(path: Path) -> None:
     w.add_head_count_kv(2)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
     q = gguf.quants.quantize(np.ones((64, 64), np.float32), gguf.GGMLQuantizationType.Q8_0)
-    w.add_tensor("blk.0.attn_q.weight", q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.add_tensor(
+        "blk.0.attn_q.weight", q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0
+    )
     w.add_tensor("token_embd.weight", np.ones((32, 64), np.float16))
     w.add_tensor("output_norm.weight", np.ones(64, np.float32))
     w.write_header_to_file()

@@ -69,7 +69,11 @@ def test_packed_4bit_and_gptq_count_logical_parameters(tmp_path: Path) -> None:
         path,
         {
             # MXFP4 (gpt-oss): 2 values per byte in *_blocks, E8M0 scales per 32 values
-            "mlp.experts.down_proj_blocks": {"dtype": "U8", "shape": [4, 64, 2, 16], "nbytes": 8192},
+            "mlp.experts.down_proj_blocks": {
+                "dtype": "U8",
+                "shape": [4, 64, 2, 16],
+                "nbytes": 8192,
+            },
             "mlp.experts.down_proj_scales": {"dtype": "U8", "shape": [4, 64, 2], "nbytes": 512},
             # GPTQ 4-bit: 8 values per int32
             "q_proj.qweight": {"dtype": "I32", "shape": [8, 64], "nbytes": 2048},

@@ -47,7 +47,9 @@ def test_fp8_kv_halves_the_cache(profiles: dict[str, ModelProfile]) -> None:
     assert fp8.estimate.settings.kv_dtype == "fp8"
 
 
-def test_gemma2_sliding_layers(profiles: dict[str, ModelProfile], tiny_models: dict[str, Path]) -> None:
+def test_gemma2_sliding_layers(
+    profiles: dict[str, ModelProfile], tiny_models: dict[str, Path]
+) -> None:
     c = _cfg(tiny_models["gemma2"])
     per_layer = 2 * c["num_key_value_heads"] * c["head_dim"] * 2
     n_full = n_slide = c["num_hidden_layers"] // 2
@@ -86,7 +88,9 @@ def test_gqa_kv_replicated_beyond_kv_heads(profiles: dict[str, ModelProfile]) ->
     assert four.estimate.kv_bytes_per_sequence_per_rank == seq // 2
 
 
-def test_whisper_cross_attention(profiles: dict[str, ModelProfile], tiny_models: dict[str, Path]) -> None:
+def test_whisper_cross_attention(
+    profiles: dict[str, ModelProfile], tiny_models: dict[str, Path]
+) -> None:
     c = _cfg(tiny_models["whisper"])
     head_dim = c["d_model"] // c["decoder_attention_heads"]
     per_layer = 2 * c["decoder_attention_heads"] * head_dim * 4  # float32 checkpoint, no auto cast

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from hfdeploy import inspect_model, size_model
@@ -33,7 +31,11 @@ def test_70b_does_not_fit_one_h100_but_fits_with_tensor_parallelism(llama70b: Mo
     at_min = size_model(llama70b, gpu="H100-SXM", context=8192, concurrency=16, tp=row.min_tp)
     assert at_min.fits[0].fits
     if row.min_tp == 4:
-        assert not size_model(llama70b, gpu="H100-SXM", context=8192, concurrency=16, tp=2).fits[0].fits
+        assert (
+            not size_model(llama70b, gpu="H100-SXM", context=8192, concurrency=16, tp=2)
+            .fits[0]
+            .fits
+        )
 
 
 def test_int4_what_if_fits_one_h100(llama70b: ModelProfile) -> None:

@@ -40,7 +40,9 @@ def render_profile(out: Output, p: ModelProfile) -> None:
     t.add_row("parameters", f"{p.parameters:,} ({p.weights.source})")
     for dtype, s in sorted(p.weights.by_dtype.items(), key=lambda kv: -kv[1].bytes):
         extra = "" if s.parameters else " (buffers / quantization aux, not parameters)"
-        t.add_row(f"  {dtype}", f"{s.parameters:,} params, {s.tensors} tensors, {gib(s.bytes)}{extra}")
+        t.add_row(
+            f"  {dtype}", f"{s.parameters:,} params, {s.tensors} tensors, {gib(s.bytes)}{extra}"
+        )
     if p.weights.expert_parameters:
         active = f", {p.arch.moe.active} of {p.arch.moe.num_experts} active" if p.arch.moe else ""
         t.add_row("  experts", f"{p.weights.expert_parameters:,} params{active}")

@@ -18,6 +18,22 @@ from hfdeploy.sizing.report import SizeReport, size_model
 __all__ = ["render_size", "size_command"]
 
 
+GpuOpt = Annotated[str | None, typer.Option(help="Fit against one GPU (default: the catalog).")]
+EngineOpt = Annotated[str | None, typer.Option(help="Serving engine: " + ", ".join(ENGINES) + ".")]
+DtypeOpt = Annotated[str, typer.Option(help="Serving dtype: " + ", ".join(DTYPES) + ".")]
+KvDtypeOpt = Annotated[str, typer.Option(help="KV cache dtype: " + ", ".join(KV_DTYPES) + ".")]
+ContextOpt = Annotated[
+    int | None, typer.Option(help="Tokens per request (default: model max, capped at 8192).")
+]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Requests held at once (vLLM --max-num-seqs).")]
+TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
+UtilOpt = Annotated[float | None, typer.Option(help="Engine memory fraction (vLLM default 0.9).")]
+BatchedOpt = Annotated[int | None, typer.Option(help="Batched-token budget (activation peak).")]
+QuantOpt = Annotated[
+    str | None, typer.Option(help="What-if quantization: " + ", ".join(QUANTIZATIONS) + ".")
+]
+
+
 def render_size(out: Output, r: SizeReport) -> None:
     """The human view: settings, breakdown, fit table, notes."""
     e, s, p = r.estimate, r.estimate.settings, r.profile
@@ -43,13 +59,28 @@ def render_size(out: Output, r: SizeReport) -> None:
             f"{s.context:,} tokens; {e.kv_bytes_per_token:,} B/token; layers: {kinds}",
         )  # fmt: skip
     else:
-        t.add_row("kv cache", gib(0), e.kv_cache.confidence, "none: " + (e.notes[0] if e.notes else "no KV cache"))
+        t.add_row(
+            "kv cache",
+            gib(0),
+            e.kv_cache.confidence,
+            "none: " + (e.notes[0] if e.notes else "no KV cache"),
+        )
     t.add_row("activations", gib(e.activations.bytes), e.activations.confidence,
               f"{s.batched_tokens:,} batched tokens")  # fmt: skip
     t.add_row("cuda context", gib(e.cuda_context.bytes), e.cuda_context.confidence, "prior")
     t.add_row("non-torch", gib(e.non_torch.bytes), e.non_torch.confidence, f"prior at TP {s.tp}")
-    t.add_row("cuda graphs", gib(e.cuda_graphs.bytes), e.cuda_graphs.confidence, e.cuda_graphs.basis.split(";")[0])
-    t.add_row("[bold]total[/]", f"[bold]{gib(e.total_bytes)}[/]", "", f"per GPU rank; x{s.tp} GPUs" if s.tp > 1 else "one GPU")
+    t.add_row(
+        "cuda graphs",
+        gib(e.cuda_graphs.bytes),
+        e.cuda_graphs.confidence,
+        e.cuda_graphs.basis.split(";")[0],
+    )
+    t.add_row(
+        "[bold]total[/]",
+        f"[bold]{gib(e.total_bytes)}[/]",
+        "",
+        f"per GPU rank; x{s.tp} GPUs" if s.tp > 1 else "one GPU",
+    )
     out.print(t)
     fit = Table(title=f"Fit (at TP {s.tp}; budget = memory x {s.gpu_memory_utilization or 1.0:g})",
                 title_justify="left")  # fmt: skip
@@ -73,18 +104,18 @@ def render_size(out: Output, r: SizeReport) -> None:
 
 def size_command(
     model: ModelArg,
-    gpu: Annotated[str | None, typer.Option(help="Fit against one GPU (default: the catalog).")] = None,
-    engine: Annotated[str | None, typer.Option(help="Serving engine: " + ", ".join(ENGINES) + ".")] = None,
-    dtype: Annotated[str, typer.Option(help="Serving dtype: " + ", ".join(DTYPES) + ".")] = "auto",
-    kv_dtype: Annotated[str, typer.Option(help="KV cache dtype: " + ", ".join(KV_DTYPES) + ".")] = "auto",
-    context: Annotated[int | None, typer.Option(help="Tokens per request (default: model max, capped at 8192).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests held at once (vLLM --max-num-seqs).")] = 1,
-    tp: Annotated[int, typer.Option(help="Tensor-parallel degree.")] = 1,
-    gpu_memory_utilization: Annotated[float | None, typer.Option(help="Engine memory fraction (vLLM default 0.9).")] = None,
-    max_batched_tokens: Annotated[int | None, typer.Option(help="Batched-token budget (activation peak).")] = None,
-    quantization: Annotated[str | None, typer.Option(help="What-if: " + ", ".join(QUANTIZATIONS) + ".")] = None,
+    gpu: GpuOpt = None,
+    engine: EngineOpt = None,
+    dtype: DtypeOpt = "auto",
+    kv_dtype: KvDtypeOpt = "auto",
+    context: ContextOpt = None,
+    concurrency: ConcurrencyOpt = 1,
+    tp: TpOpt = 1,
+    gpu_memory_utilization: UtilOpt = None,
+    max_batched_tokens: BatchedOpt = None,
+    quantization: QuantOpt = None,
     json_: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """GPU memory needed (weights, KV cache, activations, overhead) and which GPUs fit."""
     out = Output(json_mode=json_)
     with handle_errors(json_mode=json_):

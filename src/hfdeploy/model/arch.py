@@ -149,8 +149,17 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 def _family(cfg: Mapping[str, Any], model_type: str | None, archs: list[str]) -> str:
-    if cfg.get("is_encoder_decoder") or model_type in {"whisper", "t5", "bart", "mbart", "mt5",
-                                                        "marian", "pegasus", "m2m_100", "umt5"}:
+    if cfg.get("is_encoder_decoder") or model_type in {
+        "whisper",
+        "t5",
+        "bart",
+        "mbart",
+        "mt5",
+        "marian",
+        "pegasus",
+        "m2m_100",
+        "umt5",
+    }:
         return "encoder-decoder"
     if model_type in _ENCODER_ONLY:
         return "encoder"
@@ -323,7 +332,7 @@ def arch_from_config(
             n = sum(1 for k in kinds if k == kind)
             if n:
                 groups.append(
-                    LayerGroup(kind, n, kv_heads=kv_heads, head_dim_k=head_dim,  # type: ignore[arg-type]
+                    LayerGroup(kind, n, kv_heads=kv_heads, head_dim_k=head_dim,
                                head_dim_v=head_dim, elements_per_token=2 * kv_heads * head_dim,
                                window=window if kind == "sliding" else None)
                 )  # fmt: skip
@@ -377,9 +386,10 @@ def _encoder_decoder(cfg: Mapping[str, Any], model_type: str | None, drivers: di
     kv_heads = heads
     vocab = _int(_first(cfg, drivers, "vocab_size"))
     inter = _int(_first(cfg, drivers, "decoder_ffn_dim", "d_ff"), 4 * d_model)
-    dec_max = _int(
-        _first(cfg, drivers, "max_target_positions", "max_position_embeddings", "n_positions")
-    ) or None
+    dec_max = (
+        _int(_first(cfg, drivers, "max_target_positions", "max_position_embeddings", "n_positions"))
+        or None
+    )
     enc_positions = _int(_first(cfg, drivers, "max_source_positions"))
     if not enc_positions:
         enc_positions = dec_max or 512
@@ -397,4 +407,3 @@ def _encoder_decoder(cfg: Mapping[str, Any], model_type: str | None, drivers: di
         vocab_size=vocab, max_context=dec_max, groups=groups, encoder_positions=enc_positions,
         drivers=drivers,
     )  # fmt: skip
-

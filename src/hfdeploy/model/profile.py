@@ -285,4 +285,3 @@ def build_profile(source: ModelSource, *, ref: str, gguf_file: str | None = None
         bytes_read=source.bytes_read,
         notes=tuple(notes),
     )
-

@@ -52,12 +52,20 @@ class ModelSource(Protocol):
     """What profiling needs from wherever the model lives."""
 
     kind: SourceKind
-    location: str
-    repo_id: str | None
     revision: str | None
     commit_sha: str | None
     hub: HubMeta | None
     notes: list[str]
+
+    @property
+    def location(self) -> str:
+        """Where the files are, for messages."""
+        ...
+
+    @property
+    def repo_id(self) -> str | None:
+        """The Hub repo id, when known."""
+        ...
 
     def files(self) -> dict[str, int | None]:
         """Repository-relative file names and their sizes (None when unknown)."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["TaskInfo", "Kind", "detect_task"]
+__all__ = ["Kind", "TaskInfo", "detect_task"]
 
 Kind = Literal[
     "generator", "embedder", "reranker", "classifier", "speech", "vision", "seq2seq", "other"
@@ -136,12 +136,12 @@ def detect_task(
             if arch.endswith(suffix):
                 return _info(task, f"architecture {arch}")
         if arch.endswith("ForConditionalGeneration"):
-            task = _CONDITIONAL_GENERATION_BY_TYPE.get(model_type)
-            if task:
-                return _info(task, f"architecture {arch} (model_type {model_type!r})")
+            by_type = _CONDITIONAL_GENERATION_BY_TYPE.get(model_type)
+            if by_type:
+                return _info(by_type, f"architecture {arch} (model_type {model_type!r})")
             vision = any(k in config for k in ("vision_config", "image_token_index"))
-            task = "image-text-to-text" if vision else "text-generation"
-            return _info(task, f"architecture {arch}")
+            generic = "image-text-to-text" if vision else "text-generation"
+            return _info(generic, f"architecture {arch}")
         if arch.endswith("Model"):
             return _info("feature-extraction", f"architecture {arch} (a base model: hidden states)")
     if model_type in _CONDITIONAL_GENERATION_BY_TYPE:

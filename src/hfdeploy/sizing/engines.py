@@ -1,6 +1,6 @@
 """Per-engine memory behaviour that sizing needs: priors, defaults and cache layout.
 
-Pure data. Sources: reference/sizing.md §5–7 and reference/engines.md. Every prior is
+Pure data. Sources: reference/sizing.md §5-7 and reference/engines.md. Every prior is
 named as such in the estimate it feeds.
 """
 

@@ -232,7 +232,9 @@ def resolve_settings(
             "engine", name, "unknown engine", hint="Use one of: " + ", ".join(ENGINES)
         )
     eng = ENGINES[name]
-    sources: dict[str, str] = {"engine": "--engine" if engine else f"default for {profile.task.kind}"}
+    sources: dict[str, str] = {
+        "engine": "--engine" if engine else f"default for {profile.task.kind}"
+    }
     if concurrency < 1:
         raise InvalidSettingError("concurrency", concurrency, "must be at least 1")
     if tp < 1 or tp & (tp - 1):
@@ -342,7 +344,9 @@ def _weights(profile: ModelProfile, s: ServingSettings) -> tuple[Term, int]:
         drivers["tp"] = s.tp
         drivers["replicated_bytes"] = replicated
         basis += "; split over TP ranks, 1-D tensors (norms, biases) replicated"
-    confidence: Confidence = "high" if profile.weights_source != "config (meta device)" else "medium"
+    confidence: Confidence = (
+        "high" if profile.weights_source != "config (meta device)" else "medium"
+    )
     return Term(per_rank, confidence, basis, drivers), total
 
 
@@ -354,7 +358,11 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
     tokens = s.batched_tokens
     h = a.hidden_size
     kv_group = next((g for g in a.groups if g.kind in {"full", "sliding"}), None)
-    head_dim = kv_group.head_dim_k if kv_group else (h // a.num_attention_heads if a.num_attention_heads else 0)
+    head_dim = (
+        kv_group.head_dim_k
+        if kv_group
+        else (h // a.num_attention_heads if a.num_attention_heads else 0)
+    )
     q = a.num_attention_heads * head_dim
     kvw = (kv_group.kv_heads * head_dim) if kv_group else q
     if a.moe:
@@ -402,9 +410,10 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
         if prior > total:
             total = prior
             formula = (
-                f"llm-d's measured vLLM peak for {key} models on H100 ({VLLM_ACTIVATION_PRIORS_GIB[key]}"
-                " GiB at 8192 batched tokens), scaled by batched_tokens / 8192 / TP; it exceeds "
-                "the per-token formula (torch.compile and sampler buffers)"
+                f"llm-d's measured vLLM peak for {key} models on H100 "
+                f"({VLLM_ACTIVATION_PRIORS_GIB[key]} GiB at 8192 batched tokens), scaled by "
+                "batched_tokens / 8192 / TP; it exceeds the per-token formula "
+                "(torch.compile and sampler buffers)"
             )
             confidence = "medium"
     return Term(round(total), confidence, formula, drivers)
@@ -422,7 +431,7 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
     weights, weights_total = _weights(profile, settings)
     kv_b = KV_DTYPES[settings.kv_dtype] or _dtype_bytes(settings.kv_dtype)
     state_b = _dtype_bytes(settings.dtype)
-    uses_kv = eng.kv_cache and profile.arch.has_kv_cache or any(
+    uses_kv = (eng.kv_cache and profile.arch.has_kv_cache) or any(
         g.kind in {"mamba", "linear"} for g in profile.arch.groups
     )
     if eng.kv_cache and uses_kv and profile.task.kind in {"embedder", "reranker", "classifier"}:

@@ -1,4 +1,4 @@
-"""MemoryEstimate × GPU catalog → which GPUs fit, how many, at what context × concurrency.
+"""MemoryEstimate x GPU catalog → which GPUs fit, how many, at what context x concurrency.
 
 Pure. For engines with a memory fraction (vLLM, SGLang), everything but the CUDA
 context must fit in ``memory x fraction``, and the context in the rest; otherwise the
@@ -72,14 +72,22 @@ def fits_on(est: MemoryEstimate, gpu: GPU) -> tuple[bool, int, str]:
     if fraction is not None:
         outside = gpu.memory_bytes - budget
         if est.cuda_context.bytes > outside:
-            return False, headroom, (
-                f"the CUDA context needs {est.cuda_context.bytes / 2**30:.2f} GiB outside the "
-                f"{fraction:.2f} fraction; lower the fraction"
+            return (
+                False,
+                headroom,
+                (
+                    f"the CUDA context needs {est.cuda_context.bytes / 2**30:.2f} GiB outside the "
+                    f"{fraction:.2f} fraction; lower the fraction"
+                ),
             )
     if headroom < 0:
         return False, headroom, "over budget"
-    if est.settings.engine == "vllm" and est.kv_bytes_per_sequence_per_rank and (
-        budget - est.non_kv_bytes + est.cuda_context.bytes < est.kv_bytes_per_sequence_per_rank
+    if (
+        est.settings.engine == "vllm"
+        and est.kv_bytes_per_sequence_per_rank
+        and (
+            budget - est.non_kv_bytes + est.cuda_context.bytes < est.kv_bytes_per_sequence_per_rank
+        )
     ):
         return False, headroom, "one request at this context does not fit the KV budget"
     return True, headroom, "fits"

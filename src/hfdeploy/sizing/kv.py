@@ -1,4 +1,4 @@
-"""KV cache and recurrent state: bytes per token and per request (sizing.md §3–4).
+"""KV cache and recurrent state: bytes per token and per request (sizing.md §3-4).
 
 Pure arithmetic over an :class:`ArchSpec`.
 """
@@ -83,8 +83,10 @@ def kv_layout(
                 seq = held * tok_bytes
             case "sliding":
                 window = g.window or context
-                span = min(window - 1 + batched_tokens, context) if block_size > 0 else min(
-                    window, context
+                span = (
+                    min(window - 1 + batched_tokens, context)
+                    if block_size > 0
+                    else min(window, context)
                 )
                 held = pages(span, sliding=block_size > 0)
                 tok_bytes = g.count * ept * kv_bytes
