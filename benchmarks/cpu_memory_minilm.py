@@ -68,9 +68,7 @@ def main() -> None:
                 "weights_ratio": round(measured["weights"] / est.weights.bytes, 3),
                 "activations_estimate": est.activations.bytes,
                 "activations_measured_peak_rss": measured["peak_over_loaded"],
-                "activations_ratio": round(
-                    measured["peak_over_loaded"] / est.activations.bytes, 3
-                ),
+                "activations_ratio": round(measured["peak_over_loaded"] / est.activations.bytes, 3),
             }
         )
         print(rows[-1])
