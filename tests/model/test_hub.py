@@ -72,7 +72,8 @@ class FakeHub:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    return {"HF_ENDPOINT": "https://hub.test", **extra}
+    # HF_TOKEN_PATH: never read the developer's stored login token
+    return {"HF_ENDPOINT": "https://hub.test", "HF_TOKEN_PATH": "/nonexistent/token", **extra}
 
 
 def _client(handler: Any) -> httpx.Client:
@@ -224,3 +225,13 @@ def test_hub_unreachable_falls_back_to_cache(tiny_models: dict[str, Path], tmp_p
         p = inspect_model(REPO, environ=_env(HF_HUB_CACHE=str(cache)), client=client)
     assert p.source == "cache"
     assert any("could not be reached" in n for n in p.notes)
+
+
+def test_stored_login_token_is_used(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("hf_right\n")
+    hub = FakeHub(tiny_models["llama"], gated=True, token="hf_right")
+    with _client(hub) as client:
+        p = inspect_model(
+            REPO, environ=_env(HF_TOKEN_PATH=str(tmp_path / "token")), client=client
+        )
+    assert p.parameters > 0

@@ -74,6 +74,21 @@ def hub_cache_dir(environ: Mapping[str, str]) -> Path:
     return Path(home).expanduser() / "hub"
 
 
+def _token(environ: Mapping[str, str]) -> str | None:
+    """``HF_TOKEN``, else the token `hf auth login` stored under HF_HOME."""
+    token = environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token
+    home = environ.get("HF_HOME") or os.path.join(
+        environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface"
+    )
+    stored = Path(environ.get("HF_TOKEN_PATH") or Path(home) / "token").expanduser()
+    try:
+        return stored.read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _from_cache(repo_id: str, revision: str | None, cache: Path) -> LocalSource | None:
     """A cached snapshot of ``repo_id`` at ``revision``, in huggingface_hub's layout."""
     from huggingface_hub import snapshot_download
@@ -144,7 +159,7 @@ def resolve(
         revision=parsed.revision,
         client=http,
         endpoint=(env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
-        token=env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN") or None,
+        token=_token(env),
     )
     try:
         hub.load()
