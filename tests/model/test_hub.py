@@ -231,7 +231,5 @@ def test_stored_login_token_is_used(tiny_models: dict[str, Path], tmp_path: Path
     (tmp_path / "token").write_text("hf_right\n")
     hub = FakeHub(tiny_models["llama"], gated=True, token="hf_right")
     with _client(hub) as client:
-        p = inspect_model(
-            REPO, environ=_env(HF_TOKEN_PATH=str(tmp_path / "token")), client=client
-        )
+        p = inspect_model(REPO, environ=_env(HF_TOKEN_PATH=str(tmp_path / "token")), client=client)
     assert p.parameters > 0
