@@ -25,6 +25,8 @@ def gib(n: int | float | None, digits: int = 2) -> str:
     """Bytes as GiB for people; small values in MiB so they do not read as zero."""
     if n is None:
         return "-"
+    if abs(n) < 2**20 / 10:
+        return f"{n / 2**10:.1f} KiB"
     if abs(n) < 2**30 / 10:
         return f"{n / 2**20:.1f} MiB"
     return f"{n / 2**30:.{digits}f} GiB"

@@ -26,14 +26,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 def render_profile(out: Output, p: ModelProfile) -> None:
     """The human view of a profile."""
     t = Table(show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column()
-    where = p.repo_id or p.location
-    t.add_row("model", where)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
+    t.add_row("model", p.repo_id or p.location)
     if p.source != "local" or p.commit_sha:
         t.add_row("source", f"{p.source} @ {p.commit_sha or p.revision or '-'}")
-    if p.source == "local" and p.repo_id is None:
-        t.add_row("location", p.location)
     t.add_row("architecture", ", ".join(p.architectures) or "-")
     t.add_row("model type", str(p.model_type or "-"))
     t.add_row("task", f"{p.task.task} ({p.task.kind}; from {p.task.source})")
