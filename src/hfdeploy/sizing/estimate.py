@@ -405,14 +405,16 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
             else str(profile.model_type) if profile.model_type in {"qwen2", "qwen3"}
             else "dense"
         )  # fmt: skip
-        prior = VLLM_ACTIVATION_PRIORS_GIB[key] * GIB * tokens / 8192 / tp
+        # Not divided by TP: hidden states are replicated on every rank; conservative.
+        prior = VLLM_ACTIVATION_PRIORS_GIB[key] * GIB * tokens / 8192
         drivers["llm_d_prior_gib"] = round(prior / GIB, 2)
         if prior > total:
             total = prior
             formula = (
                 f"llm-d's measured vLLM peak for {key} models on H100 "
                 f"({VLLM_ACTIVATION_PRIORS_GIB[key]} GiB at 8192 batched tokens), scaled by "
-                "batched_tokens / 8192 / TP; it exceeds the per-token formula "
+                "batched_tokens / 8192 (kept whole on every TP rank); it exceeds the per-token "
+                "formula "
                 "(torch.compile and sampler buffers)"
             )
             confidence = "medium"
