@@ -73,11 +73,11 @@ def llama_shaped_checkpoint(folder: Path, config: dict[str, Any], *, shards: int
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     tensors = _llama_tensors(config)
-    per_shard = -(-len(tensors) // shards)
+    bounds = [round(k * len(tensors) / shards) for k in range(shards + 1)]
     weight_map: dict[str, str] = {}
     total = 0
     for s in range(shards):
-        part = tensors[s * per_shard : (s + 1) * per_shard]
+        part = tensors[bounds[s] : bounds[s + 1]]
         name = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
         spec = {}
         for t, shape in part:
