@@ -77,8 +77,8 @@ def main() -> None:
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "ratio": "measured / estimate (1.0 = exact; above 1 = the estimate is low)",
         "rows": rows,
-        "caveat": "CPU RSS includes allocator caching and page granularity, and eager CPU "
-        "attention materialises the score matrix that GPU engines fuse away; the GPU "
+        "caveat": "CPU RSS includes allocator caching and page granularity, and CPU attention may "
+        "materialise the score matrix that GPU engines fuse away; the GPU "
         "estimate is what hfdeploy size reports for GPUs.",
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")

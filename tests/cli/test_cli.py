@@ -94,3 +94,15 @@ def test_debug_shows_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     r = runner.invoke(app, ["inspect", str(tmp_path)])
     assert r.exit_code == 1
     assert "Traceback" in r.output
+
+
+def test_kv_row_gives_the_kv_reason_not_another_note(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    # a config-only encoder: its first note is about weights, not about the KV cache
+    (tmp_path / "config.json").write_text((tiny_models["bert"] / "config.json").read_text())
+    r = runner.invoke(app, ["size", str(tmp_path), "--gpu", "L4"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    kv_row = next(line for line in r.output.splitlines() if "kv cache" in line)
+    assert "weights counted" not in kv_row
+    assert "no KV cache" in kv_row

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -86,6 +86,3 @@ def handle_errors(*, json_mode: bool = False) -> Iterator[None]:
             ),
             json_mode=json_mode,
         )
-
-
-Runner = Callable[[], None]

@@ -12,7 +12,6 @@ from hfdeploy.cli.inspect import JsonOpt, ModelArg
 from hfdeploy.model.resolve import inspect_model
 from hfdeploy.sizing.engines import ENGINES
 from hfdeploy.sizing.estimate import DTYPES, KV_DTYPES, QUANTIZATIONS
-from hfdeploy.sizing.gpus import gpu_catalog
 from hfdeploy.sizing.report import SizeReport, size_model
 
 __all__ = ["render_size", "size_command"]
@@ -59,12 +58,7 @@ def render_size(out: Output, r: SizeReport) -> None:
             f"{s.context:,} tokens; {e.kv_bytes_per_token:,} B/token; layers: {kinds}",
         )  # fmt: skip
     else:
-        t.add_row(
-            "kv cache",
-            gib(0),
-            e.kv_cache.confidence,
-            "none: " + (e.notes[0] if e.notes else "no KV cache"),
-        )
+        t.add_row("kv cache", gib(0), e.kv_cache.confidence, e.kv_cache.basis)
     t.add_row("activations", gib(e.activations.bytes), e.activations.confidence,
               f"{s.batched_tokens:,} batched tokens")  # fmt: skip
     t.add_row("cuda context", gib(e.cuda_context.bytes), e.cuda_context.confidence, "prior")
@@ -129,8 +123,3 @@ def size_command(
         out.data(report.to_dict())
     else:
         render_size(out, report)
-
-
-def gpus_help() -> str:
-    """The catalog's GPU names, for help texts."""
-    return ", ".join(gpu_catalog().names())

@@ -9,7 +9,7 @@ that drove it in ``drivers``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = ["ArchSpec", "LayerGroup", "MoESpec", "arch_from_config", "text_config"]
@@ -46,16 +46,7 @@ class LayerGroup:
     state_elements: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "count": self.count,
-            "kv_heads": self.kv_heads,
-            "head_dim_k": self.head_dim_k,
-            "head_dim_v": self.head_dim_v,
-            "elements_per_token": self.elements_per_token,
-            "window": self.window,
-            "state_elements": self.state_elements,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +59,7 @@ class MoESpec:
     shared_experts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "num_experts": self.num_experts,
-            "active": self.active,
-            "expert_intermediate_size": self.expert_intermediate_size,
-            "shared_experts": self.shared_experts,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,14 +64,19 @@ def parse_ref(raw: str) -> ModelRef:
     return ModelRef(raw=raw, repo_id=repo, revision=revision or None)
 
 
-def hub_cache_dir(environ: Mapping[str, str]) -> Path:
-    """The Hub cache folder: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/...``."""
-    if environ.get("HF_HUB_CACHE"):
-        return Path(environ["HF_HUB_CACHE"]).expanduser()
+def _hf_home(environ: Mapping[str, str]) -> Path:
+    """``HF_HOME``, else ``$XDG_CACHE_HOME/huggingface``, else ``~/.cache/huggingface``."""
     home = environ.get("HF_HOME") or os.path.join(
         environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface"
     )
-    return Path(home).expanduser() / "hub"
+    return Path(home).expanduser()
+
+
+def hub_cache_dir(environ: Mapping[str, str]) -> Path:
+    """The Hub cache folder: ``HF_HUB_CACHE``, else ``HF_HOME/hub``."""
+    if environ.get("HF_HUB_CACHE"):
+        return Path(environ["HF_HUB_CACHE"]).expanduser()
+    return _hf_home(environ) / "hub"
 
 
 def _token(environ: Mapping[str, str]) -> str | None:
@@ -79,10 +84,7 @@ def _token(environ: Mapping[str, str]) -> str | None:
     token = environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")
     if token:
         return token
-    home = environ.get("HF_HOME") or os.path.join(
-        environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface"
-    )
-    stored = Path(environ.get("HF_TOKEN_PATH") or Path(home) / "token").expanduser()
+    stored = Path(environ.get("HF_TOKEN_PATH") or _hf_home(environ) / "token").expanduser()
     try:
         return stored.read_text().strip() or None
     except OSError:

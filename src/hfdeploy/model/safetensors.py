@@ -90,13 +90,6 @@ class SafetensorsHeader:
     header_len: int
     tensors: tuple[TensorInfo, ...]
     metadata: dict[str, str] = field(default_factory=dict)
-    #: Largest end offset: the data region must be at least this long.
-    data_end: int = 0
-
-    @property
-    def data_bytes(self) -> int:
-        """Bytes of tensor data (header excluded)."""
-        return sum(t.nbytes for t in self.tensors)
 
 
 def header_length(prefix: bytes, file: str, *, file_size: int | None) -> int:
@@ -195,7 +188,6 @@ def parse_header(
         header_len=header_len,
         tensors=tuple(tensors),
         metadata=metadata,
-        data_end=data_end,
     )
 
 

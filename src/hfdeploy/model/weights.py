@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hfdeploy.model.safetensors import FLOAT_DTYPES, TensorInfo
@@ -48,12 +48,7 @@ class DtypeStats:
         )
 
     def to_dict(self) -> dict[str, int]:
-        return {
-            "tensors": self.tensors,
-            "elements": self.elements,
-            "parameters": self.parameters,
-            "bytes": self.bytes,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +159,10 @@ def weight_stats(
         total_bytes += t.nbytes
         if len(t.shape) <= 1:
             one_dim += t.nbytes
-        logical = None if _is_aux(t.name, names) else _logical(t, four_bit_u8=four_bit, bits=bits)
+        is_aux = _is_aux(t.name, names)
+        logical = None if is_aux else _logical(t, four_bit_u8=four_bit, bits=bits)
         if logical is None:
-            if _is_aux(t.name, names):
+            if is_aux:
                 aux += t.nbytes
             else:
                 buffers += t.nbytes

@@ -8,8 +8,8 @@ and priors that drove it, and how sure it is.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypedDict, Unpack
 
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
@@ -29,6 +29,7 @@ __all__ = [
     "KV_DTYPES",
     "MemoryEstimate",
     "ServingSettings",
+    "SettingsKnobs",
     "Term",
     "estimate_memory",
     "resolve_settings",
@@ -37,12 +38,28 @@ __all__ = [
 Confidence = Literal["high", "medium", "low"]
 
 DTYPES = {"auto": None, "float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+#: Checkpoint dtype -> the serving dtype name that keeps it (F64 is served as float32).
+_DTYPE_NAMES = {v: k for k, v in DTYPES.items() if v} | {"F64": "float32"}
 KV_DTYPES = {
     "auto": None, "float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "fp8": 1.0,
     "fp8_e4m3": 1.0, "fp8_e5m2": 1.0,
 }  # fmt: skip
 QUANTIZATIONS = ("int8", "int4", "fp8")
 DEFAULT_CONTEXT_CAP = 8192
+
+
+class SettingsKnobs(TypedDict, total=False):
+    """The serving knobs a caller may set; every one has a default (see resolve_settings)."""
+
+    engine: str | None
+    dtype: str
+    kv_dtype: str
+    context: int | None
+    concurrency: int
+    tp: int
+    max_batched_tokens: int | None
+    gpu_memory_utilization: float | None
+    quantization: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +79,7 @@ class ServingSettings:
     sources: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "dtype": self.dtype,
-            "kv_dtype": self.kv_dtype,
-            "context": self.context,
-            "concurrency": self.concurrency,
-            "tp": self.tp,
-            "batched_tokens": self.batched_tokens,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "quantization": self.quantization,
-            "block_size": self.block_size,
-            "sources": self.sources,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +92,7 @@ class Term:
     drivers: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "bytes": self.bytes,
-            "confidence": self.confidence,
-            "basis": self.basis,
-            "drivers": self.drivers,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +129,6 @@ class MemoryEstimate:
     @property
     def engine(self) -> EngineSizing:
         return ENGINES[self.settings.engine]
-
-    @property
-    def non_kv_bytes(self) -> int:
-        return self.total_bytes - self.kv_cache.bytes
 
     def to_dict(self) -> dict[str, Any]:
         """The core of the ``hfdeploy size --json`` object (fits are added by the caller)."""
@@ -182,7 +178,7 @@ def _serving_dtype(profile: ModelProfile, engine: EngineSizing, requested: str) 
             )
         return requested, "--dtype"
     ckpt = profile.weights.checkpoint_dtype or "BF16"
-    name = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float32"}[ckpt]
+    name = _DTYPE_NAMES[ckpt]
     match engine.auto_dtype:
         case "vllm":
             if ckpt in {"F32", "F64"}:
@@ -207,24 +203,25 @@ def _kv_dtype(profile: ModelProfile, requested: str, dtype: str) -> tuple[str, s
     return dtype, "auto: the serving dtype"
 
 
-def resolve_settings(
-    profile: ModelProfile,
-    *,
-    engine: str | None = None,
-    dtype: str = "auto",
-    kv_dtype: str = "auto",
-    context: int | None = None,
-    concurrency: int = 1,
-    tp: int = 1,
-    batched_tokens: int | None = None,
-    gpu_memory_utilization: float | None = None,
-    quantization: str | None = None,
-) -> ServingSettings:
+def resolve_settings(profile: ModelProfile, **knobs: Unpack[SettingsKnobs]) -> ServingSettings:
     """Apply defaults and validate the knobs once, at the boundary.
+
+    Defaults: the engine by the model's kind, dtypes ``auto``, the context at the model's
+    maximum capped at 8192, concurrency 1, TP 1, the engine's batched-token budget and
+    memory fraction, no quantization what-if.
 
     Raises:
         InvalidSettingError: a value out of range, with a valid one in the hint.
     """
+    engine = knobs.get("engine")
+    dtype = knobs.get("dtype", "auto")
+    kv_dtype = knobs.get("kv_dtype", "auto")
+    context = knobs.get("context")
+    concurrency = knobs.get("concurrency", 1)
+    tp = knobs.get("tp", 1)
+    batched_tokens = knobs.get("max_batched_tokens")
+    gpu_memory_utilization = knobs.get("gpu_memory_utilization")
+    quantization = knobs.get("quantization")
     gguf = profile.weights_source.startswith("gguf")
     name = engine or default_engine(profile.task.kind, gguf=gguf)
     if name not in ENGINES:
@@ -290,7 +287,7 @@ def resolve_settings(
             batched_tokens = eng.batched_tokens
             sources["batched_tokens"] = f"{name} default ({eng.batched_tokens_flag})"
     elif batched_tokens < 1:
-        raise InvalidSettingError("batched_tokens", batched_tokens, "must be at least 1")
+        raise InvalidSettingError("max_batched_tokens", batched_tokens, "must be at least 1")
     else:
         sources["batched_tokens"] = "--max-batched-tokens"
     util = gpu_memory_utilization if gpu_memory_utilization is not None else eng.memory_fraction
@@ -353,7 +350,7 @@ def _weights(profile: ModelProfile, s: ServingSettings) -> tuple[Term, int]:
 def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
     a = profile.arch
     eng = ENGINES[s.engine]
-    b = max(2.0, _dtype_bytes(s.dtype)) if s.dtype != "float32" else 4.0
+    b = _dtype_bytes(s.dtype)
     tp = s.tp
     tokens = s.batched_tokens
     h = a.hidden_size
@@ -414,11 +411,23 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
                 f"llm-d's measured vLLM peak for {key} models on H100 "
                 f"({VLLM_ACTIVATION_PRIORS_GIB[key]} GiB at 8192 batched tokens), scaled by "
                 "batched_tokens / 8192 (kept whole on every TP rank); it exceeds the per-token "
-                "formula "
-                "(torch.compile and sampler buffers)"
+                "formula (torch.compile and sampler buffers)"
             )
             confidence = "medium"
     return Term(round(total), confidence, formula, drivers)
+
+
+def _keeps_cache(profile: ModelProfile, eng: EngineSizing) -> tuple[bool, str]:
+    """Whether serving keeps a per-request cache (KV or recurrent state); if not, why."""
+    if not eng.kv_cache:
+        return False, f"no KV cache: {eng.name} runs one forward pass per request"
+    if profile.task.kind in {"embedder", "reranker", "classifier"}:
+        return False, f"no KV cache: a {profile.task.task} model runs one forward pass"
+    if not profile.arch.has_kv_cache and not any(
+        g.kind in {"mamba", "linear"} for g in profile.arch.groups
+    ):
+        return False, "no KV cache: no layer holds per-request state"
+    return True, ""
 
 
 def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryEstimate:
@@ -433,14 +442,9 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
     weights, weights_total = _weights(profile, settings)
     kv_b = KV_DTYPES[settings.kv_dtype] or _dtype_bytes(settings.kv_dtype)
     state_b = _dtype_bytes(settings.dtype)
-    uses_kv = (eng.kv_cache and profile.arch.has_kv_cache) or any(
-        g.kind in {"mamba", "linear"} for g in profile.arch.groups
-    )
-    if eng.kv_cache and uses_kv and profile.task.kind in {"embedder", "reranker", "classifier"}:
-        uses_kv = False
-        notes.append(f"a {profile.task.task} model runs one forward pass: no KV cache is kept")
-    if not eng.kv_cache and profile.arch.has_kv_cache:
-        notes.append(f"{eng.name} keeps no KV cache (single forward pass per request)")
+    uses_kv, no_kv_reason = _keeps_cache(profile, eng)
+    if no_kv_reason and profile.arch.has_kv_cache:
+        notes.append(no_kv_reason)
     if uses_kv:
         layout = kv_layout(
             profile.arch, context=settings.context, kv_bytes=kv_b, state_bytes=state_b,
@@ -463,20 +467,18 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         }  # fmt: skip
         if any(g.kind == "mla" for g in profile.arch.groups) and not eng.mla_latent:
             notes.append(f"{eng.name} stores MLA as expanded K/V: far more than vLLM's latent")
+        basis = f"concurrency x per-request cache at context; {formula}"
     else:
         per_token = per_seq = per_seq_rank = 0
-        groups, formula, kv_drivers = (), "no KV cache", {}
-    kv_total = per_seq_rank * settings.concurrency
+        groups, kv_drivers, basis = (), {}, no_kv_reason
     kv_term = Term(
-        kv_total, "medium" if uses_kv else "high",
-        f"concurrency x per-request cache at context; {formula}", kv_drivers,
-    )  # fmt: skip
+        per_seq_rank * settings.concurrency, "medium" if uses_kv else "high", basis, kv_drivers
+    )
     acts = _activations(profile, settings)
-    gpu_engine = True
     ctx = Term(
-        CUDA_CONTEXT_BYTES if gpu_engine else 0, "low",
-        "prior: CUDA context and library workspaces, outside the engine's budget (0.3-0.7 GiB "
-        "observed)",
+        CUDA_CONTEXT_BYTES, "low",
+        "prior: CUDA context and library workspaces, outside the engine's budget "
+        "(RahulSChand/gpu_poor assumes 650 MB; not measured here)",
     )  # fmt: skip
     nt = eng.non_torch_tp1 if settings.tp == 1 else eng.non_torch_tp_many
     non_torch = Term(
@@ -499,8 +501,3 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         kv_groups=groups, activations=acts, cuda_context=ctx, non_torch=non_torch,
         cuda_graphs=graphs, notes=tuple(notes),
     )  # fmt: skip
-
-
-def with_settings(estimate: MemoryEstimate, **changes: Any) -> ServingSettings:
-    """A copy of an estimate's settings with some knobs changed."""
-    return replace(estimate.settings, **changes)

@@ -8,12 +8,11 @@ whole total must fit in the GPU's memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
-from hfdeploy.sizing.engines import ENGINES
 from hfdeploy.sizing.estimate import MemoryEstimate, estimate_memory
 from hfdeploy.sizing.gpus import GPU
 
@@ -40,20 +39,7 @@ class FitRow:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "gpu": self.gpu,
-            "count": self.count,
-            "fits": self.fits,
-            "memory_bytes": self.memory_bytes,
-            "budget_bytes": self.budget_bytes,
-            "needed_bytes": self.needed_bytes,
-            "headroom_bytes": self.headroom_bytes,
-            "max_concurrency": self.max_concurrency,
-            "max_context": self.max_context,
-            "min_count": self.min_count,
-            "min_tp": self.min_tp,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 def budget_bytes(est: MemoryEstimate, gpu: GPU) -> tuple[int, int]:
@@ -80,16 +66,10 @@ def fits_on(est: MemoryEstimate, gpu: GPU) -> tuple[bool, int, str]:
                     f"{fraction:.2f} fraction; lower the fraction"
                 ),
             )
+    # Headroom >= 0 already holds ``concurrency`` requests at the context, so vLLM's
+    # "one request does not fit the KV cache" failure needs no check of its own.
     if headroom < 0:
         return False, headroom, "over budget"
-    if (
-        est.settings.engine == "vllm"
-        and est.kv_bytes_per_sequence_per_rank
-        and (
-            budget - est.non_kv_bytes + est.cuda_context.bytes < est.kv_bytes_per_sequence_per_rank
-        )
-    ):
-        return False, headroom, "one request at this context does not fit the KV budget"
     return True, headroom, "fits"
 
 
@@ -123,11 +103,12 @@ def _max_context(profile: ModelProfile, est: MemoryEstimate, gpu: GPU) -> int | 
             lo = mid
         else:
             hi = mid
-    return lo // 16 * 16 if lo >= 16 else (lo if ok(lo) and lo > 0 else None)
+    # lo fitted (or is 0: nothing does); whole blocks of 16 read better and still fit
+    return lo - lo % 16 if lo >= 16 else lo or None
 
 
 def _min_tp(profile: ModelProfile, est: MemoryEstimate, gpu: GPU) -> int | None:
-    if not ENGINES[est.settings.engine].tensor_parallel:
+    if not est.engine.tensor_parallel:
         return 1 if fits_on(estimate_memory(profile, replace(est.settings, tp=1)), gpu)[0] else None
     heads = profile.arch.num_attention_heads
     for tp in TP_DEGREES:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from hfdeploy.model.profile import ModelProfile
-from hfdeploy.sizing.estimate import MemoryEstimate, estimate_memory, resolve_settings
+from hfdeploy.sizing.estimate import (
+    MemoryEstimate,
+    SettingsKnobs,
+    estimate_memory,
+    resolve_settings,
+)
 from hfdeploy.sizing.fit import FitRow, fit_table
 from hfdeploy.sizing.gpus import find_gpu, gpu_catalog
 
@@ -41,35 +46,19 @@ class SizeReport:
 
 
 def size_model(
-    profile: ModelProfile,
-    *,
-    gpu: str | None = None,
-    engine: str | None = None,
-    dtype: str = "auto",
-    kv_dtype: str = "auto",
-    context: int | None = None,
-    concurrency: int = 1,
-    tp: int = 1,
-    max_batched_tokens: int | None = None,
-    gpu_memory_utilization: float | None = None,
-    quantization: str | None = None,
+    profile: ModelProfile, *, gpu: str | None = None, **knobs: Unpack[SettingsKnobs]
 ) -> SizeReport:
     """Estimate GPU memory for a profiled model and fit it to GPUs.
 
     Args:
         profile: from :func:`hfdeploy.inspect_model`.
         gpu: one catalog GPU to fit against (default: the whole catalog).
-        engine, dtype, kv_dtype, context, concurrency, tp, max_batched_tokens,
-        gpu_memory_utilization, quantization: serving settings (see ``hfdeploy size --help``).
+        knobs: serving settings, see :class:`SettingsKnobs` and ``hfdeploy size --help``.
 
     Raises:
         InvalidSettingError: a setting out of range; UnknownGPUError: a GPU not in the catalog.
     """
-    settings = resolve_settings(
-        profile, engine=engine, dtype=dtype, kv_dtype=kv_dtype, context=context,
-        concurrency=concurrency, tp=tp, batched_tokens=max_batched_tokens,
-        gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
-    )  # fmt: skip
+    settings = resolve_settings(profile, **knobs)
     est = estimate_memory(profile, settings)
     gpus = [find_gpu(gpu)] if gpu else list(gpu_catalog().gpus)
     return SizeReport(profile=profile, estimate=est, fits=tuple(fit_table(profile, est, gpus)))
