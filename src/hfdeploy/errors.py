@@ -10,23 +10,34 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BadRequestError",
     "CorruptSafetensorsError",
     "GGUFError",
     "GatedRepoError",
     "HfDeployError",
     "HubAuthError",
     "HubUnavailableError",
+    "InputTooLongError",
     "InvalidModelRefError",
     "InvalidSettingError",
     "MissingConfigError",
     "MissingDependencyError",
+    "ModelLoadError",
     "ModelNotFoundError",
+    "ModelNotServedError",
+    "NotReadyError",
+    "PayloadTooLargeError",
+    "QueueFullError",
+    "RequestTimeoutError",
     "RevisionNotFoundError",
     "SafetensorsHeaderError",
     "SafetensorsHeaderTooLargeError",
+    "ServeError",
+    "UnauthorizedError",
     "UnknownDtypeError",
     "UnknownGPUError",
     "UnknownModelTypeError",
+    "UnsupportedTaskError",
 ]
 
 
@@ -307,3 +318,119 @@ class UnknownGPUError(InvalidSettingError):
 
     def fields(self) -> dict[str, Any]:
         return {**super().fields(), "known": self.known}
+
+
+class ModelLoadError(HfDeployError, RuntimeError):
+    """``hfdeploy serve`` cannot load the model as asked (format, task, device)."""
+
+    def __init__(self, location: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"cannot serve {location}: {reason}", hint=hint)
+        self.location = location
+        self.reason = reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"location": self.location, "reason": self.reason}
+
+
+class ServeError(HfDeployError):
+    """An error answered to an HTTP client: carries its status and an OpenAI-style code."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param
+
+    def fields(self) -> dict[str, Any]:
+        return {"status": self.status, "code": self.code, "param": self.param}
+
+
+class BadRequestError(ServeError, ValueError):
+    """The request is well-formed JSON but asks for something invalid."""
+
+    status = 422
+    code = "invalid_request"
+
+
+class InputTooLongError(BadRequestError):
+    """An input has more tokens than the server accepts, and truncation was not asked for."""
+
+    code = "input_too_long"
+
+    def __init__(self, tokens: int, limit: int, *, param: str = "inputs") -> None:
+        super().__init__(
+            f"input has {tokens} tokens, more than the limit of {limit}; "
+            "shorten it or send truncate=true",
+            param=param,
+        )
+        self.tokens = tokens
+        self.limit = limit
+
+
+class UnsupportedTaskError(ServeError):
+    """The route asks for a task the loaded model does not do."""
+
+    status = 400
+    code = "unsupported_task"
+
+    def __init__(self, route: str, task: str, *, supported: str) -> None:
+        super().__init__(f"{route} is not served for a {task} model; use {supported}")
+
+
+class PayloadTooLargeError(ServeError):
+    """The body, or the number of inputs in it, is over the server's limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class QueueFullError(ServeError):
+    """The batch queue is full: the server sheds load instead of queueing without bound."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, queued: int, capacity: int, *, retry_after: int = 1) -> None:
+        super().__init__(f"server overloaded: {queued} of {capacity} queue slots in use")
+        self.retry_after = retry_after
+
+
+class NotReadyError(ServeError):
+    """The model is still loading or warming up, or the server is shutting down."""
+
+    status = 503
+    code = "not_ready"
+
+    def __init__(self, state: str, *, retry_after: int = 5) -> None:
+        super().__init__(f"model not ready ({state})")
+        self.retry_after = retry_after
+
+
+class RequestTimeoutError(ServeError, TimeoutError):
+    """The request was not answered within the server's request timeout."""
+
+    status = 504
+    code = "timeout"
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"request not answered within {timeout_s:g} s")
+
+
+class UnauthorizedError(ServeError, PermissionError):
+    """The API key is missing or wrong."""
+
+    status = 401
+    code = "invalid_api_key"
+
+
+class ModelNotServedError(ServeError, LookupError):
+    """The request names a model this server does not serve."""
+
+    status = 404
+    code = "model_not_found"
+
+    def __init__(self, asked: str, served: str) -> None:
+        super().__init__(
+            f"the model {asked!r} is not served here; this server serves {served!r}", param="model"
+        )

@@ -1,0 +1,67 @@
+"""From a folder to a warm runner: inspect, check, load, warm up."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from hfdeploy.model.profile import ModelProfile
+from hfdeploy.model.resolve import inspect_model
+from hfdeploy.serve.runtime import (
+    LoadedModel,
+    Runner,
+    check_weights,
+    model_folder,
+    resolve_task,
+    setup_torch,
+)
+from hfdeploy.serve.settings import ServeSettings
+
+__all__ = ["load_model"]
+
+log = logging.getLogger("hfdeploy.serve")
+
+
+def load_model(settings: ServeSettings) -> LoadedModel:
+    """Load the model in ``settings.model`` for its task (no warmup).
+
+    Raises:
+        ModelLoadError: not a folder, pickle-only weights, a task the server does not run.
+        MissingDependencyError: the ``serve`` extra is not installed.
+    """
+    started = time.perf_counter()
+    folder = model_folder(settings)
+    profile = inspect_model(str(folder), environ={"HF_HUB_OFFLINE": "1"})
+    check_weights(profile, settings)
+    task = resolve_task(profile, settings)
+    setup_torch(settings)
+    runner = _runner(task, folder, settings, profile)
+    name = settings.served_model_name or profile.repo_id or folder.resolve().name
+    seconds = time.perf_counter() - started
+    log.info("loaded %s (%s) in %.2fs on %s", name, task, seconds, settings.device)
+    return LoadedModel(runner=runner, profile=profile, name=name, load_seconds=seconds)
+
+
+def _runner(task: str, folder: Path, settings: ServeSettings, profile: ModelProfile) -> Runner:
+    match task:
+        case "feature-extraction":
+            from hfdeploy.serve.encoders import EmbedRunner
+
+            return EmbedRunner(folder, settings, profile)
+        case "text-ranking" | "text-classification":
+            from hfdeploy.serve.encoders import ScoreRunner
+
+            return ScoreRunner(folder, settings, profile, task=task)
+        case "token-classification":
+            from hfdeploy.serve.encoders import TokenRunner
+
+            return TokenRunner(folder, settings, profile)
+        case "text-generation":
+            from hfdeploy.serve.generate import GenerateRunner
+
+            return GenerateRunner(folder, settings, profile)
+        case _:
+            from hfdeploy.serve.speech import SpeechRunner
+
+            return SpeechRunner(folder, settings, profile)

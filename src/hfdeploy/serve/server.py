@@ -1,0 +1,108 @@
+"""Running the app under uvicorn: logging, graceful drain on SIGTERM, exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from hfdeploy.errors import HfDeployError
+from hfdeploy.serve.settings import ServeSettings
+
+__all__ = ["JsonFormatter", "configure_logging", "run_server"]
+
+_FIELDS = ("request_id", "method", "path", "status", "duration_ms")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and request fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            if hasattr(record, name):
+                data[name] = getattr(record, name)
+        if record.exc_info:
+            data["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return f"{line} rid={rid}" if rid else line
+
+
+def configure_logging(settings: ServeSettings) -> None:
+    """hfdeploy's and uvicorn's loggers to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = getattr(logging, settings.log_level.upper())
+    for name in ("hfdeploy", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def run_server(settings: ServeSettings) -> int:
+    """Serve until SIGTERM/SIGINT; drain in-flight requests; return the exit code.
+
+    0 after a graceful stop; 1 when the model failed to load (the error is logged
+    and, for :class:`HfDeployError`, re-raised for the CLI to print).
+    """
+    import uvicorn
+
+    from hfdeploy.serve.app import create_app
+
+    configure_logging(settings)
+    app = create_app(settings)
+    state = app.app.state.hfd
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout) or None,
+        lifespan="on",
+        server_header=False,
+    )
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if state.phase != "failed":
+                state.phase = "draining"  # /ready turns 503 at once
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the caught signal after shutdown, which would end
+            # the process with 143 instead of 0 after a clean drain.
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list) and sig == signal.SIGTERM:
+                captured[:] = [s for s in captured if s != signal.SIGTERM]
+
+    server = _Server(config)
+
+    def on_failure(_: BaseException) -> None:
+        server.should_exit = True
+
+    state.on_failure = on_failure
+    server.run()
+    if state.phase == "failed" and state.error is not None:
+        if isinstance(state.error, HfDeployError):
+            raise state.error
+        return 1
+    return 0
