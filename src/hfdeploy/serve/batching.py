@@ -167,8 +167,10 @@ class Batcher(Generic[P]):
     def cancel(self, works: list[Work[P]]) -> None:
         """Give up on ``works``: queued ones are dropped and their slots freed now."""
         for w in works:
-            if not w.cancelled and not w.future.done():
-                w.cancelled = True
+            # The future may already be cancelled (by the caller's own timeout or
+            # disconnect): the work must still leave the queue.
+            w.cancelled = True
+            if not w.future.done():
                 w.future.cancel()
         dropped = [w for w in self._queue if w.cancelled]
         if dropped:
@@ -200,8 +202,13 @@ class Batcher(Generic[P]):
                     break
             batch: list[Work[P]] = []
             while self._queue and len(batch) < self.max_batch_size:
-                batch.append(self._queue.popleft())
+                w = self._queue.popleft()
+                if w.cancelled or w.future.done():  # its request is gone: free the slot
+                    self._in_use -= 1
+                    continue
+                batch.append(w)
             if not batch:
+                self._observe_depth()
                 continue
             started = time.perf_counter()
             try:

@@ -13,7 +13,7 @@ from prometheus_client import (
 )
 
 # The *_created series double the output for no use on a dashboard.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServerMetrics"]
 

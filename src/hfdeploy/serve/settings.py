@@ -113,6 +113,12 @@ def _check(s: ServeSettings) -> None:
             s.max_queue,
             f"smaller than max_batch_size ({s.max_batch_size}): batches could never fill",
         )
+    if s.max_client_batch_size > s.max_queue:
+        raise InvalidSettingError(
+            "max_client_batch_size",
+            s.max_client_batch_size,
+            f"larger than max_queue ({s.max_queue}): such a request could never be queued",
+        )
     if s.task is not None and s.task not in TASKS:
         raise InvalidSettingError("task", s.task, "not a task the server runs: " + ", ".join(TASKS))
     for name, allowed in (

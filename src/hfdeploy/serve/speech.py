@@ -7,6 +7,7 @@ into windows that are transcribed in one batch and joined.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass
 from math import gcd
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.responses import PlainTextResponse, Response
 
 from hfdeploy.errors import BadRequestError, MissingDependencyError, UnsupportedTaskError
 from hfdeploy.model.profile import ModelProfile
@@ -21,8 +24,6 @@ from hfdeploy.serve.runtime import WarmupShape, import_torch, load_kwargs
 from hfdeploy.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from hfdeploy.serve.app import ServerState
 
 __all__ = ["SpeechInput", "SpeechRunner", "decode_audio", "register_audio"]
@@ -132,11 +133,21 @@ class SpeechRunner:
         self._transcribe([silence] * shape.batch, None)
 
 
+async def transcribe(state: ServerState, data: bytes, *, language: str | None) -> str:
+    """Decode ``data`` (off the event loop) and transcribe it through the batcher."""
+    loaded, batcher = state.require()
+    runner = loaded.runner
+    if not isinstance(runner, SpeechRunner):
+        raise UnsupportedTaskError("/v1/audio/transcriptions", runner.task, supported="/v1/models")
+    audio = await asyncio.to_thread(decode_audio, data, runner.rate)
+    (text,) = await batcher.run(
+        [SpeechInput(audio, language)], timeout=state.settings.request_timeout
+    )
+    return str(text)
+
+
 def register_audio(app: FastAPI, state: ServerState) -> None:
     """``POST /v1/audio/transcriptions`` (OpenAI, multipart upload)."""
-    from fastapi import File, Form, UploadFile
-    from fastapi.responses import PlainTextResponse, Response
-
     from hfdeploy.serve.app import json_response
 
     @app.post("/v1/audio/transcriptions", tags=["openai"])
@@ -146,23 +157,14 @@ def register_audio(app: FastAPI, state: ServerState) -> None:
         language: str | None = Form(None),
         response_format: str = Form("json"),
     ) -> Response:
-        loaded, batcher = state.require()
-        runner = loaded.runner
-        if not isinstance(runner, SpeechRunner):
-            raise UnsupportedTaskError(
-                "/v1/audio/transcriptions", runner.task, supported="/v1/models"
-            )
+        loaded, _ = state.require()
         if model is not None and model not in {loaded.name, loaded.profile.repo_id}:
             from hfdeploy.errors import ModelNotServedError
 
             raise ModelNotServedError(model, loaded.name)
         if response_format not in ("json", "text"):
             raise BadRequestError("response_format must be json or text", param="response_format")
-        data = await file.read()
-        audio = await batcher.call(lambda: decode_audio(data, runner.rate))
-        (text,) = await batcher.run(
-            [SpeechInput(audio, language)], timeout=state.settings.request_timeout
-        )
+        text = await transcribe(state, await file.read(), language=language)
         if response_format == "text":
             return PlainTextResponse(text)
         return json_response({"text": text})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from hfdeploy._version import __version__
 from hfdeploy.errors import BadRequestError, PayloadTooLargeError, UnsupportedTaskError
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from hfdeploy.serve.app import ServerState
 
 __all__ = ["embed", "register"]
+
+T = TypeVar("T", bound=BaseModel)
 
 
 def _check_count(state: ServerState, n: int, field: str) -> None:
@@ -196,13 +199,30 @@ def register(app: FastAPI, state: ServerState) -> None:
     async def root_route(request: Request) -> Response:
         """TEI's and the Inference API's root: dispatch on the model's task."""
         loaded, _ = state.require()
-        payload = await _json(request)
         task = loaded.runner.task
+        if task == "automatic-speech-recognition":
+            from hfdeploy.serve.speech import transcribe
+
+            text = await transcribe(state, await request.body(), language=None)
+            return json_response({"text": text})
+        payload = await _json(request)
         if task == "feature-extraction":
-            return await embed_route(EmbedRequest.model_validate(payload))
+            return await embed_route(_validate(EmbedRequest, payload))
         if task in ("text-classification", "text-ranking", "token-classification"):
-            return await predict_route(PredictRequest.model_validate(payload))
+            return await predict_route(_validate(PredictRequest, payload))
         raise UnsupportedTaskError("/", task, supported="/v1/completions or /v1/chat/completions")
+
+
+def _validate(model: type[T], payload: Any) -> T:
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(payload)
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in e.errors()]
+        ) from None
 
 
 async def _json(request: Request) -> Any:

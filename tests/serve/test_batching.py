@@ -1,0 +1,122 @@
+"""The batcher on its own: grouping, filling, shedding, cancelling, failing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from hfdeploy.errors import QueueFullError, RequestTimeoutError
+from hfdeploy.serve.batching import Batcher, split_by_tokens
+
+
+def test_split_by_tokens_groups_similar_lengths_under_the_budget() -> None:
+    lengths = [5, 100, 6, 90, 7, 300]
+    groups = split_by_tokens(lengths, max_batch_size=8, max_batch_tokens=200)
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    for g in groups:
+        padded = len(g) * max(lengths[i] for i in g)
+        assert padded <= 200 or len(g) == 1
+    assert groups[0] == [0, 2, 4]  # the short ones together
+    assert [5] in groups  # over the budget alone: still runs, alone
+
+
+def test_split_by_tokens_respects_the_count() -> None:
+    groups = split_by_tokens([3] * 10, max_batch_size=4, max_batch_tokens=10_000)
+    assert [len(g) for g in groups] == [4, 4, 2]
+
+
+def _batcher(run: Any, **kw: Any) -> Batcher[Any]:
+    opts = {"max_batch_size": 4, "max_wait_ms": 20, "max_queue": 8} | kw
+    return Batcher(run, **opts)
+
+
+def test_batches_fill_to_the_size_and_keep_order() -> None:
+    seen: list[list[int]] = []
+
+    def run(items: list[int]) -> list[int]:
+        seen.append(items)
+        time.sleep(0.01)
+        return [x * 10 for x in items]
+
+    async def main() -> list[Any]:
+        b = _batcher(run)
+        b.start()
+        try:
+            return await asyncio.gather(*(b.run([i], timeout=5) for i in range(8)))
+        finally:
+            await b.stop()
+
+    assert asyncio.run(main()) == [[i * 10] for i in range(8)]
+    assert [len(s) for s in seen] == [4, 4]
+
+
+def test_a_lone_input_waits_at_most_max_wait() -> None:
+    async def main() -> float:
+        b = _batcher(lambda items: items, max_wait_ms=50)
+        b.start()
+        try:
+            t = time.perf_counter()
+            await b.run(["x"], timeout=5)
+            return time.perf_counter() - t
+        finally:
+            await b.stop()
+
+    assert 0.04 <= asyncio.run(main()) < 1.0
+
+
+def test_submit_is_all_or_none_when_full() -> None:
+    async def main() -> None:
+        b = _batcher(lambda items: items, max_queue=4)  # not started: nothing drains
+        b.submit([1, 2, 3])
+        with pytest.raises(QueueFullError) as err:
+            b.submit([4, 5])
+        assert err.value.status == 503
+        assert b.in_use == 3
+        b.submit([4])
+        assert b.in_use == 4
+        await b.stop()
+
+    asyncio.run(main())
+
+
+def test_timeout_drops_queued_work() -> None:
+    ran: list[Any] = []
+
+    async def main() -> None:
+        b = _batcher(lambda items: ran.extend(items) or items)
+        with pytest.raises(RequestTimeoutError):
+            await b.run(["late"], timeout=0.05)  # batcher not started: stays queued
+        assert b.in_use == 0
+        b.start()
+        assert await b.run(["next"], timeout=5) == ["next"]
+        await b.stop()
+
+    asyncio.run(main())
+    assert ran == ["next"]
+
+
+def test_errors_fail_their_own_requests_only() -> None:
+    def run(items: list[str]) -> list[Any]:
+        if "boom" in items:
+            raise RuntimeError("batch failed")
+        return [ValueError(x) if x == "bad" else x for x in items]
+
+    async def main() -> None:
+        b = _batcher(run, max_wait_ms=0, max_batch_size=1)
+        b.start()
+        results = await asyncio.gather(
+            b.run(["boom"], timeout=5),
+            b.run(["bad"], timeout=5),
+            b.run(["good"], timeout=5),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], RuntimeError)
+        assert isinstance(results[1], ValueError)
+        assert results[2] == ["good"]
+        assert b.in_use == 0
+        await b.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,127 @@
+"""Embeddings end to end: the bundled MiniLM behind a real uvicorn, real clients."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+SENTENCES = [
+    "The cat sits outside",
+    "A man is playing guitar",
+    "I love pasta",
+    "The new movie is awesome, really awesome, the best one I have seen this year",
+]
+
+
+@pytest.fixture(scope="module")
+def reference(minilm_dir: Path) -> np.ndarray:
+    """sentence-transformers' own embeddings of SENTENCES."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_dir), device="cpu")
+    return np.asarray(model.encode(SENTENCES, batch_size=2))
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.sum(a * b, axis=1)
+
+
+def test_embed_matches_sentence_transformers(minilm_url: str, reference: np.ndarray) -> None:
+    r = httpx.post(minilm_url + "/embed", json={"inputs": SENTENCES}, timeout=30)
+    assert r.status_code == 200
+    got = np.asarray(r.json(), dtype=np.float32)
+    assert got.shape == reference.shape
+    assert _cosines(got, reference).min() >= 0.9999
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+
+
+def test_inference_client_feature_extraction(minilm_url: str, reference: np.ndarray) -> None:
+    from huggingface_hub import InferenceClient
+
+    client = InferenceClient(base_url=minilm_url)
+    got = client.feature_extraction(SENTENCES[0])
+    assert _cosines(np.atleast_2d(got), reference[:1]).min() >= 0.9999
+
+
+def test_openai_embeddings_float_and_base64(minilm_url: str, reference: np.ndarray) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=minilm_url + "/v1", api_key="unused")
+    # The openai package asks for base64 by default and decodes it.
+    res = client.embeddings.create(input=SENTENCES, model="all-MiniLM-L6-v2")
+    got = np.asarray([d.embedding for d in res.data], dtype=np.float32)
+    assert _cosines(got, reference).min() >= 0.9999
+    assert [d.index for d in res.data] == [0, 1, 2, 3]
+    assert res.usage.prompt_tokens == res.usage.total_tokens > len(SENTENCES)
+    raw = httpx.post(
+        minilm_url + "/v1/embeddings",
+        json={"input": SENTENCES[1], "encoding_format": "base64"},
+        timeout=30,
+    ).json()
+    vec = np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), dtype="<f4")
+    assert _cosines(vec[None], reference[1:2]).min() >= 0.9999
+
+
+def test_openai_unknown_model_is_404(minilm_url: str) -> None:
+    r = httpx.post(minilm_url + "/v1/embeddings", json={"input": "x", "model": "gpt-4"})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "model_not_found"
+
+
+def test_dimensions_truncate_and_renormalize(minilm_url: str, reference: np.ndarray) -> None:
+    r = httpx.post(minilm_url + "/embed", json={"inputs": SENTENCES[0], "dimensions": 64})
+    vec = np.asarray(r.json()[0])
+    assert vec.shape == (64,)
+    assert abs(np.linalg.norm(vec) - 1) < 1e-5
+    expected = reference[0, :64] / np.linalg.norm(reference[0, :64])
+    assert _cosines(vec[None], expected[None]).min() >= 0.9999
+    too_many = httpx.post(minilm_url + "/embed", json={"inputs": "x", "dimensions": 1000})
+    assert too_many.status_code == 422
+    assert too_many.json()["error"]["param"] == "dimensions"
+
+
+def test_normalize_false_gives_pooled_vector(minilm_url: str) -> None:
+    # TEI's semantics: normalize=false skips the L2 step (MiniLM's Normalize module included).
+    raw = np.asarray(
+        httpx.post(minilm_url + "/embed", json={"inputs": "hello", "normalize": False}).json()[0]
+    )
+    unit = np.asarray(httpx.post(minilm_url + "/embed", json={"inputs": "hello"}).json()[0])
+    assert np.linalg.norm(raw) > 1.5
+    assert np.allclose(raw / np.linalg.norm(raw), unit, atol=1e-5)
+
+
+def test_tokenize_gives_spans(minilm_url: str) -> None:
+    r = httpx.post(minilm_url + "/tokenize", json={"inputs": "Hello world"})
+    tokens = r.json()[0]
+    assert [t["special"] for t in tokens] == [True, False, False, True]
+    assert [(t["text"], t["start"], t["stop"]) for t in tokens[1:3]] == [
+        ("Hello", 0, 5),
+        ("world", 6, 11),
+    ]
+
+
+def test_info_and_models(minilm_url: str) -> None:
+    info = httpx.get(minilm_url + "/info").json()
+    assert info["model_id"] == "all-MiniLM-L6-v2"
+    assert info["model_type"]["embedding"]["pooling"] == "mean"
+    assert info["model_type"]["embedding"]["dimension"] == 384
+    assert info["max_input_length"] == 128
+    assert info["warmup_shapes"]
+    models = httpx.get(minilm_url + "/v1/models").json()
+    assert models["data"][0]["id"] == "all-MiniLM-L6-v2"
+
+
+def test_rerank_and_chat_are_refused_for_an_embedder(minilm_url: str) -> None:
+    r = httpx.post(minilm_url + "/rerank", json={"query": "q", "texts": ["a"]})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "unsupported_task"
+    r = httpx.post(
+        minilm_url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
+    )
+    assert r.status_code == 400
