@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+_TAKEN: Any = object()
+
 
 def _check_model(state: ServerState, asked: str | None) -> str:
     loaded, _ = state.require()
@@ -199,15 +201,36 @@ async def _respond(
         obj = {"id": rid, "object": kind, "created": created, "model": name, "choices": [choice]}
         return b"data: " + orjson.dumps(obj) + b"\n\n"
 
+    # Wait for the first text (or the end) before answering, so that a request the
+    # model refuses (prompt too long, bad max_tokens) gets its 4xx, not a 200 stream.
+    deadline = loop.time() + timeout
+    try:
+        async with asyncio.timeout_at(deadline):
+            first = await queue.get()
+    except BaseException as e:
+        gen.cancel.set()
+        batcher.cancel([work])
+        if isinstance(e, TimeoutError):
+            raise RequestTimeoutError(timeout) from None
+        raise
+    if first is None and work.future.exception() is not None:
+        raise work.future.exception()  # type: ignore[misc]
+
+    async def next_text() -> str | None:
+        nonlocal first
+        if first is not _TAKEN:
+            text, first = first, _TAKEN
+            return text
+        async with asyncio.timeout_at(deadline):
+            return await queue.get()
+
     async def events() -> AsyncIterator[bytes]:
-        deadline = loop.time() + timeout
         try:
             if chat:
                 yield chunk(None, None, role=True)
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        text = await queue.get()
+                    text = await next_text()
                 except TimeoutError:
                     gen.cancel.set()
                     batcher.cancel([work])

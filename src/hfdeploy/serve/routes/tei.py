@@ -96,7 +96,15 @@ async def _predict(state: ServerState, body: PredictRequest) -> Response:
         return json_response(out[0] if isinstance(body.inputs, str) else out)
     if not isinstance(runner, ScoreRunner):
         raise UnsupportedTaskError("/predict", runner.task, supported="/embed")
-    single, pairs = _predict_inputs(body.inputs)
+    out = await _predict_labels(state, body)
+    return json_response(out[0] if _predict_inputs(body.inputs)[0] else out)
+
+
+async def _predict_labels(state: ServerState, body: PredictRequest) -> list[list[dict[str, Any]]]:
+    """Labels with scores, best first, one list per input."""
+    runner: ScoreRunner = _runner_of(state, ScoreRunner, "/predict", "/embed")
+    _, batcher = state.require()
+    _, pairs = _predict_inputs(body.inputs)
     _check_count(state, len(pairs), "inputs")
     results = await batcher.run(
         [ScoreInput(a, b, body.truncate) for a, b in pairs], timeout=state.settings.request_timeout
@@ -107,7 +115,7 @@ async def _predict(state: ServerState, body: PredictRequest) -> Response:
         scores = scores_from_logits(r.logits, raw=body.raw_scores, multi_label=runner.multi_label)
         ranked = sorted(zip(runner.labels, scores.tolist(), strict=True), key=lambda x: -x[1])
         out.append([{"label": label, "score": score} for label, score in ranked])
-    return json_response(out[0] if single else out)
+    return out
 
 
 def _predict_inputs(
@@ -208,7 +216,16 @@ def register(app: FastAPI, state: ServerState) -> None:
         payload = await _json(request)
         if task == "feature-extraction":
             return await embed_route(_validate(EmbedRequest, payload))
-        if task in ("text-classification", "text-ranking", "token-classification"):
+        if task in ("text-classification", "text-ranking"):
+            # The Inference API's shape: one list of labels per input, best first.
+            body = _validate(PredictRequest, payload)
+            params = payload.get("parameters") if isinstance(payload, dict) else None
+            top_k = params.get("top_k") if isinstance(params, dict) else None
+            labels = await _predict_labels(state, body)
+            if isinstance(top_k, int) and top_k > 0:
+                labels = [x[:top_k] for x in labels]
+            return json_response(labels)
+        if task == "token-classification":
             return await predict_route(_validate(PredictRequest, payload))
         raise UnsupportedTaskError("/", task, supported="/v1/completions or /v1/chat/completions")
 
