@@ -108,13 +108,15 @@ class ServerState:
             self.error = e
             if isinstance(e, HfDeployError):
                 log.error("start failed: %s (next: %s)", e.message, e.hint)
+                log.debug("start failed", exc_info=e)
             else:
                 log.exception("start failed")
             if self.on_failure is not None:
                 self.on_failure(e)
 
     async def stop(self) -> None:
-        self.phase = "draining"
+        if self.phase != "failed":
+            self.phase = "draining"
         self.metrics.ready.set(0)
         if self.batcher is not None:
             await self.batcher.stop()

@@ -6,6 +6,7 @@ import logging
 import time
 from pathlib import Path
 
+from hfdeploy.errors import HfDeployError, ModelLoadError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.model.resolve import inspect_model
 from hfdeploy.serve.runtime import (
@@ -18,9 +19,23 @@ from hfdeploy.serve.runtime import (
 )
 from hfdeploy.serve.settings import ServeSettings
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "preflight"]
 
 log = logging.getLogger("hfdeploy.serve")
+
+
+def preflight(settings: ServeSettings) -> tuple[Path, ModelProfile, str]:
+    """The checks that need no torch: the folder, its weights' format, the task.
+
+    Run before the server binds its port, so that a wrong folder fails at once.
+
+    Raises:
+        ModelLoadError: not a folder, pickle-only weights, a task the server does not run.
+    """
+    folder = model_folder(settings)
+    profile = inspect_model(str(folder), environ={"HF_HUB_OFFLINE": "1"})
+    check_weights(profile, settings)
+    return folder, profile, resolve_task(profile, settings)
 
 
 def load_model(settings: ServeSettings) -> LoadedModel:
@@ -31,12 +46,19 @@ def load_model(settings: ServeSettings) -> LoadedModel:
         MissingDependencyError: the ``serve`` extra is not installed.
     """
     started = time.perf_counter()
-    folder = model_folder(settings)
-    profile = inspect_model(str(folder), environ={"HF_HUB_OFFLINE": "1"})
-    check_weights(profile, settings)
-    task = resolve_task(profile, settings)
+    folder, profile, task = preflight(settings)
     setup_torch(settings)
-    runner = _runner(task, folder, settings, profile)
+    try:
+        runner = _runner(task, folder, settings, profile)
+    except HfDeployError:
+        raise
+    except Exception as e:  # transformers' and torch's errors, translated once, here
+        raise ModelLoadError(
+            str(folder),
+            f"{type(e).__name__}: {e}",
+            hint="Check that the folder holds a complete model (config, weights, tokenizer) "
+            "that this transformers version can load; HFDEPLOY_DEBUG=1 shows the traceback.",
+        ) from e
     name = settings.served_model_name or profile.repo_id or folder.resolve().name
     seconds = time.perf_counter() - started
     log.info("loaded %s (%s) in %.2fs on %s", name, task, seconds, settings.device)

@@ -68,7 +68,9 @@ def run_server(settings: ServeSettings) -> int:
     import uvicorn
 
     from hfdeploy.serve.app import create_app
+    from hfdeploy.serve.loader import preflight
 
+    preflight(settings)  # a wrong folder fails here, before the port is bound
     configure_logging(settings)
     app = create_app(settings)
     state = app.app.state.hfd
