@@ -53,18 +53,30 @@ def test_batches_fill_to_the_size_and_keep_order() -> None:
     assert [len(s) for s in seen] == [4, 4]
 
 
-def test_a_lone_input_waits_at_most_max_wait() -> None:
-    async def main() -> float:
-        b = _batcher(lambda items: items, max_wait_ms=50)
-        b.start()
-        try:
-            t = time.perf_counter()
-            await b.run(["x"], timeout=5)
-            return time.perf_counter() - t
-        finally:
-            await b.stop()
+def test_max_wait_applies_under_load_only() -> None:
+    sizes: list[int] = []
 
-    assert 0.04 <= asyncio.run(main()) < 1.0
+    def run(items: list[str]) -> list[str]:
+        sizes.append(len(items))
+        return items
+
+    async def late_pair(b: Batcher[Any]) -> None:
+        first = asyncio.ensure_future(b.run(["a"], timeout=5))
+        await asyncio.sleep(0.03)  # well inside max_wait
+        await asyncio.gather(first, b.run(["b"], timeout=5))
+
+    async def main() -> None:
+        b = _batcher(run, max_wait_ms=300)
+        b.start()
+        await late_pair(b)  # idle: "a" runs alone at once, "b" after
+        assert sizes == [1, 1]
+        await asyncio.gather(b.run(["c"], timeout=5), b.run(["d"], timeout=5))
+        assert sizes[-1] == 2  # now under load
+        await late_pair(b)  # "a" waits for "b"
+        assert sizes[-1] == 2
+        await b.stop()
+
+    asyncio.run(main())
 
 
 def test_submit_is_all_or_none_when_full() -> None:

@@ -1,8 +1,10 @@
 """Dynamic batching: a bounded queue on the event loop, one model worker thread.
 
-The collector waits for the first input, then up to ``max_wait_ms`` for more (no
-wait when a full batch is already queued, as happens under load while the previous
-batch runs), and hands the batch to a single-thread executor. Torch releases the GIL
+The collector waits for the first input, then, if the server is under load (the
+previous batch held more than one input), up to ``max_wait_ms`` for more; an idle
+server runs a lone input at once, and a full batch never waits. Under load, inputs
+also pile up while the previous batch runs. The batch goes to a single-thread
+executor. Torch releases the GIL
 during the forward pass, so the event loop keeps parsing requests meanwhile.
 
 :func:`split_by_tokens` is the pure part: length-aware grouping under a padded-token
@@ -102,6 +104,7 @@ class Batcher(Generic[P]):
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfdeploy-model")
         self._task: asyncio.Task[None] | None = None
+        self._last_size = 0
 
     @property
     def in_use(self) -> int:
@@ -189,7 +192,9 @@ class Batcher(Generic[P]):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            deadline = self._queue[0].enqueued + self.max_wait
+            # Wait for company only under load (the last batch had company): an idle
+            # server answers a lone request at once instead of adding max_wait to it.
+            deadline = self._queue[0].enqueued + (self.max_wait if self._last_size > 1 else 0.0)
             while len(self._queue) < self.max_batch_size:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
@@ -220,6 +225,7 @@ class Batcher(Generic[P]):
             except Exception as exc:  # the batch fails; the server goes on
                 log.exception("batch of %d failed", len(batch))
                 results = [exc] * len(batch)
+            self._last_size = len(batch)
             if self._observer is not None:
                 self._observer.batch(len(batch), time.perf_counter() - started)
             for w, r in zip(batch, results, strict=True):

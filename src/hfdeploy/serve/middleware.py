@@ -7,9 +7,10 @@ and it sees streamed responses end to end.
 from __future__ import annotations
 
 import hmac
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Collection
 
 import orjson
@@ -33,13 +34,19 @@ def error_body(message: str, code: str, *, param: str | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": code, "param": param, "code": code}})
 
 
+_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count(1)
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             rid = str(value.decode("latin-1"))[:128]
             if rid.isprintable() and rid.strip():
                 return rid
-    return uuid.uuid4().hex
+    # A random per-process prefix and a counter: unique, and no syscall per request
+    # (uuid4 reads os.urandom each time, which showed in profiles).
+    return f"{_PREFIX}{next(_COUNTER):016x}"
 
 
 class ServeMiddleware:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from hfdeploy.errors import (
@@ -22,7 +22,7 @@ from hfdeploy.errors import (
 )
 from hfdeploy.serve.generate import GenerateRunner, GenInput, GenResult
 from hfdeploy.serve.middleware import error_body
-from hfdeploy.serve.routes.tei import embed
+from hfdeploy.serve.routes.tei import body_schema, embed, parse_body
 from hfdeploy.serve.specs.openai import ChatRequest, CompletionRequest, EmbeddingsRequest
 
 if TYPE_CHECKING:
@@ -72,8 +72,9 @@ def register(app: FastAPI, state: ServerState) -> None:
             }
         )
 
-    @app.post("/v1/embeddings", tags=["openai"])
-    async def embeddings_route(body: EmbeddingsRequest) -> Response:
+    @app.post("/v1/embeddings", tags=["openai"], openapi_extra=body_schema(EmbeddingsRequest))
+    async def embeddings_route(request: Request) -> Response:
+        body = await parse_body(request, EmbeddingsRequest)
         name = _check_model(state, body.model)
         raw = body.input
         if isinstance(raw, str):
