@@ -19,7 +19,7 @@ import pytest
 from hfdeploy.errors import ModelLoadError
 from hfdeploy.model.resolve import inspect_model
 from hfdeploy.serve.app import create_app
-from hfdeploy.serve.encoders import Embedding, EmbedRunner
+from hfdeploy.serve.embed import Embedding, EmbedRunner
 from hfdeploy.serve.runtime import LoadedModel, WarmupShape
 from hfdeploy.serve.settings import ServeSettings
 from tests.serve._fixtures import running, wait_ready

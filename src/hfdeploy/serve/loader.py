@@ -68,7 +68,7 @@ def load_model(settings: ServeSettings) -> LoadedModel:
 def _runner(task: str, folder: Path, settings: ServeSettings, profile: ModelProfile) -> Runner:
     match task:
         case "feature-extraction":
-            from hfdeploy.serve.encoders import EmbedRunner
+            from hfdeploy.serve.embed import EmbedRunner
 
             return EmbedRunner(folder, settings, profile)
         case "text-ranking" | "text-classification":

@@ -10,9 +10,8 @@ from pydantic import BaseModel
 
 from hfdeploy._version import __version__
 from hfdeploy.errors import BadRequestError, PayloadTooLargeError, UnsupportedTaskError
+from hfdeploy.serve.embed import EmbedInput, EmbedRunner
 from hfdeploy.serve.encoders import (
-    EmbedInput,
-    EmbedRunner,
     ScoreInput,
     ScoreRunner,
     TokenInput,
