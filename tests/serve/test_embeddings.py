@@ -125,3 +125,50 @@ def test_rerank_and_chat_are_refused_for_an_embedder(minilm_url: str) -> None:
         minilm_url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
     )
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "pooling", [("cls",), ("max", "mean"), ("lasttoken",), ("mean_sqrt_len_tokens",)]
+)
+def test_pooling_and_dense_match_sentence_transformers(
+    tmp_path: Path, minilm_dir: Path, pooling: tuple[str, ...]
+) -> None:
+    """A Sentence-Transformers pipeline saved by sentence-transformers: other poolings, Dense."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules
+
+    from hfdeploy.serve.app import create_app
+    from hfdeploy.serve.settings import ServeSettings
+    from tests.serve._fixtures import running
+
+    torch.manual_seed(0)
+    base = SentenceTransformer(str(minilm_dir), device="cpu")
+    st = SentenceTransformer(
+        modules=[
+            base[0],
+            modules.Pooling(384, pooling_mode=list(pooling)),
+            modules.Dense(384 * len(pooling), 24, activation_function=torch.nn.Tanh()),
+        ],
+        device="cpu",
+    )
+    folder = tmp_path / "st"
+    st.save(str(folder))
+    expected = np.asarray(st.encode(SENTENCES, batch_size=4))
+    with running(create_app(ServeSettings(model=str(folder)))) as url:
+        r = httpx.post(url + "/embed", json={"inputs": SENTENCES, "normalize": False})
+        assert r.status_code == 200, r.text
+        got = np.asarray(r.json(), dtype=np.float32)
+        info = httpx.get(url + "/info").json()["model_type"]["embedding"]
+    assert info["pooling"] == "+".join(pooling)
+    assert info["dense_layers"] == 1
+    assert got.shape == (len(SENTENCES), 24)
+    assert _cosines(got, expected).min() >= 0.9999
+    assert np.allclose(got, expected, atol=1e-4)
+
+
+def test_unknown_prompt_name_is_422(minilm_url: str) -> None:
+    r = httpx.post(minilm_url + "/embed", json={"inputs": "x", "prompt_name": "query"})
+    assert r.status_code == 422
+    assert r.json()["error"]["param"] == "prompt_name"
+    assert "none in this model" in r.json()["error"]["message"]

@@ -108,7 +108,7 @@ class EmbedRunner(Encoder):
         )
         dim = int(profile.config.get("hidden_size") or 0) * len(self.pooling)
         for layer in self.dense:
-            dim = layer.out_features
+            dim = layer[0].out_features
         self.dimension = dim
 
     def _load_dense(self, path: Path) -> Any:
@@ -118,6 +118,12 @@ class EmbedRunner(Encoder):
         act_cls = act_name.rsplit(".", 1)[-1]
         if act_cls not in _ACTIVATIONS:
             raise ModelLoadError(str(path), f"Dense activation {act_name!r} is not supported")
+        if cfg.get("use_residual") or cfg.get("module_input_name", "sentence_embedding") != (
+            "sentence_embedding"
+        ):
+            raise ModelLoadError(
+                str(path), "Dense layers with a residual or on token embeddings are not supported"
+            )
         linear = torch.nn.Linear(
             int(cfg["in_features"]), int(cfg["out_features"]), bias=bool(cfg.get("bias", True))
         )
