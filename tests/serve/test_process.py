@@ -97,14 +97,20 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(minilm_dir: Path) -> None
     assert any("warmup done" in r["message"] for r in records)
 
 
-def test_missing_folder_fails_with_next_step(tmp_path: Path) -> None:
+def _serve_fails(folder: str) -> subprocess.CompletedProcess[str]:
+    """Run ``hfdeploy serve`` on a folder it must refuse; it exits 1 by itself."""
     res = subprocess.run(
-        [HFDEPLOY, "serve", str(tmp_path / "nope"), "--port", str(_port())],
+        [HFDEPLOY, "serve", folder, "--port", str(_port())],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert res.returncode == 1
+    assert res.returncode == 1, res.stderr
+    return res
+
+
+def test_missing_folder_fails_with_next_step(tmp_path: Path) -> None:
+    res = _serve_fails(str(tmp_path / "nope"))
     assert "error:" in res.stderr
     assert "not a folder" in res.stderr
     assert "next:" in res.stderr
@@ -120,13 +126,7 @@ def test_pickle_only_weights_are_refused(tmp_path: Path, minilm_dir: Path) -> No
     state = load_file(str(folder / "model.safetensors"))
     (folder / "model.safetensors").unlink()
     torch.save(state, folder / "pytorch_model.bin")
-    res = subprocess.run(
-        [HFDEPLOY, "serve", str(folder), "--port", str(_port())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 1
+    res = _serve_fails(str(folder))
     assert "pickle" in res.stderr
     assert "--allow-pickle" in res.stderr
 
@@ -162,13 +162,7 @@ def test_a_load_failure_after_start_exits_1(tmp_path: Path, minilm_dir: Path) ->
     config = json.loads((folder / "config.json").read_text())
     config["hidden_size"] = 500  # not a multiple of the heads: transformers refuses
     (folder / "config.json").write_text(json.dumps(config))
-    res = subprocess.run(
-        [HFDEPLOY, "serve", str(folder), "--port", str(_port())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 1
+    res = _serve_fails(str(folder))
     assert "error: cannot serve" in res.stderr
     assert "not a multiple" in res.stderr
     assert "next:" in res.stderr
