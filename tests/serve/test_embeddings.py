@@ -172,3 +172,30 @@ def test_unknown_prompt_name_is_422(minilm_url: str) -> None:
     assert r.status_code == 422
     assert r.json()["error"]["param"] == "prompt_name"
     assert "none in this model" in r.json()["error"]["message"]
+
+
+def test_prompts_are_prefixed_and_exclusion_is_refused(tmp_path: Path, minilm_dir: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules
+
+    from hfdeploy.serve.app import create_app
+    from hfdeploy.serve.settings import ServeSettings
+    from tests.serve._fixtures import running
+
+    base = SentenceTransformer(str(minilm_dir), device="cpu")
+    for include in (True, False):
+        st = SentenceTransformer(
+            modules=[base[0], modules.Pooling(384, pooling_mode="mean", include_prompt=include)],
+            prompts={"query": "query: "},
+            device="cpu",
+        )
+        folder = tmp_path / f"prompt-{include}"
+        st.save(str(folder))
+        with running(create_app(ServeSettings(model=str(folder)))) as url:
+            r = httpx.post(url + "/embed", json={"inputs": SENTENCES[:2], "prompt_name": "query"})
+        if include:
+            expected = np.asarray(st.encode(SENTENCES[:2], prompt_name="query"))
+            assert _cosines(np.asarray(r.json()), expected).min() >= 0.9999
+        else:
+            assert r.status_code == 422
+            assert "include_prompt" in r.json()["error"]["message"]

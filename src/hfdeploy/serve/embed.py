@@ -68,6 +68,7 @@ class EmbedRunner(Encoder):
         self.pooling: list[str] = ["mean"]
         self.dense: list[Any] = []
         self.has_normalize = False
+        self.include_prompt = True
         self.lowercase = False
         st_limit: int | None = None
         for m in modules:
@@ -82,7 +83,9 @@ class EmbedRunner(Encoder):
                         st_limit = cfg.get("max_seq_length")
                         self.lowercase = bool(cfg.get("do_lower_case", False))
                 case "Pooling":
-                    self.pooling = _pooling_modes(_read_json(path / "config.json"))
+                    pooling_cfg = _read_json(path / "config.json")
+                    self.pooling = _pooling_modes(pooling_cfg)
+                    self.include_prompt = bool(pooling_cfg.get("include_prompt", True))
                 case "Dense":
                     self.dense.append(self._load_dense(path))
                 case "Normalize":
@@ -159,6 +162,14 @@ class EmbedRunner(Encoder):
             known = ", ".join(sorted(self.prompts)) or "none in this model"
             raise BadRequestError(
                 f"unknown prompt_name {name!r} (known: {known})", param="prompt_name"
+            )
+        if not self.include_prompt:
+            # Sentence-Transformers leaves the prompt's tokens out of the pooling here;
+            # pooling them in would give other vectors than the model's own, silently.
+            raise BadRequestError(
+                "this model pools without its prompt's tokens (include_prompt=false), "
+                "which hfdeploy serve does not do yet; send the text without prompt_name",
+                param="prompt_name",
             )
         return self.prompts[name]
 
