@@ -8,6 +8,7 @@ import typer
 
 from hfdeploy._version import __version__
 from hfdeploy.cli.inspect import inspect_command
+from hfdeploy.cli.mcp import mcp_command
 from hfdeploy.cli.serve import serve_command
 from hfdeploy.cli.size import size_command
 
@@ -41,6 +42,7 @@ def _root(
 app.command("inspect")(inspect_command)
 app.command("size")(size_command)
 app.command("serve")(serve_command)
+app.command("mcp")(mcp_command)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hfdeploy.envelope import Confidence, Envelope, lowest
 from hfdeploy.errors import MissingConfigError
 from hfdeploy.model.arch import ArchSpec, arch_from_config
 from hfdeploy.model.gguf import GGUFInfo, gguf_config
@@ -87,6 +88,40 @@ class ModelProfile:
         if self.weights_source.startswith("gguf") and gguf:
             return f"gguf:{gguf[0].file_type}" if gguf[0].file_type else "gguf"
         return None
+
+    def envelope(self) -> Envelope:
+        """The profile as an answer: what it is, how sure, what could be off, how to check."""
+        name = self.repo_id or self.location
+        arch = ", ".join(self.architectures) or self.model_type or "unknown architecture"
+        result = (
+            f"{name}: {arch}, "
+            f"task {self.task.task} ({self.task.kind}), {self.parameters:,} parameters, "
+            f"{self.weights.bytes / 2**30:.2f} GiB of weights"
+            + (f", max context {self.max_context:,}" if self.max_context else "")
+        )
+        factors: list[str] = list(self.notes)
+        if self.weights_source == "safetensors":
+            confidence: Confidence = "high"
+            why = "parameters and bytes counted from the safetensors headers"
+        elif self.weights_source.startswith("gguf"):
+            confidence = "high"
+            why = "tensor table read from the GGUF file"
+        else:
+            confidence = "medium"
+            why = "no weights read: counted from config.json on the meta device"
+        if self.task.task == "unknown" or "without architectures" in self.task.source:
+            confidence = lowest(confidence, "medium")
+            factors.append(f"task guessed ({self.task.source}); pass --task where it matters")
+        if self.formats.pickle:
+            factors.append("pickle weights present: loading them can run code")
+        if not self.commit_sha:
+            factors.append("no commit sha: the files can change under the same name")
+        verification = [f"hfdeploy inspect {self.ref} --json"]
+        if self.repo_id:
+            verification.append(
+                f"huggingface_hub.HfApi().model_info({self.repo_id!r}, files_metadata=True)"
+            )
+        return Envelope(result, confidence, why, tuple(factors), tuple(verification))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``hfdeploy inspect --json`` object."""

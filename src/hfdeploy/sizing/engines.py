@@ -6,8 +6,10 @@ named as such in the estimate it feeds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from hfdeploy.envelope import Envelope
 
 __all__ = ["ENGINES", "EngineName", "EngineSizing", "default_engine"]
 
@@ -39,6 +41,9 @@ class EngineSizing:
     auto_dtype: Literal["vllm", "checkpoint", "f16"]
     tensor_parallel: bool
     note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 ENGINES: dict[str, EngineSizing] = {
@@ -86,6 +91,17 @@ CUDA_CONTEXT_BYTES = int(0.5 * GIB)
 VLLM_ACTIVATION_PRIORS_GIB = {
     "llama": 4.8, "qwen2": 5.6, "qwen3": 5.6, "moe": 8.0, "multimodal": 2.5, "dense": 5.5,
 }  # fmt: skip
+
+
+def engines_envelope() -> Envelope:
+    """The engine catalog as an answer."""
+    return Envelope(
+        f"{len(ENGINES)} engines: {', '.join(ENGINES)}",
+        "medium",
+        "memory behaviour from each engine's documented flags and defaults; overheads are priors",
+        tuple(f"{e.name}: {e.note}" for e in ENGINES.values()),
+        ("hfdeploy size MODEL --engine NAME --json", "the engine's own start-up log"),
+    )
 
 
 def default_engine(kind: str, *, gguf: bool = False) -> str:

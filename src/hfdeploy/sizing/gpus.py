@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from hfdeploy.envelope import Envelope
 from hfdeploy.errors import UnknownGPUError
 
 __all__ = ["GPU", "GPUCatalog", "find_gpu", "gpu_catalog"]
@@ -72,6 +73,26 @@ class GPUCatalog:
 
     def names(self) -> list[str]:
         return [g.name for g in self.gpus]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpus": [g.to_dict() for g in self.gpus],
+            "price_source": self.price_source,
+            "price_date": self.price_date,
+        }
+
+    def envelope(self) -> Envelope:
+        return Envelope(
+            f"{len(self.gpus)} GPUs: {', '.join(self.names())}",
+            "medium",
+            "memory, bandwidth and throughput from vendor datasheets; prices indicative",
+            (
+                f"prices from {self.price_source} ({self.price_date}), not verified: "
+                "check your provider's current rates",
+                "visible memory is below the nominal size (ECC, driver reservations)",
+            ),
+            ("nvidia-smi --query-gpu=name,memory.total --format=csv on the target machine",),
+        )
 
 
 @cache

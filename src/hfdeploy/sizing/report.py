@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Unpack
 
+from hfdeploy.envelope import Envelope, lowest
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.sizing.estimate import (
     MemoryEstimate,
@@ -25,6 +26,50 @@ class SizeReport:
     profile: ModelProfile
     estimate: MemoryEstimate
     fits: tuple[FitRow, ...]
+
+    def envelope(self) -> Envelope:
+        """The estimate as an answer: total, fit, the weakest terms, how to check."""
+        e, s = self.estimate, self.estimate.settings
+        fitting = [f"{r.gpu} x{r.count}" for r in self.fits if r.fits]
+        total = e.total_bytes / 2**30
+        result = (
+            f"{total:.2f} GiB per GPU rank for {self.profile.repo_id or self.profile.location} "
+            f"on {s.engine} ({s.dtype}, context {s.context:,}, concurrency {s.concurrency}, "
+            f"TP {s.tp}); fits: {', '.join(fitting) if fitting else 'none of the GPUs checked'}"
+        )
+        terms = {
+            "weights": e.weights,
+            "kv cache": e.kv_cache,
+            "activations": e.activations,
+            "cuda context": e.cuda_context,
+            "non-torch": e.non_torch,
+            "cuda graphs": e.cuda_graphs,
+        }
+        # The answer is as sure as its weakest term that matters (over 5% of the total).
+        big = {k: t for k, t in terms.items() if t.bytes > 0.05 * e.total_bytes} or terms
+        confidence = lowest(*(t.confidence for t in big.values()))
+        weakest = [k for k, t in big.items() if t.confidence == confidence]
+        why = f"weakest large term: {', '.join(weakest)} ({confidence})"
+        factors = [
+            f"{name}: {t.bytes / 2**30:.2f} GiB, {t.confidence} ({t.basis})"
+            for name, t in terms.items()
+            if t.confidence != "high" and t.bytes
+        ]
+        factors.extend(e.notes)
+        verification = [f"hfdeploy size {self.profile.ref} --json"]
+        if s.engine in ("vllm", "sglang"):
+            verification.append(
+                "start the engine with these settings and read its KV-cache line "
+                "(vLLM: 'GPU KV cache size'; SGLang: 'KV Cache is allocated')"
+            )
+        else:
+            verification.append(
+                "start the server with these settings and compare nvidia-smi's memory.used"
+            )
+        verification.append(
+            "benchmarks/gpu_memory.py on a GPU: estimate vs torch.cuda.max_memory_allocated"
+        )
+        return Envelope(result, confidence, why, tuple(factors), tuple(verification))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``hfdeploy size --json`` object."""

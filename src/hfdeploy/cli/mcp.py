@@ -1,0 +1,34 @@
+"""``hfdeploy mcp``: the MCP server, over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hfdeploy.cli._output import handle_errors
+from hfdeploy.errors import MissingDependencyError
+
+__all__ = ["mcp_command"]
+
+
+def mcp_command(
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address for --http.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for --http.")] = 8000,
+) -> None:
+    """Run hfdeploy as an MCP server: every capability as a tool for AI agents."""
+    with handle_errors():
+        try:
+            from hfdeploy.mcp.server import build_server
+        except ImportError as e:
+            raise MissingDependencyError(
+                e.name or "mcp", extra="mcp", purpose="run the MCP server"
+            ) from e
+        server = build_server()
+    if http:
+        server.run("streamable-http", host=host, port=port)
+    else:
+        server.run()

@@ -1,0 +1,1 @@
+"""``hfdeploy mcp``: every capability as an MCP tool (needs the ``mcp`` extra)."""

@@ -1,0 +1,91 @@
+"""Output schemas of the MCP tools: the ``--json`` objects of the CLI, key fields typed.
+
+Each model allows extra fields, so the CLI's JSON can grow without breaking the
+schema; the fields named here are the contract other tools rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["EngineList", "GpuList", "InspectOutput", "SizeOutput"]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class InspectOutput(_Open):
+    """``hfdeploy inspect --json``."""
+
+    ref: str
+    source: str
+    location: str
+    repo_id: str | None
+    commit_sha: str | None
+    architectures: list[str]
+    model_type: str | None
+    task: str
+    kind: str
+    parameters: dict[str, Any] = Field(description="total, by_dtype, experts")
+    formats: dict[str, Any]
+    max_context: int | None
+    notes: list[str]
+
+
+class Fit(_Open):
+    gpu: str
+    count: int
+    fits: bool
+    headroom_bytes: int
+    max_concurrency: int | None
+    max_context: int | None
+    min_tp: int | None
+    reason: str
+
+
+class SizeOutput(_Open):
+    """``hfdeploy size --json``."""
+
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    parameters: dict[str, Any]
+    weights: dict[str, Any]
+    kv_cache: dict[str, Any]
+    activations: dict[str, Any]
+    overhead: dict[str, Any]
+    total: dict[str, Any] = Field(description="bytes per GPU rank, bytes_all_ranks")
+    notes: list[str]
+    fits: list[Fit]
+
+
+class Gpu(_Open):
+    name: str
+    aliases: list[str]
+    memory_bytes: int
+    bandwidth_gbps: float
+    bf16_tflops: float | None
+    price_per_hour: float | None
+
+
+class GpuList(_Open):
+    """The GPU catalog."""
+
+    gpus: list[Gpu]
+
+
+class Engine(_Open):
+    name: str
+    kv_cache: bool
+    memory_fraction: float | None
+    memory_flag: str | None
+    tensor_parallel: bool
+    note: str
+
+
+class EngineList(_Open):
+    """The engines hfdeploy sizes for, with how each spends GPU memory."""
+
+    engines: list[Engine]

@@ -1,0 +1,178 @@
+"""The MCP server: one tool per capability that exists, the catalogs as resources.
+
+No logic lives here beyond mapping arguments to the library calls the CLI makes and
+presenting the answer: structured content is the CLI's ``--json`` object, the text is
+the answer's envelope (Result, Confidence, Uncertainty Factors, Verification). An
+hfdeploy error becomes a tool error with the CLI's two lines; the server goes on.
+
+Tools for capabilities that have not landed (plan, generate, audit, benchmark) are
+absent, not stubbed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from hfdeploy._version import __version__
+from hfdeploy.envelope import Envelope
+from hfdeploy.errors import HfDeployError
+from hfdeploy.mcp.schemas import EngineList, GpuList, InspectOutput, SizeOutput
+from hfdeploy.model.resolve import inspect_model as _inspect_model
+from hfdeploy.sizing.engines import ENGINES, engines_envelope
+from hfdeploy.sizing.estimate import DTYPES, KV_DTYPES, QUANTIZATIONS
+from hfdeploy.sizing.gpus import gpu_catalog
+from hfdeploy.sizing.report import size_model
+
+__all__ = ["TOOLS", "build_server"]
+
+T = TypeVar("T")
+
+#: The tools this server offers today, by name.
+TOOLS = ("inspect_model", "estimate_memory", "list_gpus", "list_engines")
+
+_READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
+
+Model = Annotated[
+    str,
+    Field(
+        description="A local folder, a .gguf file, or a Hub id ('owner/name'), "
+        "optionally '@revision' (a branch, tag or 40-hex commit)."
+    ),
+]
+
+
+def _answer(data: dict[str, Any], envelope: Envelope) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=envelope.to_text())],
+        structured_content=data,
+    )
+
+
+async def _call(fn: Callable[[], T]) -> T:
+    """Run a library call off the event loop; hfdeploy errors become tool errors."""
+    try:
+        return await anyio.to_thread.run_sync(fn)
+    except HfDeployError as e:
+        # The same two lines the CLI prints.
+        raise ToolError(f"error: {e.message}\nnext: {e.hint}") from e
+
+
+def build_server() -> MCPServer:
+    """The hfdeploy MCP server with its tools and resources (not yet running)."""
+    server: MCPServer = MCPServer(
+        name="hfdeploy",
+        version=__version__,
+        instructions=(
+            "hfdeploy sizes and inspects Hugging Face models for deployment without "
+            "downloading weights. Use inspect_model to learn what a model is, "
+            "estimate_memory to know how much GPU memory it needs and which GPUs fit, "
+            "list_gpus and list_engines for the names those tools accept."
+        ),
+    )
+
+    @server.tool(annotations=_READ_ONLY)
+    async def inspect_model(model: Model) -> Annotated[CallToolResult, InspectOutput]:
+        """What a model is: architecture, task, parameters per dtype, formats, context.
+
+        Reads config.json and safetensors headers only (by HTTP range requests on the
+        Hub), never the weights. The result is `hfdeploy inspect MODEL --json`.
+        """
+        profile = await _call(lambda: _inspect_model(model))
+        return _answer(profile.to_dict(), profile.envelope())
+
+    @server.tool(annotations=_READ_ONLY)
+    async def estimate_memory(
+        model: Model,
+        gpu: Annotated[
+            str | None,
+            Field(
+                description="Fit against one GPU, by name or alias (see list_gpus); "
+                "default: every GPU in the catalog."
+            ),
+        ] = None,
+        engine: Annotated[
+            str | None,
+            Field(description="Serving engine: " + ", ".join(ENGINES) + "; default by task."),
+        ] = None,
+        dtype: Annotated[
+            str, Field(description="Serving dtype: " + ", ".join(DTYPES) + ".")
+        ] = "auto",
+        kv_dtype: Annotated[
+            str, Field(description="KV cache dtype: " + ", ".join(KV_DTYPES) + ".")
+        ] = "auto",
+        context: Annotated[
+            int | None,
+            Field(
+                description="Tokens per request; default: the model's maximum, capped at 8192.",
+                gt=0,
+            ),
+        ] = None,
+        concurrency: Annotated[
+            int, Field(description="Requests held at once (vLLM --max-num-seqs).", gt=0)
+        ] = 1,
+        tp: Annotated[int, Field(description="Tensor-parallel degree.", gt=0)] = 1,
+        gpu_memory_utilization: Annotated[
+            float | None,
+            Field(description="Engine memory fraction (vLLM default 0.9).", gt=0, le=1),
+        ] = None,
+        max_batched_tokens: Annotated[
+            int | None, Field(description="Batched-token budget (activation peak).", gt=0)
+        ] = None,
+        quantization: Annotated[
+            str | None,
+            Field(description="What-if quantization: " + ", ".join(QUANTIZATIONS) + "."),
+        ] = None,
+    ) -> Annotated[CallToolResult, SizeOutput]:
+        """GPU memory needed per GPU rank (weights, KV cache, activations, overheads),
+        each with its confidence, and which GPUs fit at which concurrency and context.
+
+        The result is `hfdeploy size MODEL --json` with the same options.
+        """
+
+        def run() -> Any:
+            profile = _inspect_model(model)
+            return size_model(
+                profile, gpu=gpu, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
+                context=context, concurrency=concurrency, tp=tp,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_batched_tokens=max_batched_tokens, quantization=quantization,
+            )  # fmt: skip
+
+        report = await _call(run)
+        return _answer(report.to_dict(), report.envelope())
+
+    @server.tool(annotations=_READ_ONLY)
+    async def list_gpus() -> Annotated[CallToolResult, GpuList]:
+        """The GPU catalog: memory, bandwidth, peak throughput, aliases, indicative prices."""
+        catalog = gpu_catalog()
+        return _answer(catalog.to_dict(), catalog.envelope())
+
+    @server.tool(annotations=_READ_ONLY)
+    async def list_engines() -> Annotated[CallToolResult, EngineList]:
+        """The serving engines hfdeploy sizes for, with how each spends GPU memory."""
+        data = {"engines": [e.to_dict() for e in ENGINES.values()]}
+        return _answer(data, engines_envelope())
+
+    @server.resource(
+        "hfdeploy://catalog/gpus", name="gpu-catalog", mime_type="application/json",
+        description="The GPU catalog (the list_gpus object).",
+    )  # fmt: skip
+    def gpus_resource() -> str:
+        return json.dumps(gpu_catalog().to_dict(), indent=2)
+
+    @server.resource(
+        "hfdeploy://catalog/engines", name="engine-catalog", mime_type="application/json",
+        description="The engine catalog (the list_engines object).",
+    )  # fmt: skip
+    def engines_resource() -> str:
+        return json.dumps({"engines": [e.to_dict() for e in ENGINES.values()]}, indent=2)
+
+    return server

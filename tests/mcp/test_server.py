@@ -1,0 +1,188 @@
+"""``hfdeploy mcp`` driven by the MCP SDK's own client, over stdio (and streamable HTTP)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import jsonschema
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from typer.testing import CliRunner
+
+from hfdeploy.cli.main import app
+
+HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
+ENVELOPE = ("Result:", "Confidence:", "Uncertainty Factors:", "Verification:")
+
+
+def _session(body: Callable[[ClientSession], Awaitable[Any]]) -> Any:
+    """Start ``hfdeploy mcp`` over stdio, run ``body`` with an initialized session."""
+
+    async def main() -> Any:
+        params = StdioServerParameters(command=HFDEPLOY, args=["mcp"])
+        with Path("/dev/null").open("w") as devnull:
+            async with (
+                stdio_client(params, errlog=devnull) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                return await body(session)
+
+    return anyio.run(main)
+
+
+def _cli_json(*args: str) -> Any:
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def _check(result: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    assert not result.is_error, result.content[0].text
+    jsonschema.validate(result.structured_content, schema)
+    text = result.content[0].text
+    assert all(part in text for part in ENVELOPE), text
+    return dict(result.structured_content)
+
+
+def test_tools_are_listed_with_described_inputs_and_output_schemas() -> None:
+    async def body(s: ClientSession) -> Any:
+        return (await s.list_tools()).tools
+
+    tools = {t.name: t for t in _session(body)}
+    # Only capabilities that exist: plan, generate, audit and bench tools come when they land.
+    assert set(tools) == {"inspect_model", "estimate_memory", "list_gpus", "list_engines"}
+    for tool in tools.values():
+        assert tool.description
+        assert tool.output_schema and tool.output_schema["type"] == "object"
+        for name, prop in tool.input_schema.get("properties", {}).items():
+            assert prop.get("description"), f"{tool.name}.{name} has no description"
+    est = tools["estimate_memory"].input_schema["properties"]
+    # Arguments mirror the CLI's long flags.
+    assert {"model", "gpu", "engine", "dtype", "kv_dtype", "context", "concurrency", "tp",
+            "gpu_memory_utilization", "max_batched_tokens", "quantization"} == set(est)  # fmt: skip
+    assert tools["estimate_memory"].annotations.read_only_hint is True
+
+
+def test_each_tool_answers_the_cli_json_object(minilm_dir: Path) -> None:
+    model = str(minilm_dir)
+
+    async def body(s: ClientSession) -> Any:
+        schemas = {t.name: t.output_schema for t in (await s.list_tools()).tools}
+        size_args = {"model": model, "gpu": "l4", "concurrency": 4}
+        return {
+            "inspect": _check(
+                await s.call_tool("inspect_model", {"model": model}), schemas["inspect_model"]
+            ),
+            "size": _check(
+                await s.call_tool("estimate_memory", size_args), schemas["estimate_memory"]
+            ),
+            "gpus": _check(await s.call_tool("list_gpus", {}), schemas["list_gpus"]),
+            "engines": _check(await s.call_tool("list_engines", {}), schemas["list_engines"]),
+        }  # fmt: skip
+
+    got = _session(body)
+    assert got["inspect"] == _cli_json("inspect", model)
+    assert got["size"] == _cli_json("size", model, "--gpu", "l4", "--concurrency", "4")
+    assert got["size"]["fits"][0]["gpu"] == "L4"
+    assert "H100-SXM" in [g["name"] for g in got["gpus"]["gpus"]]
+    assert "vllm" in [e["name"] for e in got["engines"]["engines"]]
+
+
+def test_errors_are_tool_errors_and_the_server_keeps_answering(
+    tmp_path: Path, minilm_dir: Path
+) -> None:
+    async def body(s: ClientSession) -> Any:
+        unknown_gpu = await s.call_tool(
+            "estimate_memory", {"model": str(minilm_dir), "gpu": "tpu9"}
+        )
+        missing = await s.call_tool("inspect_model", {"model": str(tmp_path / "nope")})
+        bad_type = await s.call_tool("estimate_memory", {"model": "x/y", "concurrency": "lots"})
+        zero_tp = await s.call_tool("estimate_memory", {"model": "x/y", "tp": 0})
+        after = await s.call_tool("list_gpus", {})
+        return unknown_gpu, missing, bad_type, zero_tp, after
+
+    unknown_gpu, missing, bad_type, zero_tp, after = _session(body)
+    for res in (unknown_gpu, missing, bad_type, zero_tp):
+        assert res.is_error
+        assert res.structured_content is None
+    # The same text the CLI prints: "error: <message>" and "next: <hint>".
+    for res, argv in (
+        (missing, ["inspect", str(tmp_path / "nope")]),
+        (unknown_gpu, ["size", str(minilm_dir), "--gpu", "tpu9"]),
+    ):
+        cli = CliRunner().invoke(app, argv)
+        assert cli.exit_code == 1
+        assert " ".join(cli.stderr.split()) in " ".join(res.content[0].text.split())
+    assert "concurrency" in bad_type.content[0].text
+    assert "tp" in zero_tp.content[0].text
+    assert not after.is_error
+
+
+def test_resources_are_the_catalogs() -> None:
+    async def body(s: ClientSession) -> Any:
+        listed = [str(r.uri) for r in (await s.list_resources()).resources]
+        gpus = await s.read_resource("hfdeploy://catalog/gpus")
+        return listed, json.loads(gpus.contents[0].text)
+
+    listed, gpus = _session(body)
+    assert set(listed) == {"hfdeploy://catalog/gpus", "hfdeploy://catalog/engines"}
+    assert gpus == _cli_json_free_gpus()
+
+
+def _cli_json_free_gpus() -> Any:
+    from hfdeploy.sizing.gpus import gpu_catalog
+
+    return gpu_catalog().to_dict()
+
+
+def test_streamable_http_on_loopback() -> None:
+    from mcp.client.streamable_http import streamable_http_client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [HFDEPLOY, "mcp", "--http", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    async def main() -> list[str]:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await anyio.sleep(0.1)
+        async with (
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write),
+            ClientSession(read, write) as s,
+        ):
+            await s.initialize()
+            return [t.name for t in (await s.list_tools()).tools]
+
+    try:
+        assert "estimate_memory" in anyio.run(main)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("args", [["mcp", "--help"]])
+def test_cli_help(args: list[str]) -> None:
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0
+    assert "--http" in res.output
