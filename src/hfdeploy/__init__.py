@@ -9,6 +9,7 @@ Example:
 """
 
 from hfdeploy._version import __version__
+from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
 from hfdeploy.model.arch import ArchSpec, arch_from_config
 from hfdeploy.model.profile import ModelProfile, build_profile
@@ -26,6 +27,7 @@ from hfdeploy.sizing.report import SizeReport, size_model
 __all__ = [
     "GPU",
     "ArchSpec",
+    "Envelope",
     "FitRow",
     "HfDeployError",
     "MemoryEstimate",
