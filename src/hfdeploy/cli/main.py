@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from hfdeploy._version import __version__
+from hfdeploy.cli.audit import audit_command
 from hfdeploy.cli.inspect import inspect_command
 from hfdeploy.cli.mcp import mcp_command
 from hfdeploy.cli.serve import serve_command
@@ -43,6 +44,7 @@ app.command("inspect")(inspect_command)
 app.command("size")(size_command)
 app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
+app.command("audit")(audit_command)
 
 
 def main() -> None:

@@ -1,0 +1,70 @@
+"""What an audit reports: findings with a stable rule id, a tag, a severity, a place."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["SEVERITIES", "AuditReport", "Finding", "Severity", "at_least"]
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def at_least(severity: str, threshold: str) -> bool:
+    """Whether ``severity`` is at or above ``threshold``."""
+    return _RANK[severity] >= _RANK[threshold]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem at one place. ``line`` is 1-based; 0 when the file as a whole is meant."""
+
+    rule_id: str
+    tag: str
+    severity: Severity
+    file: str
+    line: int
+    message: str
+    impact: str
+    recommendation: str
+    title: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """All findings over all files read, sorted by file, line and rule."""
+
+    findings: tuple[Finding, ...]
+    files: tuple[str, ...]
+    suppressed: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        by = Counter(f.severity for f in self.findings)
+        return {
+            "files": len(self.files),
+            "findings": len(self.findings),
+            "by_severity": {s: by.get(s, 0) for s in SEVERITIES},
+            "by_rule": dict(sorted(Counter(f.rule_id for f in self.findings).items())),
+            "suppressed": self.suppressed,
+        }
+
+    def failed(self, threshold: str) -> bool:
+        return any(at_least(f.severity, threshold) for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``hfdeploy audit --format json`` object."""
+        return {
+            "findings": [
+                {k: v for k, v in f.to_dict().items() if k != "title"} | {"title": f.title}
+                for f in self.findings
+            ],
+            "files": list(self.files),
+            "summary": self.summary(),
+        }

@@ -1,0 +1,212 @@
+"""What a deployment runs, read from any of its files: one ``Workload`` per server.
+
+A Kubernetes container, a compose service, a ``docker run`` line, a Dockerfile or a
+shell command line each become a Workload with the same fields, so that every rule is
+written once. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "ENGINE_IMAGES",
+    "HUB_ID",
+    "SHA",
+    "Engine",
+    "EnvVar",
+    "Invocation",
+    "Mount",
+    "Probe",
+    "PythonCall",
+    "Workload",
+    "detect_invocation",
+]
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+
+Engine = Literal["vllm", "sglang", "tgi", "tei", "hfdeploy", "llama.cpp", "triton", "custom"]
+
+#: Image name fragment -> the engine its default entrypoint runs.
+ENGINE_IMAGES: tuple[tuple[str, Engine], ...] = (
+    ("vllm/vllm-openai", "vllm"),
+    ("lmsysorg/sglang", "sglang"),
+    ("text-generation-inference", "tgi"),
+    ("text-embeddings-inference", "tei"),
+    ("llama.cpp", "llama.cpp"),
+    ("tritonserver", "triton"),
+)
+
+# Flag aliases per meaning, across engines.
+MODEL_FLAGS = ("--model", "--model-id", "--model-path", "--model_id", "-m")
+REVISION_FLAGS = ("--revision", "--model-revision", "--model_revision")
+TOKENIZER_REVISION_FLAGS = ("--tokenizer-revision",)
+TP_FLAGS = ("--tensor-parallel-size", "-tp", "--tp", "--tp-size", "--num-shard")
+PP_FLAGS = ("--pipeline-parallel-size", "-pp", "--pp", "--pp-size")
+MEM_FRACTION_FLAGS = ("--gpu-memory-utilization", "--mem-fraction-static")
+MAX_LEN_FLAGS = ("--max-model-len", "--context-length", "--max-total-tokens")
+CACHE_FLAGS = ("--download-dir", "--huggingface-hub-cache")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str
+    value: str | None  # None when it comes from a secret or another reference
+    line: int
+    from_secret: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    path: str
+    kind: Literal["pvc", "hostPath", "emptyDir", "memory", "bind", "volume", "tmpfs", "other"]
+    line: int
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    kind: Literal["liveness", "readiness", "startup"]
+    line: int
+    initial_delay: float = 0
+    period: float = 10
+    failure_threshold: int = 3
+
+    @property
+    def budget_s(self) -> float:
+        """Seconds a failing process survives this probe."""
+        return self.initial_delay + self.period * self.failure_threshold
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """An engine started with arguments, and where the command line is."""
+
+    engine: Engine
+    argv: tuple[str, ...]
+    line: int
+
+    def flag(self, *names: str) -> str | None:
+        """The value of the first of ``names`` present (``--x v`` or ``--x=v``)."""
+        for i, arg in enumerate(self.argv):
+            for name in names:
+                if arg == name and i + 1 < len(self.argv):
+                    return self.argv[i + 1]
+                if arg.startswith(name + "="):
+                    return arg.split("=", 1)[1]
+        return None
+
+    def has(self, *names: str) -> bool:
+        return any(a in names or a.split("=", 1)[0] in names for a in self.argv)
+
+    @property
+    def model(self) -> str | None:
+        value = self.flag(*MODEL_FLAGS)
+        if value is not None:
+            return value
+        # `vllm serve MODEL`, and the vllm-openai / hfdeploy images' positional model
+        for i, arg in enumerate(self.argv):
+            if arg == "serve" and i + 1 < len(self.argv) and not self.argv[i + 1].startswith("-"):
+                return self.argv[i + 1]
+        if self.engine == "vllm" and self.argv and not self.argv[0].startswith("-"):
+            return self.argv[0]
+        return None
+
+
+@dataclass(slots=True)
+class Workload:
+    """One server process as a deployment file describes it."""
+
+    file: str
+    line: int
+    source: Literal["kubernetes", "compose", "docker-run", "dockerfile", "shell"]
+    name: str = ""
+    image: str | None = None
+    image_line: int = 0
+    invocation: Invocation | None = None
+    env: list[EnvVar] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)
+    gpus: int | None = None
+    gpus_line: int = 0
+    shm: bool = False  # a memory-backed /dev/shm, shm_size or --shm-size
+    host_ipc: bool = False
+    host_ipc_line: int = 0
+    user: str | None = None  # "root", "nonroot" or None (unknown)
+    node_gpu: str | None = None  # GPU type from a node selector, when one is given
+    kind: str = ""  # Kubernetes kind (Deployment, ...)
+
+    def env_value(self, name: str) -> EnvVar | None:
+        return next((e for e in self.env if e.name == name), None)
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.invocation.engine if self.invocation else None
+
+    def model(self) -> str | None:
+        if self.invocation and self.invocation.model:
+            return self.invocation.model
+        env = self.env_value("MODEL_ID") or self.env_value("MODEL_NAME")
+        return env.value if env else None
+
+    def revision(self) -> str | None:
+        if self.invocation:
+            value = self.invocation.flag(*REVISION_FLAGS)
+            if value is not None:
+                return value
+        env = self.env_value("REVISION") or self.env_value("MODEL_REVISION")
+        return env.value if env else None
+
+    def tp(self) -> int:
+        return _int(self.invocation.flag(*TP_FLAGS)) if self.invocation else 1
+
+    def pp(self) -> int:
+        return _int(self.invocation.flag(*PP_FLAGS)) if self.invocation else 1
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value) if value is not None else 1
+    except ValueError:
+        return 1
+
+
+@dataclass(frozen=True, slots=True)
+class PythonCall:
+    """A Hub-facing call in Python source, with its literal keyword arguments."""
+
+    function: str
+    line: int
+    repo: str | None
+    kwargs: dict[str, object]
+
+
+_ENGINE_COMMANDS: tuple[tuple[tuple[str, ...], Engine], ...] = (
+    (("vllm", "serve"), "vllm"),
+    (("vllm.entrypoints.openai.api_server",), "vllm"),
+    (("sglang.launch_server",), "sglang"),
+    (("text-generation-launcher",), "tgi"),
+    (("text-embeddings-router",), "tei"),
+    (("hfdeploy", "serve"), "hfdeploy"),
+    (("llama-server",), "llama.cpp"),
+    (("tritonserver",), "triton"),
+)
+
+
+def detect_invocation(argv: list[str], line: int, image: str | None = None) -> Invocation | None:
+    """The engine a command line starts, from the command or, for bare args, the image."""
+    names = [a.rsplit("/", 1)[-1] for a in argv]
+    for words, engine in _ENGINE_COMMANDS:
+        for i in range(len(names)):
+            if tuple(names[i : i + len(words)]) == words:
+                return Invocation(engine, tuple(argv[i + len(words) - 1 :]), line)
+    if image:
+        for fragment, engine in ENGINE_IMAGES:
+            if fragment in image:
+                return Invocation(engine, tuple(argv), line)
+    if any(n in ("python", "python3", "uvicorn", "gunicorn") for n in names[:1]):
+        return Invocation("custom", tuple(argv), line)
+    return None

@@ -1,0 +1,454 @@
+"""The audit rules: each a stable id, one tag, a default severity, and a check.
+
+Checks are pure functions over :class:`FileFacts`; the rule catalog is the
+``RULES`` tuple. Each rule has a page in ``docs/rules/<ID>.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from hfdeploy.audit.extract import FileFacts
+from hfdeploy.audit.findings import Finding, Severity
+from hfdeploy.audit.model import (
+    CACHE_FLAGS,
+    HUB_ID,
+    MEM_FRACTION_FLAGS,
+    SHA,
+    TOKENIZER_REVISION_FLAGS,
+    Workload,
+)
+
+__all__ = ["RULES", "Rule", "rule_by_id"]
+
+Check = Callable[["Rule", FileFacts], Iterator[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    tag: str
+    severity: Severity
+    title: str
+    impact: str
+    recommendation: str
+    check: Check
+
+    def finding(
+        self, facts: FileFacts, line: int, message: str, *, severity: Severity | None = None,
+        recommendation: str | None = None,
+    ) -> Finding:  # fmt: skip
+        return Finding(
+            rule_id=self.id, tag=self.tag, severity=severity or self.severity, file=facts.path,
+            line=line, message=message, impact=self.impact,
+            recommendation=recommendation or self.recommendation, title=self.title,
+        )  # fmt: skip
+
+
+TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HF_API_TOKEN")
+CACHE_VARS = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")
+_TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
+_PLACEHOLDER = re.compile(
+    r"^(<.*>|\$\{?\w+\}?|\$\(\w+\)|x+|changeme|your[_-]?\w*|hf_x+|\*+|\.\.\.|)$", re.I
+)
+_GPU_ENGINES = ("vllm", "sglang", "tgi")
+_CACHE_PATHS = ("/root/.cache/huggingface", "/data", "/.cache/huggingface")
+
+
+def _hub_model(w: Workload) -> str | None:
+    model = w.model()
+    return model if model and HUB_ID.match(model) and not model.startswith((".", "/")) else None
+
+
+def _is_placeholder(value: str) -> bool:
+    return bool(_PLACEHOLDER.match(value.strip()))
+
+
+# --- checks ----------------------------------------------------------------------------
+
+
+def _hub_download(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        model = _hub_model(w)
+        if model is None or w.source == "dockerfile":
+            continue
+        cache_paths = {e.value for e in w.env if e.name in CACHE_VARS and e.value}
+        if w.invocation:
+            cache_paths |= {v for f in CACHE_FLAGS if (v := w.invocation.flag(f))}
+        cache_paths |= set(_CACHE_PATHS)
+        persistent = [
+            m for m in w.mounts
+            if m.kind in ("pvc", "hostPath", "volume", "bind")
+            and any(m.path.rstrip("/") == c.rstrip("/") or c.startswith(m.path.rstrip("/") + "/") for c in cache_paths)
+        ]  # fmt: skip
+        if not persistent:
+            yield rule.finding(
+                facts,
+                w.invocation.line if w.invocation else w.line,
+                f"{w.engine or 'the server'} downloads {model} from the Hub at every start: "
+                "no persistent volume backs the Hugging Face cache",
+            )
+
+
+def _baked(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    pattern = re.compile(
+        r"snapshot_download|huggingface-cli\s+download|\bhf\s+download|from_pretrained|git\s+lfs|git\s+clone\s+https://huggingface\.co"
+    )
+    for line, cmd in facts.run_steps:
+        if pattern.search(cmd):
+            yield rule.finding(facts, line, "the image downloads model weights at build time")
+
+
+def _unpinned(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        model = _hub_model(w)
+        if model is None:
+            continue
+        rev = w.revision()
+        if rev is None or not SHA.match(rev):
+            what = "no revision" if rev is None else f"revision {rev!r} (a branch or tag: mutable)"
+            yield rule.finding(
+                facts,
+                w.invocation.line if w.invocation else w.line,
+                f"{model} is loaded with {what}",
+            )
+        if w.invocation and w.invocation.has(*TOKENIZER_REVISION_FLAGS):
+            trev = w.invocation.flag(*TOKENIZER_REVISION_FLAGS) or ""
+            if not SHA.match(trev):
+                yield rule.finding(
+                    facts, w.invocation.line, f"tokenizer revision {trev!r} is not a commit sha"
+                )
+    for call in facts.python_calls:
+        if call.function == "login" or call.repo is None or not HUB_ID.match(call.repo):
+            continue
+        rev = call.kwargs.get("revision")
+        if not (isinstance(rev, str) and SHA.match(rev)):
+            yield rule.finding(
+                facts, call.line, f"{call.function}({call.repo!r}) without a commit sha revision"
+            )
+
+
+def _token(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        for e in w.env:
+            if e.name in TOKEN_VARS and e.value is not None and not e.from_secret:
+                if _is_placeholder(e.value):
+                    yield rule.finding(
+                        facts,
+                        e.line,
+                        f"{e.name} has a placeholder value meant to be replaced in the file",
+                        severity="warning",
+                    )
+                else:
+                    yield rule.finding(facts, e.line, f"{e.name} is set to a literal token")
+    for line, cmd in facts.run_steps:
+        m = re.search(r"(huggingface-cli|hf\s+auth)\s+login\b.*--token[ =](\S+)", cmd)
+        if m:
+            yield rule.finding(
+                facts, line, "a build step logs in with a token: it stays in the image history"
+            )
+    for call in facts.python_calls:
+        token = call.kwargs.get("token")
+        if call.function == "login" and isinstance(token, str) and not _is_placeholder(token):
+            yield rule.finding(facts, call.line, "login() with a literal token")
+    env_lines = {e.line for w in facts.workloads for e in w.env if e.name in TOKEN_VARS}
+    for n, text_line in enumerate(facts.text.splitlines(), 1):
+        m = _TOKEN_SHAPE.search(text_line)
+        # A token env var's value sits on its own line or the next: reported above.
+        if m and not (env_lines & {n, n - 1}):
+            yield rule.finding(facts, n, "an hf_-shaped token is written in the file")
+
+
+def _trust(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        env = w.env_value("TRUST_REMOTE_CODE")
+        on = (
+            w.invocation is not None
+            and w.invocation.has("--trust-remote-code", "--trust_remote_code")
+        ) or (env is not None and (env.value or "").lower() in ("1", "true", "yes"))
+        if not on:
+            continue
+        rev = w.revision()
+        pinned = rev is not None and bool(SHA.match(rev))
+        yield rule.finding(
+            facts,
+            w.invocation.line if w.invocation else w.line,
+            "remote code from the model repo runs in the server"
+            + (
+                ""
+                if pinned
+                else ", and the revision is not pinned: the code can change at any restart"
+            ),
+            severity="warning" if pinned else "error",
+        )
+    for call in facts.python_calls:
+        if call.kwargs.get("trust_remote_code") is True:
+            rev = call.kwargs.get("revision")
+            pinned = isinstance(rev, str) and bool(SHA.match(rev))
+            yield rule.finding(
+                facts,
+                call.line,
+                f"{call.function}(trust_remote_code=True)"
+                + ("" if pinned else " without a pinned revision"),
+                severity="warning" if pinned else "error",
+            )
+
+
+def _pickle(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        inv = w.invocation
+        if inv is None:
+            continue
+        if inv.flag("--load-format") in ("pt", "pickle"):
+            yield rule.finding(facts, inv.line, "--load-format pt loads pickle weights")
+        if inv.engine == "hfdeploy" and inv.has("--allow-pickle"):
+            yield rule.finding(facts, inv.line, "--allow-pickle loads pickle weights")
+    for call in facts.python_calls:
+        if call.kwargs.get("use_safetensors") is False:
+            yield rule.finding(facts, call.line, f"{call.function}(use_safetensors=False)")
+        patterns = call.kwargs.get("allow_patterns")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if isinstance(patterns, list | tuple) and any(
+            str(p).endswith((".bin", ".pt", ".pth", ".ckpt")) for p in patterns
+        ):
+            yield rule.finding(
+                facts, call.line, f"{call.function}(allow_patterns=...) fetches pickle weights"
+            )
+
+
+def _no_warmup(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    s = facts.python_server
+    if s and s["app"] and s["model_loads"] and not s["warm_calls"]:
+        yield rule.finding(
+            facts, 1, "a custom server loads a model but runs no forward pass before it serves"
+        )
+
+
+def _probes(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        if w.source != "kubernetes" or w.engine is None or w.kind == "Job":
+            continue
+        kinds = {p.kind: p for p in w.probes}
+        need = 600.0 if w.engine in _GPU_ENGINES else 120.0
+        live, start = kinds.get("liveness"), kinds.get("startup")
+        if live and not start and live.budget_s < need:
+            yield rule.finding(
+                facts,
+                live.line,
+                f"liveness probe without a startupProbe: it restarts the pod after {live.budget_s:g}s, "
+                f"while loading a model on {w.engine} can take {need:g}s or more",
+            )
+        elif start and start.budget_s < need:
+            yield rule.finding(
+                facts,
+                start.line,
+                f"startupProbe allows {start.budget_s:g}s; loading on {w.engine} can take {need:g}s or more",
+                severity="warning",
+            )
+        if not w.probes:
+            yield rule.finding(
+                facts,
+                w.line,
+                f"no probes on the {w.engine} container: traffic reaches it before it is ready",
+                severity="warning",
+            )
+
+
+def _shm(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        if w.invocation is None:
+            continue
+        if (nccl := w.env_value("NCCL_SHM_DISABLE")) and nccl.value == "1":
+            yield rule.finding(
+                facts,
+                nccl.line,
+                "NCCL_SHM_DISABLE=1 works around a small /dev/shm at the cost of slower collectives",
+                severity="warning",
+            )
+        if w.tp() * w.pp() > 1 and not w.shm and not w.host_ipc:
+            yield rule.finding(
+                facts,
+                w.invocation.line,
+                f"tensor/pipeline parallel x{w.tp() * w.pp()} without a memory-backed /dev/shm",
+            )
+
+
+def _host_ipc(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        if w.host_ipc:
+            yield rule.finding(
+                facts,
+                w.host_ipc_line or w.line,
+                "the host's IPC namespace is shared for shared memory",
+            )
+
+
+def _gpu_limit(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        if w.engine not in _GPU_ENGINES or w.source in ("dockerfile", "shell"):
+            continue
+        need = w.tp() * w.pp()
+        if w.gpus is None:
+            yield rule.finding(
+                facts, w.line, f"{w.engine} asks for no GPU ({need} needed for TP x PP)"
+            )
+        elif w.gpus > 0 and w.gpus != need:
+            yield rule.finding(
+                facts,
+                w.gpus_line or w.line,
+                f"{w.gpus} GPU(s) requested but TP x PP = {need}",
+                severity="error",
+            )
+
+
+def _mem_fraction(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        if w.invocation is None:
+            continue
+        raw = w.invocation.flag(*MEM_FRACTION_FLAGS)
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            continue
+        if value is not None and value >= 0.95:
+            yield rule.finding(
+                facts,
+                w.invocation.line,
+                f"GPU memory fraction {value:g} leaves no room for the CUDA context and spikes",
+            )
+
+
+def _image_tag(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        image = w.image
+        if not image or "@sha256:" in image or image.startswith("$") or image.lower() == "scratch":
+            continue
+        name = image.rsplit("/", 1)[-1]
+        tag = name.split(":", 1)[1] if ":" in name else None
+        if tag is None or tag in ("latest", "main", "nightly", "edge"):
+            yield rule.finding(
+                facts,
+                w.image_line or w.line,
+                f"image {image} "
+                + ("has no tag" if tag is None else f"uses the mutable tag {tag!r}"),
+            )
+
+
+def _online(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        model = w.model()
+        if not model or _hub_model(w) or w.source == "dockerfile" or w.engine == "hfdeploy":
+            continue
+        offline = w.env_value("HF_HUB_OFFLINE")
+        if offline is None or (offline.value or "") not in ("1", "true", "True"):
+            yield rule.finding(
+                facts,
+                w.invocation.line if w.invocation else w.line,
+                f"the model is read from {model} but HF_HUB_OFFLINE is not set: the server may still call the Hub",
+            )
+
+
+def _cache_ephemeral(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        if _hub_model(w) is None:
+            continue
+        for m in w.mounts:
+            cache = {e.value for e in w.env if e.name in CACHE_VARS and e.value} | set(_CACHE_PATHS)
+            if m.kind in ("emptyDir", "memory", "tmpfs") and any(
+                c == m.path or c.startswith(m.path.rstrip("/") + "/") for c in cache
+            ):
+                yield rule.finding(
+                    facts,
+                    m.line,
+                    f"the Hugging Face cache at {m.path} is on ephemeral storage: the model is downloaded again on every reschedule",
+                )
+
+
+def _root_cache(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        if w.user != "nonroot":
+            continue
+        for e in w.env:
+            if e.name in CACHE_VARS and (e.value or "").startswith("/root"):
+                yield rule.finding(
+                    facts,
+                    e.line,
+                    f"{e.name}={e.value} is under /root, which a non-root user cannot write",
+                )
+
+
+def _fits(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    from hfdeploy.audit.memory import does_not_fit
+
+    for w in facts.workloads:
+        message = does_not_fit(w)
+        if message:
+            yield rule.finding(facts, w.invocation.line if w.invocation else w.line, message)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("HFD001", "hub-download-at-start", "warning", "Model downloaded from the Hub at every start",
+         "Every restart, reschedule or scale-up downloads the full weights again: minutes of cold start, Hub outages and rate limits become yours, and probes can kill a pod mid-download.",
+         "Mount a persistent volume at the cache path (or download once with `hfdeploy fetch` into a volume mounted at /repository), then set HF_HUB_OFFLINE=1.", _hub_download),
+    Rule("HFD002", "weights-baked-into-image", "info", "Weights baked into the image",
+         "The image grows by the model's size: slower pushes and pulls, registry storage, and a rebuild for every model change; image pull becomes the cold-start cost.",
+         "If you keep it: give the weights their own layer, pin the revision and set HF_HUB_OFFLINE=1. Otherwise mount the weights from a volume.", _baked),
+    Rule("HFD003", "unpinned-revision", "warning", "Model revision not pinned to a commit",
+         "The repository can change under a running service: weights, tokenizer, config and code; replicas started at different times can serve different models.",
+         "Pin the 40-hex commit sha (--revision / revision=) for the model and the tokenizer; `hfdeploy fetch` records it with file hashes.", _unpinned),
+    Rule("HFD004", "token-in-plaintext", "error", "Hugging Face token in plain text",
+         "The token lands in version control, image layers and `kubectl get -o yaml` output.",
+         "Use a Kubernetes Secret (valueFrom.secretKeyRef), compose secrets or an env file outside version control, BuildKit `RUN --mount=type=secret`; read-only fine-grained tokens.", _token),
+    Rule("HFD005", "trust-remote-code", "warning", "Remote code from the model repository runs in the server",
+         "Python from the repository runs with the server's credentials and network; unpinned, it can change at any restart.",
+         "Remove the flag when the engine supports the architecture natively; otherwise pin the revision and review the repository's code.", _trust),
+    Rule("HFD006", "pickle-weights", "warning", "Pickle weights allowed",
+         "Unpickling can execute arbitrary code; fallbacks to .bin/.pt also download duplicate weights.",
+         "Load safetensors only (vLLM --load-format safetensors; no use_safetensors=False); convert pickle-only models before deploying.", _pickle),
+    Rule("HFD007", "no-warmup", "warning", "Custom server ready before a forward pass",
+         "The first requests pay for lazy initialisation and spike or time out right after a scale-up.",
+         "Run a forward pass at representative shapes in the start-up hook and keep readiness at 503 until it finishes (hfdeploy serve does this).", _no_warmup),
+    Rule("HFD008", "probe-kills-loading-pod", "error", "Probes can kill a loading pod",
+         "A liveness probe that fires before the model has loaded restarts the pod in a loop (CrashLoopBackOff) and it never serves.",
+         "Add a startupProbe whose failureThreshold x periodSeconds covers the download and load time; keep liveness on a cheap route.", _probes),
+    Rule("HFD009", "missing-shm-for-tp", "error", "Tensor parallelism without shared memory",
+         "NCCL and the engine's workers exchange data through /dev/shm; Docker's 64 MB default makes multi-GPU start-up fail or slow.",
+         "Kubernetes: an emptyDir with medium: Memory mounted at /dev/shm (with a sizeLimit); compose: shm_size; docker run: --shm-size.", _shm),
+    Rule("HFD010", "host-ipc", "warning", "Host IPC namespace used for shared memory",
+         "hostIPC / --ipc=host shares the host's IPC namespace with the container, a wider access than shared memory needs.",
+         "Mount a memory-backed /dev/shm (emptyDir medium: Memory, shm_size, --shm-size) instead.", _host_ipc),
+    Rule("HFD011", "gpu-limit-mismatch", "warning", "GPU request missing or different from TP x PP",
+         "Without a GPU limit the pod lands on a node without GPUs or shares one; with a different count the engine fails at start or leaves GPUs idle.",
+         "Request exactly tensor_parallel x pipeline_parallel GPUs (nvidia.com/gpu limits, compose device reservations, --gpus).", _gpu_limit),
+    Rule("HFD012", "gpu-memory-utilization-high", "warning", "GPU memory fraction too high",
+         "At 0.95 and above nothing is left for the CUDA context, NCCL buffers and allocation spikes: out-of-memory at start or under load.",
+         "Keep the fraction at 0.90 (vLLM's default) or size it with `hfdeploy size`.", _mem_fraction),
+    Rule("HFD013", "mutable-image-tag", "warning", "Mutable image tag",
+         "`latest` or no tag changes under you: replicas run different engine versions and rollbacks are impossible.",
+         "Pin a version tag, or better a digest (image@sha256:...).", _image_tag),
+    Rule("HFD014", "hub-online-at-runtime", "info", "HF_HUB_OFFLINE not set although the model is local",
+         "The server can still call the Hub at start (for configs, tokenizers, or a missing file) and fail or stall when the Hub is slow or unreachable.",
+         "Set HF_HUB_OFFLINE=1 where the model is mounted.", _online),
+    Rule("HFD015", "cache-not-persistent", "warning", "Hugging Face cache on ephemeral storage",
+         "An emptyDir or tmpfs cache is lost on every reschedule, so the model downloads again, and it counts against the node's ephemeral storage.",
+         "Back the cache with a PersistentVolumeClaim, or download once into a volume and serve it offline.", _cache_ephemeral),
+    Rule("HFD016", "root-cache-path", "warning", "Cache path under /root with a non-root user",
+         "A non-root user cannot write under /root: the download fails at start, or falls back to a path nobody expected.",
+         "Point HF_HOME at a path the user owns (e.g. /home/app/.cache/huggingface or the mounted volume).", _root_cache),
+    Rule("HFD017", "model-does-not-fit", "error", "Model does not fit the GPUs asked for",
+         "The engine fails at start with out-of-memory, or starts with no room for the KV cache at the configured length.",
+         "Use more or larger GPUs (TP), a shorter max length, or quantization; `hfdeploy size` shows what fits.", _fits),
+)  # fmt: skip
+
+PARSE_ERROR = Rule(
+    "HFD000", "parse-error", "error", "File could not be parsed",
+    "Nothing in this file was audited.", "Fix the syntax error; the other files were audited.",
+    lambda rule, facts: iter(()),
+)  # fmt: skip
+
+
+def rule_by_id(rule_id: str) -> Rule | None:
+    return next((r for r in (*RULES, PARSE_ERROR) if r.id == rule_id), None)

@@ -1,0 +1,154 @@
+"""Audit files and folders: read, classify, extract, check, suppress, report."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hfdeploy.audit.extract import FileFacts, classify, extract
+from hfdeploy.audit.findings import SEVERITIES, AuditReport, Finding
+from hfdeploy.audit.rules import PARSE_ERROR, RULES
+from hfdeploy.errors import InvalidSettingError
+
+__all__ = ["AuditConfig", "audit_paths", "audit_texts", "load_config"]
+
+_IGNORE = re.compile(r"hfdeploy:\s*ignore\[([A-Za-z0-9_,\s-]+)\]")
+_SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Rules switched off and severities changed, from ``.hfdeploy.toml`` or pyproject."""
+
+    disable: frozenset[str] = frozenset()
+    severity: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "disable": sorted(self.disable),
+            "severity": dict(self.severity),
+            "source": self.source,
+        }
+
+
+def parse_config(data: Mapping[str, Any], source: str) -> AuditConfig:
+    """Validate an ``[audit]`` table (rule ids or tags are both accepted)."""
+    known = {r.id for r in RULES} | {r.tag for r in RULES}
+    disable = data.get("disable", [])
+    if not isinstance(disable, list) or any(d not in known for d in disable):
+        bad = [d for d in disable if d not in known] if isinstance(disable, list) else disable
+        raise InvalidSettingError(
+            "audit.disable",
+            bad,
+            "unknown rule ids or tags",
+            hint="`hfdeploy audit --list-rules` lists them.",
+        )
+    sev = data.get("severity", {})
+    if not isinstance(sev, dict) or any(
+        k not in known or v not in SEVERITIES for k, v in sev.items()
+    ):
+        raise InvalidSettingError("audit.severity", sev, 'use RULE = "error" | "warning" | "info"')
+    return AuditConfig(frozenset(disable), dict(sev), source)
+
+
+def load_config(directory: Path) -> AuditConfig:
+    """``.hfdeploy.toml`` (``[audit]``), else ``pyproject.toml`` (``[tool.hfdeploy.audit]``)."""
+    own = directory / ".hfdeploy.toml"
+    if own.is_file():
+        return parse_config(
+            tomllib.loads(own.read_text(encoding="utf-8")).get("audit", {}), str(own)
+        )
+    pyproject = directory / "pyproject.toml"
+    if pyproject.is_file():
+        table = (
+            tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            .get("tool", {})
+            .get("hfdeploy", {})
+            .get("audit")
+        )
+        if table is not None:
+            return parse_config(table, f"{pyproject} [tool.hfdeploy.audit]")
+    return AuditConfig()
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and not (set(f.relative_to(p).parts[:-1]) & _SKIP_DIRS):
+                    out.append(f)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(str(p))
+    return out
+
+
+def _suppressed(facts: FileFacts, f: Finding) -> bool:
+    lines = facts.text.splitlines()
+    for n in (f.line, f.line - 1):
+        if 1 <= n <= len(lines) and (m := _IGNORE.search(lines[n - 1])):
+            ids = {x.strip() for x in m.group(1).split(",")}
+            if f.rule_id in ids or f.tag in ids:
+                return True
+    return False
+
+
+def audit_texts(
+    texts: Mapping[str, str], config: AuditConfig | None = None, *, explicit: bool = False
+) -> AuditReport:
+    """Audit files given as ``{path: text}``. Pure.
+
+    ``explicit``: every file was named by the user, so YAML that is neither Kubernetes
+    nor compose is still parsed (a parse error is reported rather than the file skipped).
+    """
+    cfg = config or AuditConfig()
+    findings: list[Finding] = []
+    read: list[str] = []
+    suppressed = 0
+    for path, text in texts.items():
+        kind = classify(path, text)
+        if kind is None:
+            continue
+        read.append(path)
+        facts = extract(path, text, kind)
+        candidates: list[Finding] = []
+        if facts.parse_error:
+            line, message = facts.parse_error
+            candidates.append(
+                PARSE_ERROR.finding(facts, line, f"{kind} file does not parse: {message}")
+            )
+        else:
+            for rule in RULES:
+                candidates.extend(rule.check(rule, facts))
+        for f in candidates:
+            if f.rule_id in cfg.disable or f.tag in cfg.disable:
+                continue
+            if _suppressed(facts, f):
+                suppressed += 1
+                continue
+            sev = cfg.severity.get(f.rule_id) or cfg.severity.get(f.tag)
+            findings.append(replace(f, severity=sev) if sev else f)  # type: ignore[arg-type]
+    unique = sorted(set(findings), key=lambda f: (f.file, f.line, f.rule_id, f.message))
+    return AuditReport(tuple(unique), tuple(read), suppressed, cfg.to_dict())
+
+
+def audit_paths(paths: Iterable[Path | str], config: AuditConfig | None = None) -> AuditReport:
+    """Audit files and folders (folders recursively; files of unknown kinds are skipped).
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+    """
+    texts: dict[str, str] = {}
+    for f in _files(Path(p) for p in paths):
+        try:
+            texts[str(f)] = f.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue  # binary or unreadable: not a deployment file
+    return audit_texts(texts, config)

@@ -1,0 +1,75 @@
+"""YAML documents with the line of every value, for findings that point at a line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+__all__ = ["Doc", "YamlParseError", "load_docs"]
+
+Path = tuple[str | int, ...]
+
+
+class YamlParseError(ValueError):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """One YAML document: its data, and the 1-based line of each path in it."""
+
+    data: Any
+    lines: dict[Path, int]
+    start: int
+
+    def line(self, *path: str | int) -> int:
+        """The line of ``path``, or of its nearest ancestor that has one."""
+        p: Path = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.start
+
+
+def _walk(node: yaml.Node, path: Path, out: dict[Path, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark.line)
+            out[(*path, k)] = key.start_mark.line + 1
+            _walk(value, (*path, k), out)
+            out[(*path, k)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), out)
+
+
+def load_docs(text: str) -> Iterator[Doc]:
+    """Every document of a (multi-document) YAML text.
+
+    Raises:
+        YamlParseError: with the line where parsing failed.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            lines: dict[Path, int] = {}
+            _walk(node, (), lines)
+            data = loader.construct_document(node)
+            yield Doc(data, lines, node.start_mark.line + 1)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise YamlParseError(str(e).splitlines()[0], (mark.line + 1) if mark else 1) from None
+    except yaml.YAMLError as e:
+        raise YamlParseError(str(e), 1) from None
+    finally:
+        loader.dispose()
