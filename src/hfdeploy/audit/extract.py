@@ -16,6 +16,7 @@ from typing import Any
 from hfdeploy.audit.model import (
     EnvVar,
     Mount,
+    MountKind,
     Probe,
     PythonCall,
     Workload,
@@ -203,7 +204,7 @@ def _k8s(path: str, doc: Doc) -> list[Workload]:
                             float(p.get("periodSeconds", 10)),
                             int(p.get("failureThreshold", 3)),
                         )
-                    )  # type: ignore[arg-type]
+                    )
             limits = (c.get("resources") or {}).get("limits") or {}
             for key in ("nvidia.com/gpu", "amd.com/gpu"):
                 if key in limits:
@@ -320,7 +321,7 @@ def _compose(path: str, doc: Doc) -> list[Workload]:
                 w.gpus = (
                     len(ids)
                     if isinstance(ids, list)
-                    else (int(count) if str(count).isdigit() else 0 if count is None else -1)
+                    else (int(str(count)) if str(count).isdigit() else 0 if count is None else -1)
                 )
                 w.gpus_line = doc.line(*sp, "deploy")
         if svc.get("gpus") is not None:
@@ -432,7 +433,7 @@ def _docker_run(path: str, line: int, args: list[str]) -> Workload:
             case "-v" | "--volume":
                 parts = value.split(":")
                 src = parts[0] if len(parts) > 1 else ""
-                kind = (
+                kind: MountKind = (
                     "bind" if src.startswith(("/", ".", "~", "$")) else "volume" if src else "other"
                 )
                 w.mounts.append(
@@ -442,7 +443,7 @@ def _docker_run(path: str, line: int, args: list[str]) -> Workload:
                         line,
                         len(parts) > 2 and "ro" in parts[2],
                     )
-                )  # type: ignore[arg-type]
+                )
             case "--shm-size":
                 w.shm = True
             case "--ipc":

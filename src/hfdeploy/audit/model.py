@@ -19,6 +19,7 @@ __all__ = [
     "EnvVar",
     "Invocation",
     "Mount",
+    "MountKind",
     "Probe",
     "PythonCall",
     "Workload",
@@ -59,10 +60,13 @@ class EnvVar:
     from_secret: bool = False
 
 
+MountKind = Literal["pvc", "hostPath", "emptyDir", "memory", "bind", "volume", "tmpfs", "other"]
+
+
 @dataclass(frozen=True, slots=True)
 class Mount:
     path: str
-    kind: Literal["pvc", "hostPath", "emptyDir", "memory", "bind", "volume", "tmpfs", "other"]
+    kind: MountKind
     line: int
     read_only: bool = False
 

@@ -7,8 +7,10 @@ Checks are pure functions over :class:`FileFacts`; the rule catalog is the
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 
 from hfdeploy.audit.extract import FileFacts
 from hfdeploy.audit.findings import Finding, Severity
@@ -35,6 +37,7 @@ class Rule:
     impact: str
     recommendation: str
     check: Check
+    detects: str = ""
 
     def finding(
         self, facts: FileFacts, line: int, message: str, *, severity: Severity | None = None,
@@ -62,6 +65,12 @@ def _hub_model(w: Workload) -> str | None:
     return model if model and HUB_ID.match(model) and not model.startswith((".", "/")) else None
 
 
+def _under(path: str, mount: str) -> bool:
+    """Whether ``path`` is ``mount`` or inside it."""
+    m = mount.rstrip("/")
+    return path.rstrip("/") == m or path.startswith(m + "/")
+
+
 def _is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.match(value.strip()))
 
@@ -79,10 +88,11 @@ def _hub_download(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             cache_paths |= {v for f in CACHE_FLAGS if (v := w.invocation.flag(f))}
         cache_paths |= set(_CACHE_PATHS)
         persistent = [
-            m for m in w.mounts
+            m
+            for m in w.mounts
             if m.kind in ("pvc", "hostPath", "volume", "bind")
-            and any(m.path.rstrip("/") == c.rstrip("/") or c.startswith(m.path.rstrip("/") + "/") for c in cache_paths)
-        ]  # fmt: skip
+            and any(_under(c, m.path) for c in cache_paths)
+        ]
         if not persistent:
             yield rule.finding(
                 facts,
@@ -123,8 +133,8 @@ def _unpinned(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
     for call in facts.python_calls:
         if call.function == "login" or call.repo is None or not HUB_ID.match(call.repo):
             continue
-        rev = call.kwargs.get("revision")
-        if not (isinstance(rev, str) and SHA.match(rev)):
+        kw_rev = call.kwargs.get("revision")
+        if not (isinstance(kw_rev, str) and SHA.match(kw_rev)):
             yield rule.finding(
                 facts, call.line, f"{call.function}({call.repo!r}) without a commit sha revision"
             )
@@ -185,8 +195,8 @@ def _trust(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         )
     for call in facts.python_calls:
         if call.kwargs.get("trust_remote_code") is True:
-            rev = call.kwargs.get("revision")
-            pinned = isinstance(rev, str) and bool(SHA.match(rev))
+            kw_rev = call.kwargs.get("revision")
+            pinned = isinstance(kw_rev, str) and bool(SHA.match(kw_rev))
             yield rule.finding(
                 facts,
                 call.line,
@@ -238,14 +248,16 @@ def _probes(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(
                 facts,
                 live.line,
-                f"liveness probe without a startupProbe: it restarts the pod after {live.budget_s:g}s, "
+                "liveness probe without a startupProbe: it restarts the pod after "
+                f"{live.budget_s:g}s, "
                 f"while loading a model on {w.engine} can take {need:g}s or more",
             )
         elif start and start.budget_s < need:
             yield rule.finding(
                 facts,
                 start.line,
-                f"startupProbe allows {start.budget_s:g}s; loading on {w.engine} can take {need:g}s or more",
+                f"startupProbe allows {start.budget_s:g}s; loading on {w.engine} can take "
+                f"{need:g}s or more",
                 severity="warning",
             )
         if not w.probes:
@@ -265,7 +277,8 @@ def _shm(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(
                 facts,
                 nccl.line,
-                "NCCL_SHM_DISABLE=1 works around a small /dev/shm at the cost of slower collectives",
+                "NCCL_SHM_DISABLE=1 works around a small /dev/shm "
+                "at the cost of slower collectives",
                 severity="warning",
             )
         if w.tp() * w.pp() > 1 and not w.shm and not w.host_ipc:
@@ -347,7 +360,8 @@ def _online(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(
                 facts,
                 w.invocation.line if w.invocation else w.line,
-                f"the model is read from {model} but HF_HUB_OFFLINE is not set: the server may still call the Hub",
+                f"the model is read from {model} but HF_HUB_OFFLINE is not set: "
+                "the server may still call the Hub",
             )
 
 
@@ -357,13 +371,12 @@ def _cache_ephemeral(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             continue
         for m in w.mounts:
             cache = {e.value for e in w.env if e.name in CACHE_VARS and e.value} | set(_CACHE_PATHS)
-            if m.kind in ("emptyDir", "memory", "tmpfs") and any(
-                c == m.path or c.startswith(m.path.rstrip("/") + "/") for c in cache
-            ):
+            if m.kind in ("emptyDir", "memory", "tmpfs") and any(_under(c, m.path) for c in cache):
                 yield rule.finding(
                     facts,
                     m.line,
-                    f"the Hugging Face cache at {m.path} is on ephemeral storage: the model is downloaded again on every reschedule",
+                    f"the Hugging Face cache at {m.path} is on ephemeral storage: "
+                    "the model is downloaded again on every reschedule",
                 )
 
 
@@ -389,65 +402,44 @@ def _fits(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(facts, w.invocation.line if w.invocation else w.line, message)
 
 
-RULES: tuple[Rule, ...] = (
-    Rule("HFD001", "hub-download-at-start", "warning", "Model downloaded from the Hub at every start",
-         "Every restart, reschedule or scale-up downloads the full weights again: minutes of cold start, Hub outages and rate limits become yours, and probes can kill a pod mid-download.",
-         "Mount a persistent volume at the cache path (or download once with `hfdeploy fetch` into a volume mounted at /repository), then set HF_HUB_OFFLINE=1.", _hub_download),
-    Rule("HFD002", "weights-baked-into-image", "info", "Weights baked into the image",
-         "The image grows by the model's size: slower pushes and pulls, registry storage, and a rebuild for every model change; image pull becomes the cold-start cost.",
-         "If you keep it: give the weights their own layer, pin the revision and set HF_HUB_OFFLINE=1. Otherwise mount the weights from a volume.", _baked),
-    Rule("HFD003", "unpinned-revision", "warning", "Model revision not pinned to a commit",
-         "The repository can change under a running service: weights, tokenizer, config and code; replicas started at different times can serve different models.",
-         "Pin the 40-hex commit sha (--revision / revision=) for the model and the tokenizer; `hfdeploy fetch` records it with file hashes.", _unpinned),
-    Rule("HFD004", "token-in-plaintext", "error", "Hugging Face token in plain text",
-         "The token lands in version control, image layers and `kubectl get -o yaml` output.",
-         "Use a Kubernetes Secret (valueFrom.secretKeyRef), compose secrets or an env file outside version control, BuildKit `RUN --mount=type=secret`; read-only fine-grained tokens.", _token),
-    Rule("HFD005", "trust-remote-code", "warning", "Remote code from the model repository runs in the server",
-         "Python from the repository runs with the server's credentials and network; unpinned, it can change at any restart.",
-         "Remove the flag when the engine supports the architecture natively; otherwise pin the revision and review the repository's code.", _trust),
-    Rule("HFD006", "pickle-weights", "warning", "Pickle weights allowed",
-         "Unpickling can execute arbitrary code; fallbacks to .bin/.pt also download duplicate weights.",
-         "Load safetensors only (vLLM --load-format safetensors; no use_safetensors=False); convert pickle-only models before deploying.", _pickle),
-    Rule("HFD007", "no-warmup", "warning", "Custom server ready before a forward pass",
-         "The first requests pay for lazy initialisation and spike or time out right after a scale-up.",
-         "Run a forward pass at representative shapes in the start-up hook and keep readiness at 503 until it finishes (hfdeploy serve does this).", _no_warmup),
-    Rule("HFD008", "probe-kills-loading-pod", "error", "Probes can kill a loading pod",
-         "A liveness probe that fires before the model has loaded restarts the pod in a loop (CrashLoopBackOff) and it never serves.",
-         "Add a startupProbe whose failureThreshold x periodSeconds covers the download and load time; keep liveness on a cheap route.", _probes),
-    Rule("HFD009", "missing-shm-for-tp", "error", "Tensor parallelism without shared memory",
-         "NCCL and the engine's workers exchange data through /dev/shm; Docker's 64 MB default makes multi-GPU start-up fail or slow.",
-         "Kubernetes: an emptyDir with medium: Memory mounted at /dev/shm (with a sizeLimit); compose: shm_size; docker run: --shm-size.", _shm),
-    Rule("HFD010", "host-ipc", "warning", "Host IPC namespace used for shared memory",
-         "hostIPC / --ipc=host shares the host's IPC namespace with the container, a wider access than shared memory needs.",
-         "Mount a memory-backed /dev/shm (emptyDir medium: Memory, shm_size, --shm-size) instead.", _host_ipc),
-    Rule("HFD011", "gpu-limit-mismatch", "warning", "GPU request missing or different from TP x PP",
-         "Without a GPU limit the pod lands on a node without GPUs or shares one; with a different count the engine fails at start or leaves GPUs idle.",
-         "Request exactly tensor_parallel x pipeline_parallel GPUs (nvidia.com/gpu limits, compose device reservations, --gpus).", _gpu_limit),
-    Rule("HFD012", "gpu-memory-utilization-high", "warning", "GPU memory fraction too high",
-         "At 0.95 and above nothing is left for the CUDA context, NCCL buffers and allocation spikes: out-of-memory at start or under load.",
-         "Keep the fraction at 0.90 (vLLM's default) or size it with `hfdeploy size`.", _mem_fraction),
-    Rule("HFD013", "mutable-image-tag", "warning", "Mutable image tag",
-         "`latest` or no tag changes under you: replicas run different engine versions and rollbacks are impossible.",
-         "Pin a version tag, or better a digest (image@sha256:...).", _image_tag),
-    Rule("HFD014", "hub-online-at-runtime", "info", "HF_HUB_OFFLINE not set although the model is local",
-         "The server can still call the Hub at start (for configs, tokenizers, or a missing file) and fail or stall when the Hub is slow or unreachable.",
-         "Set HF_HUB_OFFLINE=1 where the model is mounted.", _online),
-    Rule("HFD015", "cache-not-persistent", "warning", "Hugging Face cache on ephemeral storage",
-         "An emptyDir or tmpfs cache is lost on every reschedule, so the model downloads again, and it counts against the node's ephemeral storage.",
-         "Back the cache with a PersistentVolumeClaim, or download once into a volume and serve it offline.", _cache_ephemeral),
-    Rule("HFD016", "root-cache-path", "warning", "Cache path under /root with a non-root user",
-         "A non-root user cannot write under /root: the download fails at start, or falls back to a path nobody expected.",
-         "Point HF_HOME at a path the user owns (e.g. /home/app/.cache/huggingface or the mounted volume).", _root_cache),
-    Rule("HFD017", "model-does-not-fit", "error", "Model does not fit the GPUs asked for",
-         "The engine fails at start with out-of-memory, or starts with no room for the KV cache at the configured length.",
-         "Use more or larger GPUs (TP), a shorter max length, or quantization; `hfdeploy size` shows what fits.", _fits),
-)  # fmt: skip
+_CHECKS: dict[str, Check] = {
+    "HFD001": _hub_download,
+    "HFD002": _baked,
+    "HFD003": _unpinned,
+    "HFD004": _token,
+    "HFD005": _trust,
+    "HFD006": _pickle,
+    "HFD007": _no_warmup,
+    "HFD008": _probes,
+    "HFD009": _shm,
+    "HFD010": _host_ipc,
+    "HFD011": _gpu_limit,
+    "HFD012": _mem_fraction,
+    "HFD013": _image_tag,
+    "HFD014": _online,
+    "HFD015": _cache_ephemeral,
+    "HFD016": _root_cache,
+    "HFD017": _fits,
+}
 
-PARSE_ERROR = Rule(
-    "HFD000", "parse-error", "error", "File could not be parsed",
-    "Nothing in this file was audited.", "Fix the syntax error; the other files were audited.",
-    lambda rule, facts: iter(()),
-)  # fmt: skip
+
+def _no_check(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    return iter(())
+
+
+def _load() -> tuple[Rule, ...]:
+    raw = tomllib.loads(resources.files("hfdeploy.audit").joinpath("rules.toml").read_text("utf-8"))
+    return tuple(
+        Rule(rid, r["tag"], r["severity"], r["title"], r["impact"], r["recommendation"],
+             _CHECKS.get(rid, _no_check), r["detects"])
+        for rid, r in raw.items()
+    )  # fmt: skip
+
+
+_ALL = _load()
+#: The parse-error pseudo-rule: reported by the runner, never by a check.
+PARSE_ERROR: Rule = _ALL[0]
+RULES: tuple[Rule, ...] = tuple(r for r in _ALL if r.id in _CHECKS)
 
 
 def rule_by_id(rule_id: str) -> Rule | None:

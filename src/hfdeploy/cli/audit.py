@@ -20,13 +20,17 @@ __all__ = ["audit_command"]
 def audit_command(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders: Dockerfiles, compose, Kubernetes YAML, scripts, Python."),
+        typer.Argument(
+            help="Files or folders: Dockerfiles, compose, Kubernetes YAML, scripts, Python."
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text, markdown, json or sarif.")] = "text",
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 when a finding is at or above: error, warning, info.")
     ] = "error",
-    list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the rules and exit.")] = False,
+    list_rules: Annotated[
+        bool, typer.Option("--list-rules", help="Print the rules and exit.")
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Find what is wrong in a model deployment. Exit 0 clean, 1 findings at or above
