@@ -166,9 +166,17 @@ def _k8s(path: str, doc: Doc) -> list[Workload]:
             w = Workload(path, doc.line(*cp), "kubernetes", name=str(c.get("name", "")), kind=kind)
             w.image = c.get("image")
             w.image_line = doc.line(*cp, "image")
-            argv = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
+            command = c.get("command") or []
+            args = c.get("args") or []
+            argv = [str(x) for x in [*command, *args]]
+            arg_lines = [doc.line(*cp, "command", k) for k in range(len(command))] + [
+                doc.line(*cp, "args", k) for k in range(len(args))
+            ]
             w.invocation = detect_invocation(
-                argv, doc.line(*cp, "args") if c.get("args") else doc.line(*cp, "command"), w.image
+                argv,
+                doc.line(*cp, "args") if args else doc.line(*cp, "command"),
+                w.image,
+                arg_lines=arg_lines,
             )
             for j, e in enumerate(c.get("env") or []):
                 if isinstance(e, dict) and "name" in e:
@@ -557,13 +565,16 @@ _HUB_FUNCS = {
 
 def _python(facts: FileFacts) -> None:
     tree = ast.parse(facts.text, filename=facts.path)
-    server = {"app": False, "model_loads": 0, "warm_calls": 0, "startup": False}
+    server: dict[str, Any] = {
+        "app": False, "app_line": 1, "model_loads": 0, "warm_calls": 0, "startup": False,
+    }  # fmt: skip
     startup_funcs: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = _call_name(node.func)
             if name in ("FastAPI", "Flask", "LitServer", "Starlette"):
                 server["app"] = True
+                server["app_line"] = node.lineno
                 for kw in node.keywords:
                     if kw.arg == "lifespan" and isinstance(kw.value, ast.Name):
                         startup_funcs.add(kw.value.id)

@@ -29,7 +29,9 @@ __all__ = [
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 
-Engine = Literal["vllm", "sglang", "tgi", "tei", "hfdeploy", "llama.cpp", "triton", "custom"]
+Engine = Literal[
+    "vllm", "sglang", "tgi", "tei", "hfdeploy", "llama.cpp", "triton", "kserve", "custom"
+]
 
 #: Image name fragment -> the engine its default entrypoint runs.
 ENGINE_IMAGES: tuple[tuple[str, Engine], ...] = (
@@ -39,6 +41,7 @@ ENGINE_IMAGES: tuple[tuple[str, Engine], ...] = (
     ("text-embeddings-inference", "tei"),
     ("llama.cpp", "llama.cpp"),
     ("tritonserver", "triton"),
+    ("kserve/huggingfaceserver", "kserve"),
 )
 
 # Flag aliases per meaning, across engines.
@@ -92,16 +95,29 @@ class Invocation:
     engine: Engine
     argv: tuple[str, ...]
     line: int
+    #: The line of each argument, when the file puts them on lines of their own.
+    arg_lines: tuple[int, ...] = ()
+
+    def _index(self, names: tuple[str, ...]) -> tuple[int, str | None] | None:
+        for i, arg in enumerate(self.argv):
+            for name in names:
+                if arg == name:
+                    return i, self.argv[i + 1] if i + 1 < len(self.argv) else None
+                if arg.startswith(name + "="):
+                    return i, arg.split("=", 1)[1]
+        return None
 
     def flag(self, *names: str) -> str | None:
         """The value of the first of ``names`` present (``--x v`` or ``--x=v``)."""
-        for i, arg in enumerate(self.argv):
-            for name in names:
-                if arg == name and i + 1 < len(self.argv):
-                    return self.argv[i + 1]
-                if arg.startswith(name + "="):
-                    return arg.split("=", 1)[1]
-        return None
+        found = self._index(names)
+        return found[1] if found else None
+
+    def flag_line(self, *names: str) -> int:
+        """The line of the first of ``names`` present, else of the command."""
+        found = self._index(names)
+        if found and found[0] < len(self.arg_lines):
+            return self.arg_lines[found[0]]
+        return self.line
 
     def has(self, *names: str) -> bool:
         return any(a in names or a.split("=", 1)[0] in names for a in self.argv)
@@ -200,17 +216,21 @@ _ENGINE_COMMANDS: tuple[tuple[tuple[str, ...], Engine], ...] = (
 )
 
 
-def detect_invocation(argv: list[str], line: int, image: str | None = None) -> Invocation | None:
+def detect_invocation(
+    argv: list[str], line: int, image: str | None = None, *, arg_lines: list[int] | None = None
+) -> Invocation | None:
     """The engine a command line starts, from the command or, for bare args, the image."""
     names = [a.rsplit("/", 1)[-1] for a in argv]
+    lines = arg_lines or []
     for words, engine in _ENGINE_COMMANDS:
         for i in range(len(names)):
             if tuple(names[i : i + len(words)]) == words:
-                return Invocation(engine, tuple(argv[i + len(words) - 1 :]), line)
+                k = i + len(words) - 1
+                return Invocation(engine, tuple(argv[k:]), line, tuple(lines[k:]))
     if image:
         for fragment, engine in ENGINE_IMAGES:
             if fragment in image:
-                return Invocation(engine, tuple(argv), line)
+                return Invocation(engine, tuple(argv), line, tuple(lines))
     if any(n in ("python", "python3", "uvicorn", "gunicorn") for n in names[:1]):
-        return Invocation("custom", tuple(argv), line)
+        return Invocation("custom", tuple(argv), line, tuple(lines))
     return None

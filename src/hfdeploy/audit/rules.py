@@ -18,8 +18,12 @@ from hfdeploy.audit.model import (
     CACHE_FLAGS,
     HUB_ID,
     MEM_FRACTION_FLAGS,
+    MODEL_FLAGS,
+    PP_FLAGS,
+    REVISION_FLAGS,
     SHA,
     TOKENIZER_REVISION_FLAGS,
+    TP_FLAGS,
     Workload,
 )
 
@@ -53,6 +57,7 @@ class Rule:
 TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HF_API_TOKEN")
 CACHE_VARS = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")
 _TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
+_REFERENCE = re.compile(r"^\$(\{\w+(:?[-?][^}]*)?\}|\w+|\(\w+\))$")
 _PLACEHOLDER = re.compile(
     r"^(<.*>|\$\{?\w+\}?|\$\(\w+\)|x+|changeme|your[_-]?\w*|hf_x+|\*+|\.\.\.|)$", re.I
 )
@@ -63,6 +68,16 @@ _CACHE_PATHS = ("/root/.cache/huggingface", "/data", "/.cache/huggingface")
 def _hub_model(w: Workload) -> str | None:
     model = w.model()
     return model if model and HUB_ID.match(model) and not model.startswith((".", "/")) else None
+
+
+def _at(w: Workload, *flags: str) -> int:
+    """The line of the first flag present, else of the command, else of the workload."""
+    if w.invocation is None:
+        return w.line
+    for flag in flags:
+        if w.invocation.has(flag):
+            return w.invocation.flag_line(flag)
+    return w.invocation.line
 
 
 def _under(path: str, mount: str) -> bool:
@@ -81,7 +96,8 @@ def _is_placeholder(value: str) -> bool:
 def _hub_download(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
     for w in facts.workloads:
         model = _hub_model(w)
-        if model is None or w.source == "dockerfile":
+        # A command line on a host (shell) keeps the host's cache across restarts.
+        if model is None or w.source in ("dockerfile", "shell"):
             continue
         cache_paths = {e.value for e in w.env if e.name in CACHE_VARS and e.value}
         if w.invocation:
@@ -96,7 +112,7 @@ def _hub_download(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if not persistent:
             yield rule.finding(
                 facts,
-                w.invocation.line if w.invocation else w.line,
+                _at(w, *MODEL_FLAGS),
                 f"{w.engine or 'the server'} downloads {model} from the Hub at every start: "
                 "no persistent volume backs the Hugging Face cache",
             )
@@ -121,14 +137,16 @@ def _unpinned(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             what = "no revision" if rev is None else f"revision {rev!r} (a branch or tag: mutable)"
             yield rule.finding(
                 facts,
-                w.invocation.line if w.invocation else w.line,
+                _at(w, *REVISION_FLAGS, *MODEL_FLAGS),
                 f"{model} is loaded with {what}",
             )
         if w.invocation and w.invocation.has(*TOKENIZER_REVISION_FLAGS):
             trev = w.invocation.flag(*TOKENIZER_REVISION_FLAGS) or ""
             if not SHA.match(trev):
                 yield rule.finding(
-                    facts, w.invocation.line, f"tokenizer revision {trev!r} is not a commit sha"
+                    facts,
+                    _at(w, *TOKENIZER_REVISION_FLAGS),
+                    f"tokenizer revision {trev!r} is not a commit sha",
                 )
     for call in facts.python_calls:
         if call.function == "login" or call.repo is None or not HUB_ID.match(call.repo):
@@ -144,6 +162,8 @@ def _token(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
     for w in facts.workloads:
         for e in w.env:
             if e.name in TOKEN_VARS and e.value is not None and not e.from_secret:
+                if _REFERENCE.match(e.value.strip()):
+                    continue  # ${HF_TOKEN}: taken from the environment at run time
                 if _is_placeholder(e.value):
                     yield rule.finding(
                         facts,
@@ -184,7 +204,7 @@ def _trust(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         pinned = rev is not None and bool(SHA.match(rev))
         yield rule.finding(
             facts,
-            w.invocation.line if w.invocation else w.line,
+            _at(w, "--trust-remote-code", "--trust_remote_code"),
             "remote code from the model repo runs in the server"
             + (
                 ""
@@ -212,9 +232,13 @@ def _pickle(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if inv is None:
             continue
         if inv.flag("--load-format") in ("pt", "pickle"):
-            yield rule.finding(facts, inv.line, "--load-format pt loads pickle weights")
+            yield rule.finding(
+                facts, _at(w, "--load-format"), "--load-format pt loads pickle weights"
+            )
         if inv.engine == "hfdeploy" and inv.has("--allow-pickle"):
-            yield rule.finding(facts, inv.line, "--allow-pickle loads pickle weights")
+            yield rule.finding(
+                facts, _at(w, "--allow-pickle"), "--allow-pickle loads pickle weights"
+            )
     for call in facts.python_calls:
         if call.kwargs.get("use_safetensors") is False:
             yield rule.finding(facts, call.line, f"{call.function}(use_safetensors=False)")
@@ -233,7 +257,9 @@ def _no_warmup(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
     s = facts.python_server
     if s and s["app"] and s["model_loads"] and not s["warm_calls"]:
         yield rule.finding(
-            facts, 1, "a custom server loads a model but runs no forward pass before it serves"
+            facts,
+            s["app_line"],
+            "a custom server loads a model but runs no forward pass before it serves",
         )
 
 
@@ -284,7 +310,7 @@ def _shm(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if w.tp() * w.pp() > 1 and not w.shm and not w.host_ipc:
             yield rule.finding(
                 facts,
-                w.invocation.line,
+                _at(w, *TP_FLAGS, *PP_FLAGS),
                 f"tensor/pipeline parallel x{w.tp() * w.pp()} without a memory-backed /dev/shm",
             )
 
@@ -329,7 +355,7 @@ def _mem_fraction(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if value is not None and value >= 0.95:
             yield rule.finding(
                 facts,
-                w.invocation.line,
+                _at(w, *MEM_FRACTION_FLAGS),
                 f"GPU memory fraction {value:g} leaves no room for the CUDA context and spikes",
             )
 
@@ -359,7 +385,7 @@ def _online(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if offline is None or (offline.value or "") not in ("1", "true", "True"):
             yield rule.finding(
                 facts,
-                w.invocation.line if w.invocation else w.line,
+                _at(w, *MODEL_FLAGS),
                 f"the model is read from {model} but HF_HUB_OFFLINE is not set: "
                 "the server may still call the Hub",
             )

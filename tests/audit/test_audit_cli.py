@@ -1,0 +1,212 @@
+"""Formats, suppressions, configuration, exit codes, parse errors, resource kinds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from hfdeploy.audit import audit_texts
+from hfdeploy.audit.docs import index_page, rule_page
+from hfdeploy.audit.report import render
+from hfdeploy.audit.rules import PARSE_ERROR, RULES
+from hfdeploy.cli.main import app
+from tests.audit._files import COMPOSE_TGI, DOCKERFILE, K8S_VLLM, PY_SERVER, SHELL_TEI
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD_K8S = K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest").replace(
+    '"0.90"', '"0.97"'
+)
+
+
+def _run(*args: str, cwd: Path | None = None) -> tuple[int, str]:
+    import os
+
+    old = Path.cwd()
+    if cwd:
+        os.chdir(cwd)
+    try:
+        res = CliRunner().invoke(app, ["audit", *args])
+    finally:
+        os.chdir(old)
+    return res.exit_code, res.stdout + res.stderr
+
+
+def _write(tmp: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text)
+    return tmp
+
+
+def test_json_contract(tmp_path: Path) -> None:
+    _write(tmp_path, {"deploy.yaml": BAD_K8S})
+    code, out = _run(str(tmp_path), "--format", "json")
+    assert code == 0  # warnings only, and --fail-on defaults to error
+    data = json.loads(out)
+    assert set(data) >= {"findings", "files", "summary"}
+    for f in data["findings"]:
+        assert set(f) >= {
+            "rule_id",
+            "tag",
+            "severity",
+            "file",
+            "line",
+            "message",
+            "impact",
+            "recommendation",
+        }
+    assert {f["rule_id"] for f in data["findings"]} == {"HFD012", "HFD013"}
+    assert data["summary"]["by_severity"]["warning"] == 2
+
+
+def test_sarif_validates_against_the_2_1_0_schema() -> None:
+    schema = json.loads((ROOT / "tests/data/sarif-2.1.0.json").read_text())
+    report = audit_texts(
+        {"deploy.yaml": BAD_K8S, "broken.yaml": "apiVersion: v1\nkind: Pod\nspec: [\n"}
+    )
+    doc = json.loads(render(report, "sarif"))
+    jsonschema.Draft7Validator(schema).validate(doc)
+    results = doc["runs"][0]["results"]
+    assert len(results) == len(report.findings)
+    rules = doc["runs"][0]["tool"]["driver"]["rules"]
+    for r in results:
+        assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
+
+
+def test_markdown_sections() -> None:
+    md = render(audit_texts({"deploy.yaml": BAD_K8S}), "markdown")
+    assert md.startswith("# hfdeploy audit\n\n## Summary\n")
+    assert "### [WARNING] Mutable image tag" in md
+    for part in (
+        "- **Location:** `deploy.yaml:",
+        "- **Issue:**",
+        "- **Impact:**",
+        "- **Recommendation:**",
+    ):
+        assert part in md
+    assert "## Recommendations" in md
+
+
+def test_text_is_grouped_by_file(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {"a/deploy.yaml": BAD_K8S, "b/Dockerfile": DOCKERFILE.replace("3.11.9-slim", "latest")},
+    )
+    code, out = _run(str(tmp_path), "--fail-on", "warning")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].endswith("a/deploy.yaml")
+    assert any(line.endswith("b/Dockerfile") for line in lines)
+    assert lines[-1].startswith("3 finding(s) in 2 file(s)")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deploy.yaml", BAD_K8S.replace("- --gpu-memory-utilization\n", "- --gpu-memory-utilization  # hfdeploy: ignore[HFD012]\n")),
+        ("deploy.yaml", BAD_K8S.replace("            - --gpu-memory-utilization\n", "            # hfdeploy: ignore[gpu-memory-utilization-high]\n            - --gpu-memory-utilization\n")),
+        ("Dockerfile", "# hfdeploy: ignore[HFD013]\n" + DOCKERFILE.replace("3.11.9-slim", "latest")),
+        ("run.sh", SHELL_TEI.replace("docker run", "# hfdeploy: ignore[HFD013]\ndocker run").replace(":1.8", "")),
+        ("server.py", PY_SERVER.replace('    model.encode(["warm up"])\n', "").replace("app = FastAPI", "# hfdeploy: ignore[HFD007]\napp = FastAPI", 1)),
+    ],
+)  # fmt: skip
+def test_inline_suppression(name: str, text: str) -> None:
+    report = audit_texts({name: text})
+    suppressed = {"HFD012", "HFD013", "HFD007"}
+    if name == "deploy.yaml":
+        assert {f.rule_id for f in report.findings} == {"HFD013"}
+    else:
+        assert not {f.rule_id for f in report.findings} & suppressed
+    assert report.suppressed >= 1
+
+
+def test_suppression_only_hides_the_named_rule() -> None:
+    text = BAD_K8S.replace(
+        "- --gpu-memory-utilization\n", "- --gpu-memory-utilization  # hfdeploy: ignore[HFD013]\n"
+    )
+    assert "HFD012" in {f.rule_id for f in audit_texts({"d.yaml": text}).findings}
+
+
+def test_config_file_disables_and_changes_severity(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "deploy.yaml": BAD_K8S,
+            ".hfdeploy.toml": '[audit]\ndisable = ["HFD012"]\nseverity = { mutable-image-tag = "error" }\n',
+        },
+    )
+    code, out = _run("deploy.yaml", "--json", cwd=tmp_path)
+    data = json.loads(out)
+    assert [(f["rule_id"], f["severity"]) for f in data["findings"]] == [("HFD013", "error")]
+    assert code == 1
+    (tmp_path / ".hfdeploy.toml").unlink()
+    _write(
+        tmp_path,
+        {"pyproject.toml": '[tool.hfdeploy.audit]\ndisable = ["mutable-image-tag", "HFD012"]\n'},
+    )
+    assert _run("deploy.yaml", "--json", cwd=tmp_path)[0] == 0
+    _write(tmp_path, {"pyproject.toml": '[tool.hfdeploy.audit]\ndisable = ["HFD999"]\n'})
+    code, out = _run("deploy.yaml", cwd=tmp_path)
+    assert code == 2
+    assert "HFD999" in out
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    _write(tmp_path, {"good/deploy.yaml": K8S_VLLM, "bad/deploy.yaml": BAD_K8S})
+    assert _run(str(tmp_path / "good"), "--fail-on", "info")[0] == 0
+    assert _run(str(tmp_path / "bad"))[0] == 0
+    assert _run(str(tmp_path / "bad"), "--fail-on", "warning")[0] == 1
+    assert _run(str(tmp_path / "missing"))[0] == 2
+    assert _run(str(tmp_path), "--format", "xml")[0] == 2
+    assert _run(str(tmp_path), "--fail-on", "fatal")[0] == 2
+
+
+def test_a_file_that_does_not_parse_is_a_finding_and_the_rest_is_audited(tmp_path: Path) -> None:
+    _write(tmp_path, {"broken.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  containers: [\n", "deploy.yaml": BAD_K8S,
+                      "server.py": "def (:\n", "compose.yaml": COMPOSE_TGI})  # fmt: skip
+    code, out = _run(str(tmp_path), "--json")
+    data = json.loads(out)
+    parse = [f for f in data["findings"] if f["rule_id"] == "HFD000"]
+    assert {Path(f["file"]).name for f in parse} == {"broken.yaml", "server.py"}
+    assert all(f["line"] >= 1 for f in parse)
+    assert {"HFD012", "HFD013"} <= {f["rule_id"] for f in data["findings"]}
+    assert code == 1
+
+
+def test_kinds_beyond_deployments() -> None:
+    isvc = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: llm}
+spec:
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      image: kserve/huggingfaceserver:latest
+      args: ["--model_id", "org/model", "--trust_remote_code"]
+"""
+    lws = K8S_VLLM.replace("kind: Deployment", "kind: LeaderWorkerSet").replace(
+        "  template:\n    metadata:\n      labels: {app: llama}\n    spec:\n",
+        "  leaderWorkerTemplate:\n    leaderTemplate:\n      spec:\n",
+    )
+    found = {f.rule_id for f in audit_texts({"isvc.yaml": isvc}).findings}
+    assert {"HFD003", "HFD005", "HFD013"} <= found
+    multi = K8S_VLLM + "---\n" + K8S_VLLM.replace("v0.11.0", "latest")
+    assert [f.rule_id for f in audit_texts({"m.yaml": multi}).findings] == ["HFD013"]
+    assert audit_texts({"lws.yaml": lws}).files == ("lws.yaml",)
+
+
+def test_list_rules_and_rule_pages_are_current() -> None:
+    code, out = _run("--list-rules")
+    assert code == 0
+    for r in (*RULES, PARSE_ERROR):
+        assert r.id in out
+        page = ROOT / "docs" / "rules" / f"{r.id}.md"
+        assert page.read_text() == rule_page(r), (
+            f"regenerate: python -m hfdeploy.audit.docs docs/rules ({r.id})"
+        )
+    assert (ROOT / "docs/rules/README.md").read_text() == index_page()

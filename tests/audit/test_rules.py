@@ -1,0 +1,134 @@
+"""Every rule fires on a realistic broken file and stays quiet on the fixed one."""
+
+from __future__ import annotations
+
+import pytest
+
+from hfdeploy.audit import audit_texts
+from hfdeploy.audit.rules import RULES
+from tests.audit._files import (
+    COMPOSE_TGI,
+    DOCKERFILE,
+    K8S_VLLM,
+    PY_SERVER,
+    SHA,
+    SHELL_SGLANG,
+    SHELL_TEI,
+)
+
+GOOD = {
+    "k8s/deploy.yaml": K8S_VLLM,
+    "compose.yaml": COMPOSE_TGI,
+    "Dockerfile": DOCKERFILE,
+    "run-tei.sh": SHELL_TEI,
+    "sglang.sh": SHELL_SGLANG,
+    "server.py": PY_SERVER,
+}
+
+
+def test_the_good_files_have_no_findings() -> None:
+    report = audit_texts(GOOD)
+    assert [f"{f.file}:{f.line} {f.rule_id} {f.message}" for f in report.findings] == []
+    assert set(report.files) == set(GOOD)
+
+
+def _ids(path: str, text: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for f in audit_texts({path: text}).findings:
+        out.setdefault(f.rule_id, []).append(f.line)
+    return out
+
+
+# (rule, file, text that breaks it) — each is the good file with one thing changed.
+BROKEN = [
+    ("HFD001", "k8s/deploy.yaml", K8S_VLLM.replace("persistentVolumeClaim: {claimName: models}", "emptyDir: {}")),
+    ("HFD001", "compose.yaml", COMPOSE_TGI.replace("      - hf-data:/data\n", "      - /tmp:/tmp\n")),
+    ("HFD001", "run-tei.sh", SHELL_TEI.replace(' -v "$PWD/data:/data"', "")),
+    ("HFD002", "Dockerfile", DOCKERFILE.replace("USER 1000", 'RUN python -c "from huggingface_hub import snapshot_download; snapshot_download(\'org/m\')"\nUSER 1000')),
+    ("HFD003", "k8s/deploy.yaml", K8S_VLLM.replace(f"            - --revision\n            - {SHA}\n", "")),
+    ("HFD003", "compose.yaml", COMPOSE_TGI.replace(f"--revision {SHA}", "--revision main")),
+    ("HFD003", "server.py", PY_SERVER.replace(f', revision="{SHA}"', "")),
+    ("HFD004", "k8s/deploy.yaml", K8S_VLLM.replace("valueFrom:\n                secretKeyRef: {name: hf, key: token}", "value: hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567")),
+    ("HFD004", "compose.yaml", COMPOSE_TGI.replace("${HF_TOKEN}", "hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567")),
+    ("HFD004", "Dockerfile", DOCKERFILE.replace("USER 1000", "RUN huggingface-cli login --token hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567\nUSER 1000")),
+    ("HFD004", "server.py", PY_SERVER + '\nfrom huggingface_hub import login\nlogin(token="hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567")\n'),
+    ("HFD005", "k8s/deploy.yaml", K8S_VLLM.replace('            - "8192"\n', '            - "8192"\n            - --trust-remote-code\n')),
+    ("HFD005", "server.py", PY_SERVER.replace(f'revision="{SHA}"', "trust_remote_code=True")),
+    ("HFD006", "k8s/deploy.yaml", K8S_VLLM.replace('            - "8192"\n', '            - "8192"\n            - --load-format\n            - pt\n')),
+    ("HFD006", "server.py", PY_SERVER + '\nfrom huggingface_hub import snapshot_download\nsnapshot_download("org/m", revision="' + SHA + '", allow_patterns=["*.bin", "*.json"])\n'),
+    ("HFD007", "server.py", PY_SERVER.replace('    model.encode(["warm up"])\n', "")),
+    ("HFD008", "k8s/deploy.yaml", K8S_VLLM.replace("          startupProbe:\n            httpGet: {path: /health, port: 8000}\n            periodSeconds: 10\n            failureThreshold: 120\n", "")),
+    ("HFD009", "k8s/deploy.yaml", K8S_VLLM.replace("        - name: shm\n          emptyDir: {medium: Memory, sizeLimit: 8Gi}\n", "        - name: shm\n          emptyDir: {}\n")),
+    ("HFD009", "compose.yaml", COMPOSE_TGI.replace("    shm_size: 1g\n", "")),
+    ("HFD010", "k8s/deploy.yaml", K8S_VLLM.replace("      securityContext:\n", "      hostIPC: true\n      securityContext:\n")),
+    ("HFD010", "run-tei.sh", SHELL_TEI.replace("--rm", "--rm --ipc=host")),
+    ("HFD011", "k8s/deploy.yaml", K8S_VLLM.replace("nvidia.com/gpu: 2", "nvidia.com/gpu: 1")),
+    ("HFD011", "compose.yaml", COMPOSE_TGI.replace("count: 2", "count: 4")),
+    ("HFD012", "k8s/deploy.yaml", K8S_VLLM.replace('"0.90"', '"0.98"')),
+    ("HFD013", "k8s/deploy.yaml", K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest")),
+    ("HFD013", "run-tei.sh", SHELL_TEI.replace("text-embeddings-inference:1.8", "text-embeddings-inference")),
+    ("HFD014", "k8s/deploy.yaml", K8S_VLLM.replace("meta-llama/Llama-3.1-8B-Instruct", "/models/llama")),
+    ("HFD015", "k8s/deploy.yaml", K8S_VLLM.replace("              value: /models/hf\n", "              value: /cache\n").replace("            - name: shm\n              mountPath: /dev/shm\n", "            - name: shm\n              mountPath: /dev/shm\n            - name: cache\n              mountPath: /cache\n").replace("      volumes:\n", "      volumes:\n        - name: cache\n          emptyDir: {}\n")),
+    ("HFD016", "k8s/deploy.yaml", K8S_VLLM.replace("/models/hf", "/root/.cache/huggingface")),
+    ("HFD016", "Dockerfile", DOCKERFILE.replace("/home/app/.cache/huggingface", "/root/.cache/huggingface")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "path", "text"), BROKEN, ids=[f"{r}-{p}" for r, p, _ in BROKEN]
+)
+def test_rule_fires_on_the_broken_file(rule_id: str, path: str, text: str) -> None:
+    assert rule_id not in _ids(path, GOOD[path])  # the negative case
+    found = _ids(path, text)
+    assert rule_id in found, found
+    lines = text.splitlines()
+    for line in found[rule_id]:
+        assert 1 <= line <= len(lines)
+
+
+def test_every_rule_has_a_case() -> None:
+    covered = {r for r, _, _ in BROKEN} | {"HFD017"}  # HFD017: test_memory_rule below
+    assert covered == {r.id for r in RULES}
+
+
+def test_findings_point_at_the_right_line() -> None:
+    text = K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest")
+    (finding,) = [f for f in audit_texts({"d.yaml": text}).findings if f.rule_id == "HFD013"]
+    assert "vllm/vllm-openai:latest" in text.splitlines()[finding.line - 1]
+
+
+def test_trust_remote_code_is_an_error_unpinned_and_a_warning_pinned() -> None:
+    pinned = K8S_VLLM.replace(
+        '            - "8192"\n', '            - "8192"\n            - --trust-remote-code\n'
+    )
+    unpinned = pinned.replace(f"            - --revision\n            - {SHA}\n", "")
+    sev = {name: [f.severity for f in audit_texts({"d.yaml": t}).findings if f.rule_id == "HFD005"]
+           for name, t in (("pinned", pinned), ("unpinned", unpinned))}  # fmt: skip
+    assert sev == {"pinned": ["warning"], "unpinned": ["error"]}
+
+
+def test_token_placeholders_are_warnings_not_errors() -> None:
+    text = COMPOSE_TGI.replace("${HF_TOKEN}", "<your-hf-token>")
+    (f,) = [f for f in audit_texts({"compose.yaml": text}).findings if f.rule_id == "HFD004"]
+    assert f.severity == "warning"
+    assert "placeholder" in f.message
+
+
+def test_memory_rule_uses_the_sizing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests._synthetic import LLAMA3_70B, llama_shaped_checkpoint
+
+    folder = tmp_path / "llama70b"
+    llama_shaped_checkpoint(folder, LLAMA3_70B, shards=2)
+    base = K8S_VLLM.replace("meta-llama/Llama-3.1-8B-Instruct", str(folder)).replace(
+        "      securityContext:\n", "      nodeSelector:\n        nvidia.com/gpu.product: NVIDIA-L4\n      securityContext:\n"
+    ).replace("            - name: HF_HOME\n", "            - name: HF_HUB_OFFLINE\n              value: \"1\"\n            - name: HF_HOME\n")  # fmt: skip
+    found = [f for f in audit_texts({"d.yaml": base}).findings if f.rule_id == "HFD017"]
+    assert len(found) == 1
+    assert "L4" in found[0].message
+    assert "GiB" in found[0].message
+    on_h200 = (
+        base.replace("NVIDIA-L4", "NVIDIA-H200")
+        .replace('- "2"\n', '- "4"\n')
+        .replace("nvidia.com/gpu: 2", "nvidia.com/gpu: 4")
+    )
+    assert "HFD017" not in {f.rule_id for f in audit_texts({"d.yaml": on_h200}).findings}
