@@ -65,6 +65,9 @@ BROKEN = [
     ("HFD011", "k8s/deploy.yaml", K8S_VLLM.replace("nvidia.com/gpu: 2", "nvidia.com/gpu: 1")),
     ("HFD011", "compose.yaml", COMPOSE_TGI.replace("count: 2", "count: 4")),
     ("HFD012", "k8s/deploy.yaml", K8S_VLLM.replace('"0.90"', '"0.98"')),
+    ("HFD012", "sglang.sh", SHELL_SGLANG.replace("--port 30000", "--port 30000 --mem-fraction-static 0.96")),
+    ("HFD004", "run-tei.sh", SHELL_TEI.replace("--gpus 1", "--gpus 1 -e HF_TOKEN=hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567")),
+    ("HFD009", "run-tei.sh", SHELL_TEI.replace("docker run --rm --gpus 1", "docker run --rm --gpus 2").replace("text-embeddings-inference:1.8", "text-generation-inference:3.3.4").replace("--model-id BAAI/bge-small-en-v1.5", "--num-shard 2 --model-id BAAI/bge-small-en-v1.5")),
     ("HFD013", "k8s/deploy.yaml", K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest")),
     ("HFD013", "run-tei.sh", SHELL_TEI.replace("text-embeddings-inference:1.8", "text-embeddings-inference")),
     ("HFD014", "k8s/deploy.yaml", K8S_VLLM.replace("meta-llama/Llama-3.1-8B-Instruct", "/models/llama")),
@@ -132,3 +135,15 @@ def test_memory_rule_uses_the_sizing(tmp_path) -> None:  # type: ignore[no-untyp
         .replace("nvidia.com/gpu: 2", "nvidia.com/gpu: 4")
     )
     assert "HFD017" not in {f.rule_id for f in audit_texts({"d.yaml": on_h200}).findings}
+
+
+def test_powershell_docker_run_with_backtick_continuations() -> None:
+    ps1 = (
+        "docker run --gpus all `\n"
+        "  -e HF_TOKEN=hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567 `\n"
+        "  vllm/vllm-openai `\n"
+        "  --model meta-llama/Llama-3.1-8B-Instruct\n"
+    )
+    found = _ids("serve.ps1", ps1)
+    assert {"HFD001", "HFD003", "HFD004", "HFD013"} <= set(found)
+    assert found["HFD004"] == [1]  # the logical command starts on line 1

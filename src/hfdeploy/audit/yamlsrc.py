@@ -12,6 +12,9 @@ __all__ = ["Doc", "YamlParseError", "load_docs"]
 
 Path = tuple[str | int, ...]
 
+# libyaml's parser when PyYAML was built with it (the wheels are): several times faster.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class YamlParseError(ValueError):
     def __init__(self, message: str, line: int) -> None:
@@ -56,7 +59,7 @@ def load_docs(text: str) -> Iterator[Doc]:
     Raises:
         YamlParseError: with the line where parsing failed.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         while loader.check_node():
             node = loader.get_node()
