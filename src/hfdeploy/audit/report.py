@@ -32,13 +32,19 @@ def render(report: AuditReport, fmt: str, *, colour: bool = False) -> str:
 
 
 def _text(report: AuditReport, *, colour: bool) -> str:
+    """Grouped by file; with ``colour``, Rich markup (and escaped file text)."""
+    from rich.markup import escape as rich_escape
+
+    def escape(text: str) -> str:
+        return rich_escape(text) if colour else text
+
     lines: list[str] = []
     for file, items in groupby(report.findings, key=lambda f: f.file):
-        lines.append(file)
+        lines.append(f"[bold]{escape(file)}[/]" if colour else file)
         for f in items:
             sev = f"[{_COLOUR[f.severity]}]{f.severity}[/]" if colour else f.severity
-            lines.append(f"  {f.line}: {sev} {f.rule_id} {f.tag}: {f.message}")
-            lines.append(f"      fix: {f.recommendation}")
+            lines.append(f"  {f.line}: {sev} {f.rule_id} {f.tag}: {escape(f.message)}")
+            lines.append(f"      fix: {escape(f.recommendation)}")
     s = report.summary()
     by = s["by_severity"]
     lines.append(

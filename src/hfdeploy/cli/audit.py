@@ -56,5 +56,10 @@ def audit_command(
     except HfDeployError as e:
         typer.echo(f"error: {e.message}\nnext: {e.hint}", err=True)
         raise typer.Exit(2) from None
-    sys.stdout.write(render(report, fmt, colour=False))
+    if fmt == "text" and sys.stdout.isatty():
+        from rich.console import Console
+
+        Console(highlight=False, soft_wrap=True).print(render(report, fmt, colour=True), end="")
+    else:
+        sys.stdout.write(render(report, fmt))
     raise typer.Exit(1 if report.failed(fail_on) else 0)
