@@ -24,11 +24,11 @@ HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
 ENVELOPE = ("Result:", "Confidence:", "Uncertainty Factors:", "Verification:")
 
 
-def _session(body: Callable[[ClientSession], Awaitable[Any]]) -> Any:
-    """Start ``hfdeploy mcp`` over stdio, run ``body`` with an initialized session."""
+def _session(body: Callable[[ClientSession], Awaitable[Any]], *args: str) -> Any:
+    """Start ``hfdeploy mcp [args]`` over stdio, run ``body`` with an initialized session."""
 
     async def main() -> Any:
-        params = StdioServerParameters(command=HFDEPLOY, args=["mcp"])
+        params = StdioServerParameters(command=HFDEPLOY, args=["mcp", *args])
         with Path("/dev/null").open("w") as devnull:
             async with (
                 stdio_client(params, errlog=devnull) as (read, write),
@@ -59,8 +59,10 @@ def test_tools_are_listed_with_described_inputs_and_output_schemas() -> None:
         return (await s.list_tools()).tools
 
     tools = {t.name: t for t in _session(body)}
-    # Only capabilities that exist: plan, generate, audit and bench tools come when they land.
-    assert set(tools) == {"inspect_model", "estimate_memory", "list_gpus", "list_engines"}
+    # Only capabilities that exist: plan, generate and bench tools come when they land.
+    assert set(tools) == {
+        "inspect_model", "estimate_memory", "audit_deployment", "list_gpus", "list_engines",
+    }  # fmt: skip
     for tool in tools.values():
         assert tool.description
         assert tool.output_schema and tool.output_schema["type"] == "object"
@@ -135,7 +137,9 @@ def test_resources_are_the_catalogs() -> None:
         return listed, json.loads(gpus.contents[0].text)
 
     listed, gpus = _session(body)
-    assert set(listed) == {"hfdeploy://catalog/gpus", "hfdeploy://catalog/engines"}
+    assert set(listed) == {
+        "hfdeploy://catalog/gpus", "hfdeploy://catalog/engines", "hfdeploy://catalog/audit-rules",
+    }  # fmt: skip
     assert gpus == _cli_json_free_gpus()
 
 
@@ -186,3 +190,41 @@ def test_cli_help(args: list[str]) -> None:
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0
     assert "--http" in res.output
+
+
+def test_audit_tool_by_path_under_the_root_inline_and_refused_outside(tmp_path: Path) -> None:
+    from tests.audit._files import K8S_VLLM
+
+    root = tmp_path / "root"
+    (root / "k8s").mkdir(parents=True)
+    bad = K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest")
+    (root / "k8s" / "deploy.yaml").write_text(bad)
+    (tmp_path / "outside.yaml").write_text(bad)
+
+    async def body(s: ClientSession) -> Any:
+        schema = next(
+            t for t in (await s.list_tools()).tools if t.name == "audit_deployment"
+        ).output_schema
+        by_path = await s.call_tool("audit_deployment", {"paths": ["k8s"]})
+        inline = await s.call_tool("audit_deployment", {"files": {"deploy.yaml": bad}})
+        outside = await s.call_tool("audit_deployment", {"paths": [str(tmp_path / "outside.yaml")]})
+        escape = await s.call_tool("audit_deployment", {"paths": ["../outside.yaml"]})
+        nothing = await s.call_tool("audit_deployment", {})
+        return schema, by_path, inline, outside, escape, nothing
+
+    schema, by_path, inline, outside, escape, nothing = _session(body, "--allowed-root", str(root))
+    data = _check(by_path, schema)
+    assert [f["rule_id"] for f in data["findings"]] == ["HFD013"]
+    import os
+
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        assert data == _cli_json("audit", str(root / "k8s"))
+    finally:
+        os.chdir(cwd)
+    assert [f["rule_id"] for f in _check(inline, schema)["findings"]] == ["HFD013"]
+    for res in (outside, escape, nothing):
+        assert res.is_error
+    assert "outside the allowed root" in outside.content[0].text
+    assert "outside the allowed root" in escape.content[0].text

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from hfdeploy.envelope import Confidence, Envelope
+
 __all__ = ["SEVERITIES", "AuditReport", "Finding", "Severity", "at_least"]
 
 Severity = Literal["error", "warning", "info"]
@@ -54,6 +56,37 @@ class AuditReport:
             "by_rule": dict(sorted(Counter(f.rule_id for f in self.findings).items())),
             "suppressed": self.suppressed,
         }
+
+    def envelope(self) -> Envelope:
+        """The audit as an answer: what was found, how sure, what it cannot see, checks."""
+        s = self.summary()
+        by = s["by_severity"]
+        worst = [f for f in self.findings if f.severity == "error"][:3]
+        result = (
+            f"{s['findings']} finding(s) in {s['files']} file(s): {by['error']} error, "
+            f"{by['warning']} warning, {by['info']} info"
+            + ("".join(f"; {f.file}:{f.line} {f.tag}" for f in worst))
+        )
+        heuristic = {"no-warmup", "probe-kills-loading-pod", "model-does-not-fit"}
+        confidence: Confidence = (
+            "medium" if any(f.tag in heuristic for f in self.findings) else "high"
+        )
+        why = (
+            "some findings rest on estimates (load time, memory, server shape)"
+            if confidence == "medium"
+            else "rules read the files as written"
+        )
+        factors = (
+            "values set outside these files (Helm values not rendered, env files, "
+            "admission webhooks, kustomize patches) are not seen",
+            "load-time budgets use 600 s for vLLM, SGLang and TGI and 120 s otherwise, "
+            "not the model's measured load time",
+        )
+        verification = (
+            "hfdeploy audit PATH --format sarif (upload to code scanning)",
+            "kubectl apply --dry-run=server -f PATH for what the cluster itself rejects",
+        )
+        return Envelope(result, confidence, why, factors, verification)
 
     def failed(self, threshold: str) -> bool:
         return any(at_least(f.severity, threshold) for f in self.findings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,10 @@ def mcp_command(
     ] = False,
     host: Annotated[str, typer.Option(help="Address for --http.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for --http.")] = 8000,
+    allowed_root: Annotated[
+        Path | None,
+        typer.Option(help="The only folder tools may read files from [current directory]."),
+    ] = None,
 ) -> None:
     """Run hfdeploy as an MCP server: every capability as a tool for AI agents."""
     with handle_errors():
@@ -27,7 +32,7 @@ def mcp_command(
             raise MissingDependencyError(
                 e.name or "mcp", extra="mcp", purpose="run the MCP server"
             ) from e
-        server = build_server()
+        server = build_server(allowed_root=allowed_root)
     if http:
         server.run("streamable-http", host=host, port=port)
     else:

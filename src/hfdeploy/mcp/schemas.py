@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EngineList", "GpuList", "InspectOutput", "SizeOutput"]
+__all__ = ["AuditOutput", "EngineList", "GpuList", "InspectOutput", "SizeOutput"]
 
 
 class _Open(BaseModel):
@@ -89,3 +89,22 @@ class EngineList(_Open):
     """The engines hfdeploy sizes for, with how each spends GPU memory."""
 
     engines: list[Engine]
+
+
+class AuditFinding(_Open):
+    rule_id: str
+    tag: str
+    severity: str
+    file: str
+    line: int
+    message: str
+    impact: str
+    recommendation: str
+
+
+class AuditOutput(_Open):
+    """``hfdeploy audit --format json``."""
+
+    findings: list[AuditFinding]
+    files: list[str]
+    summary: dict[str, Any]

@@ -5,14 +5,15 @@ presenting the answer: structured content is the CLI's ``--json`` object, the te
 the answer's envelope (Result, Confidence, Uncertainty Factors, Verification). An
 hfdeploy error becomes a tool error with the CLI's two lines; the server goes on.
 
-Tools for capabilities that have not landed (plan, generate, audit, benchmark) are
-absent, not stubbed.
+Tools for capabilities that have not landed (plan, generate, benchmark) are absent,
+not stubbed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -24,7 +25,7 @@ from pydantic import Field
 from hfdeploy._version import __version__
 from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
-from hfdeploy.mcp.schemas import EngineList, GpuList, InspectOutput, SizeOutput
+from hfdeploy.mcp.schemas import AuditOutput, EngineList, GpuList, InspectOutput, SizeOutput
 from hfdeploy.model.resolve import inspect_model as _inspect_model
 from hfdeploy.sizing.engines import ENGINES, engines_envelope
 from hfdeploy.sizing.estimate import DTYPES, KV_DTYPES, QUANTIZATIONS
@@ -36,7 +37,7 @@ __all__ = ["TOOLS", "build_server"]
 T = TypeVar("T")
 
 #: The tools this server offers today, by name.
-TOOLS = ("inspect_model", "estimate_memory", "list_gpus", "list_engines")
+TOOLS = ("inspect_model", "estimate_memory", "audit_deployment", "list_gpus", "list_engines")
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
 
@@ -65,8 +66,25 @@ async def _call(fn: Callable[[], T]) -> T:
         raise ToolError(f"error: {e.message}\nnext: {e.hint}") from e
 
 
-def build_server() -> MCPServer:
-    """The hfdeploy MCP server with its tools and resources (not yet running)."""
+def _inside(root: Path, raw: str) -> Path:
+    """``raw`` resolved against ``root``; a tool error when it leaves the root."""
+    path = (root / raw).resolve()
+    if path != root and root not in path.parents:
+        raise ToolError(
+            f"error: {raw} is outside the allowed root {root}\n"
+            "next: pass a path under it, or restart `hfdeploy mcp --allowed-root DIR`"
+        )
+    return path
+
+
+def build_server(*, allowed_root: Path | None = None) -> MCPServer:
+    """The hfdeploy MCP server with its tools and resources (not yet running).
+
+    Args:
+        allowed_root: the only folder whose files tools may read by path (audit);
+            default: the current directory.
+    """
+    root = (allowed_root or Path.cwd()).resolve()
     server: MCPServer = MCPServer(
         name="hfdeploy",
         version=__version__,
@@ -74,7 +92,9 @@ def build_server() -> MCPServer:
             "hfdeploy sizes and inspects Hugging Face models for deployment without "
             "downloading weights. Use inspect_model to learn what a model is, "
             "estimate_memory to know how much GPU memory it needs and which GPUs fit, "
-            "list_gpus and list_engines for the names those tools accept."
+            "audit_deployment to find what is wrong in deployment files (paths under the "
+            "allowed root, or file contents inline), list_gpus and list_engines for the names "
+            "those tools accept."
         ),
     )
 
@@ -150,6 +170,45 @@ def build_server() -> MCPServer:
         return _answer(report.to_dict(), report.envelope())
 
     @server.tool(annotations=_READ_ONLY)
+    async def audit_deployment(
+        paths: Annotated[
+            list[str] | None,
+            Field(
+                description="Files or folders under the server's allowed root "
+                "(relative to it, or absolute inside it)."
+            ),
+        ] = None,
+        files: Annotated[
+            dict[str, str] | None,
+            Field(
+                description="Inline files: name (its extension or name picks the parser: "
+                "Dockerfile, compose.yaml, *.yaml, *.sh, *.py) to content."
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, AuditOutput]:
+        """What is wrong in model deployment files: Kubernetes, compose, Dockerfiles,
+        launch scripts, Python entrypoints. Findings with rule id, severity, file:line,
+        impact and fix. The result is `hfdeploy audit PATH --format json`.
+        """
+        if not paths and not files:
+            raise ToolError("error: give paths or files\nnext: pass at least one of them")
+        resolved = [_inside(root, p) for p in paths or []]
+
+        def run() -> Any:
+            from hfdeploy.audit import audit_paths, audit_texts, load_config
+
+            config = load_config(root)
+            if files:
+                return audit_texts(dict(files), config)
+            return audit_paths(resolved, config)
+
+        try:
+            report = await _call(run)
+        except FileNotFoundError as e:
+            raise ToolError(f"error: no such file or folder: {e}\nnext: check the path") from e
+        return _answer(report.to_dict(), report.envelope())
+
+    @server.tool(annotations=_READ_ONLY)
     async def list_gpus() -> Annotated[CallToolResult, GpuList]:
         """The GPU catalog: memory, bandwidth, peak throughput, aliases, indicative prices."""
         catalog = gpu_catalog()
@@ -174,5 +233,19 @@ def build_server() -> MCPServer:
     )  # fmt: skip
     def engines_resource() -> str:
         return json.dumps({"engines": [e.to_dict() for e in ENGINES.values()]}, indent=2)
+
+    @server.resource(
+        "hfdeploy://catalog/audit-rules", name="audit-rules", mime_type="application/json",
+        description="The audit rule catalog: id, tag, severity, title, what each detects.",
+    )  # fmt: skip
+    def audit_rules_resource() -> str:
+        from hfdeploy.audit.rules import PARSE_ERROR, RULES
+
+        rules = [
+            {"id": r.id, "tag": r.tag, "severity": r.severity, "title": r.title,
+             "detects": r.detects, "impact": r.impact, "recommendation": r.recommendation}
+            for r in (*RULES, PARSE_ERROR)
+        ]  # fmt: skip
+        return json.dumps({"rules": rules}, indent=2)
 
     return server
