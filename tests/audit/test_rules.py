@@ -147,3 +147,22 @@ def test_powershell_docker_run_with_backtick_continuations() -> None:
     found = _ids("serve.ps1", ps1)
     assert {"HFD001", "HFD003", "HFD004", "HFD013"} <= set(found)
     assert found["HFD004"] == [1]  # the logical command starts on line 1
+
+
+def test_dockerfile_entrypoint_and_cmd_make_one_command() -> None:
+    text = (
+        "FROM vllm/vllm-openai:v0.11.0\n"
+        'ENTRYPOINT ["python3", "-m", "vllm.entrypoints.openai.api_server"]\n'
+        'CMD ["--model", "org/model", "--trust-remote-code"]\n'
+    )
+    found = _ids("Dockerfile", text)
+    assert found["HFD005"] == [2]  # unpinned and trusting remote code
+    assert "HFD003" in found
+
+
+def test_compose_command_as_a_list() -> None:
+    text = COMPOSE_TGI.replace(
+        f"    command: --model-id mistralai/Mistral-7B-Instruct-v0.3 --revision {SHA} --num-shard 2\n",
+        '    command: ["--model-id", "mistralai/Mistral-7B-Instruct-v0.3", "--num-shard", "2"]\n',
+    )
+    assert "HFD003" in _ids("compose.yaml", text)

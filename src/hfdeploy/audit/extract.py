@@ -484,6 +484,9 @@ def _docker_run(path: str, line: int, args: list[str]) -> Workload:
 def _dockerfile(facts: FileFacts) -> None:
     w = Workload(facts.path, 1, "dockerfile")
     env: dict[str, EnvVar] = {}
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    entry_line = cmd_line = 0
     for line, instr, rest in _instructions(facts.text):
         match instr:
             case "FROM":
@@ -499,11 +502,13 @@ def _dockerfile(facts: FileFacts) -> None:
             case "USER":
                 name = rest.split(":")[0].strip()
                 w.user = "root" if name in ("root", "0") else "nonroot"
-            case "CMD" | "ENTRYPOINT":
-                argv = _exec_form(rest)
-                inv = detect_invocation(argv, line, w.image)
-                if inv is not None:
-                    w.invocation = inv
+            case "ENTRYPOINT":
+                entrypoint, entry_line = _exec_form(rest), line
+            case "CMD":
+                cmd, cmd_line = _exec_form(rest), line
+    # The process is ENTRYPOINT + CMD (the last of each counts, as in Docker).
+    if entrypoint or cmd:
+        w.invocation = detect_invocation([*entrypoint, *cmd], entry_line or cmd_line, w.image)
     w.env = list(env.values())
     facts.workloads.append(w)
 
