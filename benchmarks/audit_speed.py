@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from tests.audit._files import (
     SHELL_TEI,
 )
 
+from _results import header
 from hfdeploy.audit import audit_paths
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit_speed.json"
@@ -80,10 +79,7 @@ def main() -> None:
             findings = len(report.findings)
             assert len(report.files) == args.files, len(report.files)
     result = {
-        "benchmark": "audit_speed",
-        "command": "python benchmarks/audit_speed.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        **header("audit_speed"),
         "files": args.files,
         "bytes": size,
         "findings": findings,

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _results import header
 from serve_throughput import (
     PY,
     SENTENCE,
@@ -146,10 +144,7 @@ def main() -> None:
         finally:
             _stop(proc)
     out = {
-        "benchmark": "serve_soak",
-        "command": "python benchmarks/serve_soak.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        **header("serve_soak"),
         "capacity_rps": capacity.rps,
         "rate_rps": round(rate, 1),
         "seconds": args.seconds,

