@@ -20,6 +20,7 @@ __all__ = [
     "InputTooLongError",
     "InvalidModelRefError",
     "InvalidSettingError",
+    "LockMismatchError",
     "MissingConfigError",
     "MissingDependencyError",
     "ModelLoadError",
@@ -27,6 +28,7 @@ __all__ = [
     "ModelNotServedError",
     "NotReadyError",
     "PayloadTooLargeError",
+    "PickleOnlyError",
     "QueueFullError",
     "RequestTimeoutError",
     "RevisionNotFoundError",
@@ -434,3 +436,39 @@ class ModelNotServedError(ServeError, LookupError):
         super().__init__(
             f"the model {asked!r} is not served here; this server serves {served!r}", param="model"
         )
+
+
+class LockMismatchError(HfDeployError, ValueError):
+    """A fetched folder no longer matches its ``model.lock.json``."""
+
+    def __init__(self, folder: str, differences: list[str]) -> None:
+        shown = "; ".join(differences[:5]) + (
+            f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
+        )
+        super().__init__(
+            f"{folder} does not match its model.lock.json: {shown}",
+            hint="Fetch the model again (`hfdeploy fetch MODEL@REV --to DIR`); "
+            "do not edit a locked folder.",
+        )
+        self.folder = folder
+        self.differences = differences
+
+    def fields(self) -> dict[str, Any]:
+        return {"folder": self.folder, "differences": self.differences}
+
+
+class PickleOnlyError(HfDeployError, ValueError):
+    """The repository's weights exist only as pickle files, and pickle was not allowed."""
+
+    def __init__(self, repo_id: str, files: list[str]) -> None:
+        super().__init__(
+            f"{repo_id} has pickle weights only ({', '.join(files[:3])}); "
+            "loading pickle can run code",
+            hint="Pass --allow-pickle if you trust the repository, "
+            "or use a safetensors conversion.",
+        )
+        self.repo_id = repo_id
+        self.files = files
+
+    def fields(self) -> dict[str, Any]:
+        return {"repo_id": self.repo_id, "files": self.files}

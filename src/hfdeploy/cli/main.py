@@ -8,6 +8,7 @@ import typer
 
 from hfdeploy._version import __version__
 from hfdeploy.cli.audit import audit_command
+from hfdeploy.cli.fetch import fetch_command
 from hfdeploy.cli.inspect import inspect_command
 from hfdeploy.cli.mcp import mcp_command
 from hfdeploy.cli.serve import serve_command
@@ -45,6 +46,7 @@ app.command("size")(size_command)
 app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
 app.command("audit")(audit_command)
+app.command("fetch")(fetch_command)
 
 
 def main() -> None:
