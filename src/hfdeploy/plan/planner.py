@@ -1,0 +1,555 @@
+"""``hfdeploy plan``: the engine, GPUs, flags, throughput ceiling, replicas and cost.
+
+Pure: a ModelProfile in, a Plan out, using the sizing model and the engine and GPU
+catalogs. Every choice carries its reason; every figure that rests on a prior says so
+in the envelope.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfdeploy.envelope import Confidence, Envelope, lowest
+from hfdeploy.errors import HfDeployError, InvalidSettingError
+from hfdeploy.model.profile import ModelProfile
+from hfdeploy.plan.catalog import EngineSpec, engine_catalog, find_engine
+from hfdeploy.sizing.gpus import GPU, find_gpu, gpu_catalog
+from hfdeploy.sizing.report import SizeReport, size_model
+
+__all__ = ["DoesNotFitError", "Plan", "plan_deployment"]
+
+MODEL_DIR = "/repository"
+_TP_DEGREES = (1, 2, 4, 8)
+_PULL_GBPS = 0.25  # registry pull, GB/s (prior)
+_LOAD_GBPS = 1.0  # weight read from a network volume, GB/s (prior)
+_UTILIZATION = 0.7  # plan replicas to run at 70% of estimated capacity
+_HOURS_PER_MONTH = 730
+
+
+class DoesNotFitError(HfDeployError, ValueError):
+    """No GPU count up to 8 of the GPUs considered holds the model at these settings."""
+
+    def __init__(self, model: str, tried: str, options: list[str]) -> None:
+        super().__init__(
+            f"{model} does not fit on {tried} at these settings",
+            hint="Nearest options: " + "; ".join(options),
+        )
+        self.options = options
+
+    def fields(self) -> dict[str, Any]:
+        return {"options": self.options}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A deployment decision with its reasons, figures and envelope."""
+
+    profile: ModelProfile
+    engine: EngineSpec
+    reasons: tuple[str, ...]
+    rejected: tuple[tuple[str, str], ...]
+    gpu: GPU | None
+    gpu_count: int
+    tp: int
+    quantization: str | None
+    size: SizeReport
+    image: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    roofline: dict[str, Any]
+    scaling: dict[str, Any]
+    cold_start: dict[str, Any]
+    cost: dict[str, Any]
+    envelope: Envelope
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def served_name(self) -> str:
+        return self.profile.repo_id or self.profile.location.rstrip("/").rsplit("/", 1)[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``plan.json``: the contract keys (engine, image, gpu, tensor_parallel, envelope)."""
+        s = self.size.estimate.settings
+        return {
+            "engine": self.engine.name,
+            "image": self.image,
+            "gpu": {"name": self.gpu.name if self.gpu else "cpu", "count": self.gpu_count},
+            "tensor_parallel": self.tp,
+            "quantization": self.quantization,
+            "model": {
+                "ref": self.profile.ref,
+                "repo_id": self.profile.repo_id,
+                "commit_sha": self.profile.commit_sha,
+                "task": self.profile.task.task,
+                "kind": self.profile.task.kind,
+                "parameters": self.profile.parameters,
+                "served_name": self.served_name,
+            },
+            "reasons": list(self.reasons),
+            "rejected": [{"engine": e, "why": why} for e, why in self.rejected],
+            "settings": {
+                "context": s.context,
+                "concurrency": s.concurrency,
+                "dtype": s.dtype,
+                "kv_dtype": s.kv_dtype,
+            },
+            "memory": {
+                "total_bytes_per_gpu": self.size.estimate.total_bytes,
+                "fits": self.size.fits[0].to_dict() if self.size.fits else None,
+            },
+            "command": {"args": list(self.args), "env": dict(sorted(self.env.items()))},
+            "routes": {
+                "port": self.engine.port,
+                "health": self.engine.health,
+                "ready": self.engine.ready,
+                "live": self.engine.live,
+                "metrics": self.engine.metrics,
+            },
+            "roofline": self.roofline,
+            "scaling": self.scaling,
+            "cold_start": self.cold_start,
+            "cost": self.cost,
+            "notes": list(self.notes),
+            "envelope": self.envelope.to_dict(),
+        }
+
+
+def _choose_engine(
+    p: ModelProfile, asked: str | None, cpu: bool
+) -> tuple[EngineSpec, list[str], list[tuple[str, str]]]:
+    catalog = engine_catalog()
+    kind, task = p.task.kind, p.task.task
+    gguf = p.weights_source.startswith("gguf")
+    if asked:
+        e = find_engine(asked)
+        if gguf and "gguf" not in e.formats:
+            raise InvalidSettingError("engine", asked, "it does not load GGUF files; use llama.cpp")
+        if kind not in e.kinds or (e.tasks and task not in e.tasks):
+            raise InvalidSettingError(
+                "engine",
+                asked,
+                f"it does not serve {task} ({kind}) models",
+                hint="Let `hfdeploy plan` choose (no --engine), or pick one of: "
+                + ", ".join(n for n, c in catalog.items() if kind in c.kinds),
+            )
+        return e, [f"asked for with --engine {e.name}"], []
+    rejected: list[tuple[str, str]] = []
+    if gguf:
+        rejected += [(n, "does not load GGUF files") for n in ("vllm", "sglang", "tgi", "tei")]
+        return (
+            catalog["llama.cpp"],
+            ["the weights are GGUF: llama.cpp serves them natively"],
+            rejected,
+        )
+    if kind == "generator":
+        if cpu:
+            if p.parameters > 3e9:
+                raise InvalidSettingError(
+                    "gpu",
+                    "cpu",
+                    f"{p.parameters / 1e9:.1f}B parameters are too many to generate on CPU",
+                    hint="Pass --gpu (e.g. --gpu L4), or use a GGUF quantization with llama.cpp.",
+                )
+            rejected.append(("vllm", "needs a GPU"))
+            return (
+                catalog["hfdeploy"],
+                ["CPU only: hfdeploy serve runs small generators on CPU"],
+                rejected,
+            )
+        rejected += [
+            (
+                "sglang",
+                "as capable for this model; vLLM is the default for its wider architecture "
+                "coverage (choose it with --engine sglang)",
+            ),
+            ("tgi", "in maintenance mode upstream: chosen only when asked"),
+            ("tei", "does not generate text"),
+            ("hfdeploy", "no paged KV cache or continuous batching: fine for small models on CPU"),
+        ]
+        return (
+            catalog["vllm"],
+            [
+                "text generation: paged KV cache, continuous batching and tensor parallelism",
+            ],
+            rejected,
+        )
+    tei = catalog["tei"]
+    if kind in ("embedder", "reranker", "classifier") and task in tei.tasks:
+        if p.model_type in tei.model_types:
+            rejected.append(("hfdeploy", "TEI is faster on GPU for supported architectures"))
+            reasons = [f"{task}: TEI supports model_type {p.model_type!r}"]
+            if p.formats.pickle and not p.formats.safetensors:
+                reasons.append("note: TEI needs safetensors; convert the pickle weights first")
+            return tei, reasons, rejected
+        rejected.append(("tei", f"does not support model_type {p.model_type!r}"))
+    if task in catalog["hfdeploy"].tasks:
+        rejected.append(("vllm", "built for generation; pooling models only in part"))
+        return (
+            catalog["hfdeploy"],
+            [f"{task}: hfdeploy serve runs it with batching and warmup"],
+            rejected,
+        )
+    raise InvalidSettingError(
+        "task",
+        task,
+        "no engine in the catalog serves it",
+        hint="Serve it with a custom container; `hfdeploy audit` can check its deployment files.",
+    )
+
+
+def _gpus(gpu: str | None) -> list[GPU]:
+    if gpu:
+        return [find_gpu(gpu)]
+    return [g for g in gpu_catalog().gpus if g.vendor.lower() == "nvidia" and g.price_per_hour]
+
+
+def _fit(
+    p: ModelProfile, engine: EngineSpec, gpus: list[GPU], knobs: dict[str, Any]
+) -> tuple[GPU, int, str | None, SizeReport] | None:
+    """The cheapest (GPU, TP) that fits; quantization fp8 only where the GPU has it."""
+    best: tuple[float, GPU, int, str | None, SizeReport] | None = None
+    degrees = _TP_DEGREES if engine.tensor_parallel else (1,)
+    for quant in (None, "fp8"):
+        for g in gpus:
+            if quant and not g.fp8_tflops:
+                continue
+            for tp in degrees:
+                try:
+                    report = size_model(
+                        p,
+                        gpu=g.name,
+                        engine=_size_engine(engine),
+                        tp=tp,
+                        quantization=quant,
+                        **knobs,
+                    )
+                except InvalidSettingError:
+                    continue  # e.g. TP that does not divide the heads
+                if report.fits[0].fits:
+                    cost = (g.price_per_hour or 1e6) * tp
+                    if best is None or cost < best[0]:
+                        best = (cost, g, tp, quant, report)
+                    break
+        if best is not None:
+            return best[1], best[2], best[3], best[4]
+    return None
+
+
+def _size_engine(engine: EngineSpec) -> str:
+    return {"triton": "vllm", "llama.cpp": "llama.cpp"}.get(engine.name, engine.name)
+
+
+def _args(
+    engine: EngineSpec,
+    p: ModelProfile,
+    report: SizeReport,
+    tp: int,
+    quant: str | None,
+    gpu: GPU | None,
+    served: str,
+) -> list[str]:
+    s = report.estimate.settings
+    fit = report.fits[0] if report.fits else None
+    a = engine.args
+    out: list[str] = []
+
+    def add(key: str, value: object) -> None:
+        if a.get(key):
+            out.extend([a[key], str(value)])
+
+    if engine.name == "hfdeploy":
+        out = [
+            "serve",
+            MODEL_DIR,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(engine.port),
+            "--device",
+            "cuda" if gpu else "cpu",
+            "--served-model-name",
+            served,
+        ]
+        return out
+    if engine.name == "llama.cpp":
+        gguf = p.formats.gguf[0].file if p.formats.gguf else "model.gguf"
+        add("model", f"{MODEL_DIR}/{gguf}")
+        add("max_len", s.context)
+        add("max_seqs", s.concurrency)
+        add("host", "0.0.0.0")
+        add("port", engine.port)
+        out.append(a["metrics"])
+        return out
+    add("model", MODEL_DIR)
+    if engine.name in ("vllm", "sglang"):
+        out.extend(["--served-model-name", served])
+    if tp > 1:
+        add("tp", tp)
+    if engine.name != "tei":
+        add("max_len", s.context)
+    if quant:
+        add("quantization", quant)
+    if s.gpu_memory_utilization:
+        add("memory_fraction", f"{s.gpu_memory_utilization:g}")
+    if fit and fit.max_concurrency and engine.name in ("vllm", "sglang"):
+        # As many sequences as the KV budget holds at the full context (capped).
+        add("max_seqs", max(1, min(fit.max_concurrency, 256)))
+    if engine.name == "tei":
+        add("batch_tokens", s.batched_tokens)
+    add("host", "0.0.0.0")
+    add("port", engine.port)
+    if "metrics" in a:
+        out.append(a["metrics"])
+    return out
+
+
+def _roofline(
+    p: ModelProfile, report: SizeReport, gpu: GPU | None, tp: int, output_tokens: int
+) -> dict[str, Any]:
+    e = report.estimate
+    if gpu is None or p.task.kind != "generator":
+        return {"applies": False, "why": "no GPU, or not a generator (throughput: measure it)"}
+    s = e.settings
+    bw = gpu.bandwidth_gbps * 1e9
+    peak = gpu.fp8_tflops if s.quantization == "fp8" else gpu.bf16_tflops or gpu.fp16_tflops
+    flops = (peak or 0) * 1e12
+    weights_rank = e.weights.bytes
+    active: float = p.parameters
+    if p.arch.moe:
+        active = p.parameters - p.weights.expert_parameters * (
+            1 - p.arch.moe.active / p.arch.moe.num_experts
+        )
+    conc = s.concurrency
+    kv_rank = e.kv_bytes_per_sequence_per_rank * conc // 2  # on average half the context is filled
+    step_bytes = weights_rank + kv_rank
+    step_flops = 2 * active / tp * conc
+    t_mem = step_bytes / bw
+    t_cmp = step_flops / flops if flops else 0.0
+    step = max(t_mem, t_cmp)
+    return {
+        "applies": True,
+        "regime": "memory-bound" if t_mem >= t_cmp else "compute-bound",
+        "single_stream_tokens_per_s": round(bw / weights_rank, 1),
+        "decode_tokens_per_s_per_replica": round(conc / step, 1),
+        "decode_step_ms": round(step * 1000, 2),
+        "at_concurrency": conc,
+        "output_tokens": output_tokens,
+        "basis": f"{gpu.name}: {gpu.bandwidth_gbps:g} GB/s, {flops / 1e12:g} TFLOP/s dense; "
+        f"weights {weights_rank / 2**30:.1f} GiB per rank + KV at half context",
+    }
+
+
+def _cold_start(engine: EngineSpec, p: ModelProfile) -> dict[str, Any]:
+    pull = engine.image_gb / _PULL_GBPS
+    load = p.weights.bytes / 1e9 / _LOAD_GBPS
+    total = pull + load + engine.warmup_s
+    return {
+        "image_pull_s": round(pull),
+        "weight_load_s": round(load),
+        "warmup_s": round(engine.warmup_s),
+        "total_s": round(total),
+        "cached_image_s": round(load + engine.warmup_s),
+        "startup_probe_budget_s": int(max(120, math.ceil(2 * total / 10) * 10)),
+        "basis": f"priors: pull {_PULL_GBPS * 1000:g} MB/s, weights {_LOAD_GBPS:g} GB/s, "
+        f"{engine.name} warmup {engine.warmup_s:g}s",
+    }
+
+
+def plan_deployment(
+    profile: ModelProfile,
+    *,
+    gpu: str | None = None,
+    engine: str | None = None,
+    context: int | None = None,
+    concurrency: int | None = None,
+    traffic_rps: float | None = None,
+    slo_p95_ms: float | None = None,
+    output_tokens: int = 256,
+    active_hours_per_day: float = 8.0,
+) -> Plan:
+    """Choose engine, GPUs and flags for ``profile``; estimate throughput, replicas, cost.
+
+    Raises:
+        DoesNotFitError: nothing up to TP 8 (or fp8) fits, with the nearest options.
+        InvalidSettingError, UnknownGPUError: bad inputs, naming the valid values.
+    """
+    cpu = gpu is not None and gpu.lower() == "cpu"
+    spec, reasons, rejected = _choose_engine(profile, engine, cpu)
+    knobs: dict[str, Any] = {}
+    if context:
+        knobs["context"] = context
+    if concurrency:
+        knobs["concurrency"] = concurrency
+    notes: list[str] = []
+    chosen_gpu: GPU | None = None
+    tp, quant = 1, None
+    if cpu or (not spec.gpu and gpu is None):
+        sized = size_model(profile, engine=_size_engine(spec), **knobs)
+        report = SizeReport(sized.profile, sized.estimate, ())
+        reasons.append(
+            "no GPU asked for: CPU deployment"
+            if cpu
+            else f"{spec.name} runs on CPU; pass --gpu for a GPU"
+        )
+    else:
+        found = _fit(profile, spec, _gpus(gpu), knobs)
+        if found is None:
+            raise _no_fit(profile, spec, gpu, knobs)
+        chosen_gpu, tp, quant, report = found
+        fit = report.fits[0]
+        reasons.append(
+            f"{tp} x {chosen_gpu.name}: the smallest TP at which weights, KV cache at "
+            f"{report.estimate.settings.context:,} tokens x {report.estimate.settings.concurrency} "
+            f"and overheads fit ({fit.headroom_bytes / 2**30:.1f} GiB headroom)"
+            + ("" if gpu else "; cheapest fitting GPU in the catalog")
+        )
+        if quant:
+            reasons.append("fp8 weights (on-the-fly quantization) were needed to fit")
+    served = profile.repo_id or profile.location.rstrip("/").rsplit("/", 1)[-1]
+    args = _args(spec, profile, report, tp, quant, chosen_gpu, served)
+    env = dict(spec.env)
+    if spec.name == "tei" and chosen_gpu is None:
+        image = spec.image_ref("cpu")
+    else:
+        image = spec.image_ref(chosen_gpu.compute_capability if chosen_gpu else None)
+    roof = _roofline(profile, report, chosen_gpu, tp, output_tokens)
+    scaling = _scaling(roof, traffic_rps, slo_p95_ms, tp)
+    cold = _cold_start(spec, profile)
+    cost = _cost(chosen_gpu, tp, scaling, cold, active_hours_per_day)
+    if spec.tag_source.startswith("unverified"):
+        notes.append(
+            f"the {spec.name} image tag {spec.tag} is not verified here: check the registry"
+        )
+    env_ = _envelope(profile, spec, report, chosen_gpu, tp, roof, scaling, cold, notes)
+    return Plan(
+        profile,
+        spec,
+        tuple(reasons),
+        tuple(rejected),
+        chosen_gpu,
+        tp if chosen_gpu else 0,
+        tp,
+        quant,
+        report,
+        image,
+        tuple(args),
+        env,
+        roof,
+        scaling,
+        cold,
+        cost,
+        env_,
+        tuple(notes),
+    )
+
+
+def _no_fit(
+    p: ModelProfile, spec: EngineSpec, gpu: str | None, knobs: dict[str, Any]
+) -> DoesNotFitError:
+    options: list[str] = []
+    gpus = _gpus(gpu)
+    for g in gpus[-1:] if gpu else sorted(gpus, key=lambda g: -g.memory_bytes)[:1]:
+        try:
+            r = size_model(p, gpu=g.name, engine=_size_engine(spec), tp=8, **knobs)
+            row = r.fits[0]
+            if row.max_context:
+                options.append(f"a context of {row.max_context:,} tokens or less on 8 x {g.name}")
+        except HfDeployError:
+            pass
+    options.append(
+        "int4 weights (an AWQ or GPTQ checkpoint): `hfdeploy size MODEL --quantization int4`"
+    )
+    if gpu:
+        options.append("a GPU with more memory (drop --gpu to let the planner pick)")
+    options.append("more than 8 GPUs: pipeline parallelism across nodes (LeaderWorkerSet)")
+    return DoesNotFitError(
+        p.repo_id or p.location, f"up to 8 x {gpu}" if gpu else "any catalog GPU up to 8", options
+    )
+
+
+def _scaling(
+    roof: dict[str, Any], traffic: float | None, slo_ms: float | None, tp: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"traffic_rps": traffic, "replicas": 1, "basis": "one replica"}
+    if roof.get("applies"):
+        capacity = roof["decode_tokens_per_s_per_replica"] / roof["output_tokens"]
+        e2e_ms = roof["decode_step_ms"] * roof["output_tokens"]
+        out |= {"capacity_rps_per_replica": round(capacity, 2), "e2e_ms_estimate": round(e2e_ms)}
+        if traffic:
+            out["replicas"] = max(1, math.ceil(traffic / (capacity * _UTILIZATION)))
+            out["basis"] = (
+                f"{traffic:g} req/s / ({capacity:.2f} req/s per replica x {_UTILIZATION:g})"
+            )
+        if slo_ms is not None:
+            out["slo_p95_ms"] = slo_ms
+            out["slo_met_by_estimate"] = e2e_ms <= slo_ms
+    elif traffic:
+        out["basis"] = "capacity unknown for this task: measure one replica with `hfdeploy bench`"
+    out["direction"] = (
+        f"vertical to TP {tp} for memory, horizontal (replicas) for throughput"
+        if tp > 1
+        else "horizontal: add replicas for throughput"
+    )
+    return out
+
+
+def _cost(
+    gpu: GPU | None, tp: int, scaling: dict[str, Any], cold: dict[str, Any], hours: float
+) -> dict[str, Any]:
+    if gpu is None or not gpu.price_per_hour:
+        return {"applies": False, "why": "CPU deployment or no price in the catalog"}
+    per_replica_h = gpu.price_per_hour * tp
+    replicas = scaling["replicas"]
+    dedicated = per_replica_h * replicas * _HOURS_PER_MONTH
+    cold_h = cold["total_s"] / 3600
+    days = _HOURS_PER_MONTH / 24
+    s2z = per_replica_h * replicas * (hours + cold_h) * days  # one cold start per active period
+    return {
+        "applies": True,
+        "price_per_gpu_hour": gpu.price_per_hour,
+        "dedicated_per_month": round(dedicated, 2),
+        "scale_to_zero_per_month": round(s2z, 2),
+        "active_hours_per_day": hours,
+        "break_even_active_hours_per_day": round(24 - cold_h, 2),
+        "cold_start_penalty_s": cold["total_s"],
+        "basis": f"{replicas} replica(s) x {tp} x {gpu.name} at ${gpu.price_per_hour}/h "
+        "(indicative, unverified); scale-to-zero pays active hours plus one cold start a day",
+    }
+
+
+def _envelope(
+    p: ModelProfile,
+    spec: EngineSpec,
+    report: SizeReport,
+    gpu: GPU | None,
+    tp: int,
+    roof: dict[str, Any],
+    scaling: dict[str, Any],
+    cold: dict[str, Any],
+    notes: list[str],
+) -> Envelope:
+    where = f"{tp} x {gpu.name}" if gpu else "CPU"
+    result = (
+        f"{spec.name} on {where} for {p.repo_id or p.location} ({p.task.task}); "
+        f"{report.estimate.total_bytes / 2**30:.1f} GiB per GPU; {scaling['replicas']} replica(s)"
+    )
+    size_env = report.envelope()
+    confidence: Confidence = lowest(
+        size_env.confidence, "medium" if roof.get("applies") else "high"
+    )
+    factors = [
+        *size_env.uncertainty_factors[:3],
+        f"cold start {cold['total_s']}s from priors ({cold['basis']})",
+        *notes,
+    ]
+    if roof.get("applies"):
+        factors.append("throughput is a roofline ceiling, not a measurement")
+    verification = (
+        f"hfdeploy size {p.ref} --engine {spec.name} --json",
+        "hfdeploy generate, then hfdeploy audit on the output",
+        "start the engine and read its KV-cache and ready lines; measure with a load test",
+    )
+    why = f"memory: {size_env.confidence}; throughput and cold start: priors"
+    return Envelope(result, confidence, why, tuple(factors), verification)
