@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LLAMA3_70B", "llama_shaped_checkpoint", "write_safetensors_header"]
+__all__ = ["LLAMA3_70B", "llama_shaped_checkpoint", "write_gguf", "write_safetensors_header"]
 
 LLAMA3_70B: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8192,
@@ -90,3 +90,28 @@ def llama_shaped_checkpoint(folder: Path, config: dict[str, Any], *, shards: int
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     return total
+
+
+def write_gguf(path: Path) -> None:
+    """A small GGUF file (Q8_0 and F16 tensors) written by the gguf package."""
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(4)
+    w.add_context_length(2048)
+    w.add_embedding_length(64)
+    w.add_feed_forward_length(128)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    q = gguf.quants.quantize(np.ones((64, 64), np.float32), gguf.GGMLQuantizationType.Q8_0)
+    w.add_tensor(
+        "blk.0.attn_q.weight", q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0
+    )
+    w.add_tensor("token_embd.weight", np.ones((32, 64), np.float16))
+    w.add_tensor("output_norm.weight", np.ones(64, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()

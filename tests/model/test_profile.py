@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hfdeploy import inspect_model
 from hfdeploy.errors import MissingConfigError, UnknownModelTypeError
 from tests import _models
+from tests._synthetic import write_gguf
 
 
 def test_bundled_minilm(minilm_dir: Path) -> None:
@@ -126,32 +126,9 @@ def test_pickle_weights_are_flagged(tiny_models: dict[str, Path], tmp_path: Path
     assert p.weights_source == "config (meta device)"
 
 
-def _write_gguf(path: Path) -> None:
-    import gguf
-
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_block_count(4)
-    w.add_context_length(2048)
-    w.add_embedding_length(64)
-    w.add_feed_forward_length(128)
-    w.add_head_count(4)
-    w.add_head_count_kv(2)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    q = gguf.quants.quantize(np.ones((64, 64), np.float32), gguf.GGMLQuantizationType.Q8_0)
-    w.add_tensor(
-        "blk.0.attn_q.weight", q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0
-    )
-    w.add_tensor("token_embd.weight", np.ones((32, 64), np.float16))
-    w.add_tensor("output_norm.weight", np.ones(64, np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
 def test_gguf_file(tmp_path: Path) -> None:
     path = tmp_path / "tiny-Q8_0.gguf"
-    _write_gguf(path)
+    write_gguf(path)
     p = inspect_model(str(path))
     g = p.formats.gguf[0]
     assert g.architecture == "llama"

@@ -73,3 +73,23 @@ def test_catalog_has_required_fields() -> None:
         assert gpu.compute_capability
     assert find_gpu("h100").name == "H100-SXM"
     assert gpu_catalog().price_date
+
+
+def test_a_memory_fraction_of_one_is_the_whole_gpu(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """TGI's default CUDA_MEMORY_FRACTION is 1.0: an 8B model must fit an 80 GB GPU.
+
+    Before the fix every TGI estimate failed with "the CUDA context needs 0.50 GiB
+    outside the 1.00 fraction", whatever the model.
+    """
+    import json
+
+    from hfdeploy import inspect_model, size_model
+    from tests._synthetic import LLAMA3_70B
+
+    config = LLAMA3_70B | {"hidden_size": 4096, "intermediate_size": 14336,
+                           "num_hidden_layers": 32, "num_attention_heads": 32}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    report = size_model(inspect_model(str(tmp_path)), gpu="A100-80GB", engine="tgi")
+    assert report.estimate.settings.gpu_memory_utilization == 1.0
+    assert report.fits[0].fits, report.fits[0].reason
+    assert report.fits[0].budget_bytes == report.fits[0].memory_bytes

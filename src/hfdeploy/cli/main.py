@@ -11,6 +11,7 @@ from hfdeploy.cli.audit import audit_command
 from hfdeploy.cli.fetch import fetch_command
 from hfdeploy.cli.inspect import inspect_command
 from hfdeploy.cli.mcp import mcp_command
+from hfdeploy.cli.plan import plan_command
 from hfdeploy.cli.serve import serve_command
 from hfdeploy.cli.size import size_command
 
@@ -43,6 +44,7 @@ def _root(
 
 app.command("inspect")(inspect_command)
 app.command("size")(size_command)
+app.command("plan")(plan_command)
 app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
 app.command("audit")(audit_command)

@@ -548,7 +548,7 @@ def _envelope(
         factors.append("throughput is a roofline ceiling, not a measurement")
     verification = (
         f"hfdeploy size {p.ref} --engine {spec.name} --json",
-        "hfdeploy generate, then hfdeploy audit on the output",
+        "hfdeploy audit on the deployment files that run it",
         "start the engine and read its KV-cache and ready lines; measure with a load test",
     )
     why = f"memory: {size_env.confidence}; throughput and cold start: priors"

@@ -45,7 +45,9 @@ class FitRow:
 def budget_bytes(est: MemoryEstimate, gpu: GPU) -> tuple[int, int]:
     """(budget, needed): what the engine may use on this GPU, and what the estimate needs."""
     fraction = est.settings.gpu_memory_utilization
-    if fraction is None:
+    if fraction is None or fraction >= 1.0:
+        # A fraction of 1 (TGI's CUDA_MEMORY_FRACTION default) is the whole GPU: the
+        # CUDA context then shares it with everything else rather than sitting outside.
         return gpu.memory_bytes, est.total_bytes
     return int(gpu.memory_bytes * fraction), est.total_bytes - est.cuda_context.bytes
 
@@ -55,7 +57,7 @@ def fits_on(est: MemoryEstimate, gpu: GPU) -> tuple[bool, int, str]:
     budget, needed = budget_bytes(est, gpu)
     headroom = budget - needed
     fraction = est.settings.gpu_memory_utilization
-    if fraction is not None:
+    if fraction is not None and fraction < 1.0:
         outside = gpu.memory_bytes - budget
         if est.cuda_context.bytes > outside:
             return (

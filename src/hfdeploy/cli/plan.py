@@ -1,0 +1,107 @@
+"""``hfdeploy plan MODEL``: the engine, GPUs, flags, throughput, replicas and cost."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hfdeploy.cli._output import Output, gib, handle_errors
+from hfdeploy.cli.inspect import JsonOpt, ModelArg
+from hfdeploy.errors import InvalidSettingError
+from hfdeploy.model.resolve import inspect_model
+from hfdeploy.plan.planner import Plan, plan_deployment
+
+__all__ = ["parse_slo", "plan_command", "render_plan"]
+
+
+def parse_slo(raw: str | None) -> float | None:
+    """``p95=500ms`` or ``p95=2s`` → milliseconds."""
+    if raw is None:
+        return None
+    m = re.fullmatch(r"\s*p95\s*=\s*([\d.]+)\s*(ms|s)\s*", raw)
+    if not m:
+        raise InvalidSettingError(
+            "slo", raw, "use p95=<number>ms or p95=<number>s", hint="--slo p95=2s"
+        )
+    value = float(m.group(1))
+    return value * 1000 if m.group(2) == "s" else value
+
+
+def render_plan(out: Output, p: Plan) -> None:
+    d = p.to_dict()
+    name = d["model"]["served_name"]
+    out.print(f"[bold]{name}[/]  {p.profile.task.task}, {p.profile.parameters:,} parameters")
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
+    t.add_row("engine", f"{p.engine.name}  ({p.image})")
+    for reason in p.reasons:
+        t.add_row("  why", reason)
+    for name, why in p.rejected:
+        t.add_row("  not " + name, why)
+    t.add_row("gpus", f"{p.gpu_count} x {p.gpu.name}" if p.gpu else "CPU")
+    t.add_row("memory", f"{gib(p.size.estimate.total_bytes)} per GPU")
+    t.add_row("command", " ".join(p.args))
+    r = p.roofline
+    if r.get("applies"):
+        t.add_row(
+            "roofline",
+            f"{r['regime']}; {r['decode_tokens_per_s_per_replica']:,} tokens/s per replica at "
+            f"{r['at_concurrency']} sequences; "
+            f"single stream {r['single_stream_tokens_per_s']:,} tokens/s",
+        )
+    s = p.scaling
+    t.add_row("replicas", f"{s['replicas']} ({s['basis']}); {s['direction']}")
+    c = p.cold_start
+    t.add_row(
+        "cold start",
+        f"{c['total_s']}s (pull {c['image_pull_s']}s, weights {c['weight_load_s']}s, "
+        f"warmup {c['warmup_s']}s); startupProbe budget {c['startup_probe_budget_s']}s",
+    )
+    cost = p.cost
+    if cost.get("applies"):
+        t.add_row(
+            "cost",
+            f"${cost['dedicated_per_month']:,}/month dedicated; "
+            f"${cost['scale_to_zero_per_month']:,}/month scale-to-zero at "
+            f"{cost['active_hours_per_day']:g} h/day "
+            f"(dedicated is cheaper above {cost['break_even_active_hours_per_day']} h/day)",
+        )
+    out.print(t)
+    out.print(p.envelope.to_text())
+
+
+def plan_command(
+    model: ModelArg,
+    gpu: Annotated[
+        str | None, typer.Option(help="GPU name or alias (h100, a100-80gb, l4), or 'cpu'.")
+    ] = None,
+    engine: Annotated[str | None, typer.Option(help="Force an engine (default: chosen).")] = None,
+    context: Annotated[int | None, typer.Option(help="Tokens per request to hold.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests held at once.")] = None,
+    traffic: Annotated[float | None, typer.Option(help="Target requests per second.")] = None,
+    slo: Annotated[str | None, typer.Option(help="Latency target, e.g. p95=2s.")] = None,
+    active_hours: Annotated[float, typer.Option(help="Hours a day with traffic (cost).")] = 8.0,
+    json_: JsonOpt = False,
+) -> None:
+    """The engine with reasons, GPUs and TP, engine flags, throughput ceiling, replicas, cost."""
+    out = Output(json_mode=json_)
+    with handle_errors(json_mode=json_):
+        profile = inspect_model(model)
+        plan = plan_deployment(
+            profile,
+            gpu=gpu,
+            engine=engine,
+            context=context,
+            concurrency=concurrency,
+            traffic_rps=traffic,
+            slo_p95_ms=parse_slo(slo),
+            active_hours_per_day=active_hours,
+        )
+    if json_:
+        out.data(plan.to_dict())
+    else:
+        render_plan(out, plan)

@@ -1,0 +1,173 @@
+"""``hfdeploy plan`` over a matrix of models: engine, GPUs, TP, flags, envelope."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hfdeploy import inspect_model, size_model
+from hfdeploy.cli.main import app
+from hfdeploy.errors import InvalidSettingError, UnknownGPUError
+from hfdeploy.plan.catalog import engine_catalog
+from hfdeploy.plan.planner import DoesNotFitError, plan_deployment
+from tests._synthetic import LLAMA3_70B, llama_shaped_checkpoint, write_gguf
+
+LLAMA3_8B = LLAMA3_70B | {
+    "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def llama70b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("m") / "llama70b"
+    llama_shaped_checkpoint(folder, LLAMA3_70B, shards=2)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def llama8b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("m") / "llama8b"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA3_8B))  # config only
+    return folder
+
+
+def _plan_contract(d: dict) -> None:
+    assert isinstance(d["engine"], str)
+    assert isinstance(d["image"], str)
+    assert ":" in d["image"]
+    assert set(d["gpu"]) >= {"name", "count"}
+    assert isinstance(d["tensor_parallel"], int)
+    assert set(d["envelope"]) >= {"result", "confidence", "uncertainty_factors", "verification"}
+    json.dumps(d)
+
+
+def test_70b_on_80gb_gpus_gets_a_tp_whose_kv_budget_holds(llama70b: Path) -> None:
+    profile = inspect_model(str(llama70b))
+    plan = plan_deployment(profile, gpu="h100", context=8192, concurrency=16)
+    assert plan.engine.name == "vllm"
+    assert plan.gpu is not None
+    assert plan.gpu.name == "H100-SXM"
+    assert plan.tp in (2, 4, 8)
+    # The KV budget holds at that TP: check with the sizing model itself.
+    check = size_model(
+        profile, gpu="H100-SXM", engine="vllm", tp=plan.tp, context=8192, concurrency=16
+    )
+    assert check.fits[0].fits
+    assert check.fits[0].max_concurrency >= 16
+    smaller = size_model(
+        profile, gpu="H100-SXM", engine="vllm", tp=plan.tp // 2, context=8192, concurrency=16
+    )
+    assert not smaller.fits[0].fits  # and the next TP down does not
+    args = list(plan.args)
+    assert args[args.index("--tensor-parallel-size") + 1] == str(plan.tp)
+    assert args[args.index("--max-model-len") + 1] == "8192"
+    assert int(args[args.index("--max-num-seqs") + 1]) >= 16
+    assert args[args.index("--model") + 1] == "/repository"
+    assert "--host" in args
+    assert any(
+        f"{plan.tp} x H100-SXM" in r and "KV cache at 8,192 tokens" in r for r in plan.reasons
+    )
+    _plan_contract(plan.to_dict())
+    assert plan.roofline["regime"] == "memory-bound"
+    assert plan.cold_start["startup_probe_budget_s"] >= plan.cold_start["total_s"]
+
+
+def test_catalog_gpu_choice_is_the_cheapest_that_fits(llama8b: Path) -> None:
+    plan = plan_deployment(inspect_model(str(llama8b)), context=8192, concurrency=8)
+    cheapest = min((g for g in (plan.gpu,) if g), key=lambda g: g.price_per_hour or 0)
+    assert plan.gpu == cheapest
+    for name, why in plan.rejected:
+        assert why
+    assert {"sglang", "tgi"} <= {n for n, _ in plan.rejected}
+
+
+def test_traffic_gives_replicas_and_slo_check(llama8b: Path) -> None:
+    profile = inspect_model(str(llama8b))
+    one = plan_deployment(profile, gpu="l40s", context=4096, concurrency=8)
+    busy = plan_deployment(
+        profile, gpu="l40s", context=4096, concurrency=8, traffic_rps=50, slo_p95_ms=1
+    )
+    assert busy.scaling["replicas"] > one.scaling["replicas"]
+    assert busy.scaling["slo_met_by_estimate"] is False
+    assert busy.cost["dedicated_per_month"] > one.cost["dedicated_per_month"]
+
+
+@pytest.mark.parametrize(
+    ("family", "engine"),
+    [("bert", "tei"), ("whisper", "hfdeploy"), ("mixtral", "vllm"), ("deepseek_v2", "vllm")],
+)
+def test_engine_by_task(tiny_models: dict[str, Path], family: str, engine: str) -> None:
+    plan = plan_deployment(inspect_model(str(tiny_models[family])), gpu="l4")
+    assert plan.engine.name == engine
+    _plan_contract(plan.to_dict())
+
+
+def test_embedder_gets_tei_with_the_gpu_architecture_tag(minilm_dir: Path) -> None:
+    profile = inspect_model(str(minilm_dir))
+    assert plan_deployment(profile, gpu="l4").image.endswith(":89-1.9")
+    assert plan_deployment(profile, gpu="h100").image.endswith(":hopper-1.9")
+    assert plan_deployment(profile, gpu="cpu").image.endswith(":cpu-1.9")
+
+
+def test_gguf_goes_to_llama_cpp(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.gguf"
+    write_gguf(path)
+    plan = plan_deployment(inspect_model(str(path)))
+    assert plan.engine.name == "llama.cpp"
+    assert plan.args[:2] == ("-m", "/repository/tiny.gguf")
+
+
+def test_tgi_only_when_asked(llama8b: Path) -> None:
+    profile = inspect_model(str(llama8b))
+    assert plan_deployment(profile, gpu="a100-80gb").engine.name == "vllm"
+    tgi = plan_deployment(profile, gpu="a100-80gb", engine="tgi")
+    assert tgi.engine.name == "tgi"
+    assert "--model-id" in tgi.args
+
+
+def test_errors_name_the_way_out(llama70b: Path, tiny_models: dict[str, Path]) -> None:
+    profile = inspect_model(str(llama70b))
+    with pytest.raises(DoesNotFitError) as err:
+        plan_deployment(profile, gpu="t4")  # the weights alone outgrow 8 x 16 GB
+    assert "int4" in err.value.hint
+    with pytest.raises(DoesNotFitError) as err:
+        plan_deployment(profile, gpu="l40s", context=131072, concurrency=64)
+    assert "a context of" in err.value.hint  # the KV cache is what does not fit
+    with pytest.raises(UnknownGPUError) as gerr:
+        plan_deployment(profile, gpu="tpu9")
+    assert "H100-SXM" in gerr.value.hint
+    with pytest.raises(InvalidSettingError):
+        plan_deployment(inspect_model(str(tiny_models["bert"])), engine="vllm")
+
+
+def test_cli_plan_json(llama8b: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["plan", str(llama8b), "--gpu", "L4", "--context", "4096", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    _plan_contract(d)
+    assert d["gpu"]["name"] == "L4"
+    human = CliRunner().invoke(
+        app, ["plan", str(llama8b), "--gpu", "l4", "--context", "4096", "--slo", "p95=2s"]
+    )
+    assert human.exit_code == 0
+    assert "Result:" in human.stdout
+    bad = CliRunner().invoke(app, ["plan", str(llama8b), "--slo", "fast"])
+    assert bad.exit_code == 1
+    assert "p95=" in bad.stderr
+
+
+def test_catalog_facts() -> None:
+    cat = engine_catalog()
+    assert cat["tgi"].maintenance is True
+    assert cat["tei"].tensor_parallel is False
+    assert cat["hfdeploy"].ready == "/ready"
+    for e in cat.values():
+        assert e.port > 0
+        assert e.tag and e.tag != "latest"
