@@ -78,11 +78,22 @@ def test_70b_on_80gb_gpus_gets_a_tp_whose_kv_budget_holds(llama70b: Path) -> Non
 
 
 def test_catalog_gpu_choice_is_the_cheapest_that_fits(llama8b: Path) -> None:
-    plan = plan_deployment(inspect_model(str(llama8b)), context=8192, concurrency=8)
-    cheapest = min((g for g in (plan.gpu,) if g), key=lambda g: g.price_per_hour or 0)
-    assert plan.gpu == cheapest
-    for name, why in plan.rejected:
-        assert why
+    from hfdeploy.sizing.gpus import gpu_catalog
+
+    profile = inspect_model(str(llama8b))
+    plan = plan_deployment(profile, context=8192, concurrency=8)
+    costs = {}
+    for g in gpu_catalog().gpus:
+        if g.vendor.lower() != "nvidia" or not g.price_per_hour:
+            continue
+        for tp in (1, 2, 4, 8):
+            r = size_model(profile, gpu=g.name, engine="vllm", tp=tp, context=8192, concurrency=8)
+            if r.fits[0].fits:
+                costs[(g.name, tp)] = g.price_per_hour * tp
+                break
+    assert plan.gpu is not None
+    assert costs[(plan.gpu.name, plan.tp)] == min(costs.values())
+    assert all(why for _, why in plan.rejected)
     assert {"sglang", "tgi"} <= {n for n, _ in plan.rejected}
 
 
