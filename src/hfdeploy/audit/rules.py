@@ -268,7 +268,7 @@ def _probes(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if w.source != "kubernetes" or w.engine is None or w.kind == "Job":
             continue
         kinds = {p.kind: p for p in w.probes}
-        need = 600.0 if w.engine in _GPU_ENGINES else 120.0
+        need = _startup_floor(w.engine)
         live, start = kinds.get("liveness"), kinds.get("startup")
         if live and not start and live.budget_s < need:
             yield rule.finding(
@@ -293,6 +293,14 @@ def _probes(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
                 f"no probes on the {w.engine} container: traffic reaches it before it is ready",
                 severity="warning",
             )
+
+
+def _startup_floor(engine: str) -> float:
+    """The start-up budget an engine needs at least: the engine catalog's, shared with plan."""
+    from hfdeploy.plan.catalog import engine_catalog
+
+    spec = engine_catalog().get(engine)
+    return float(spec.min_startup_s) if spec else 120.0
 
 
 def _shm(rule: Rule, facts: FileFacts) -> Iterator[Finding]:

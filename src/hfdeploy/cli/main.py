@@ -9,6 +9,7 @@ import typer
 from hfdeploy._version import __version__
 from hfdeploy.cli.audit import audit_command
 from hfdeploy.cli.fetch import fetch_command
+from hfdeploy.cli.generate import generate_command
 from hfdeploy.cli.inspect import inspect_command
 from hfdeploy.cli.mcp import mcp_command
 from hfdeploy.cli.plan import plan_command
@@ -45,6 +46,7 @@ def _root(
 app.command("inspect")(inspect_command)
 app.command("size")(size_command)
 app.command("plan")(plan_command)
+app.command("generate")(generate_command)
 app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
 app.command("audit")(audit_command)

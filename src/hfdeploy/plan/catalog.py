@@ -37,6 +37,7 @@ class EngineSpec:
     warmup_s: float
     maintenance: bool
     note: str
+    min_startup_s: float = 120
     tag_by_arch: dict[str, str] = field(default_factory=dict)
     model_types: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
@@ -58,6 +59,7 @@ class EngineSpec:
             "kinds": list(self.kinds), "gpu": self.gpu, "tensor_parallel": self.tensor_parallel,
             "formats": list(self.formats), "args": dict(self.args), "env": dict(self.env),
             "maintenance": self.maintenance, "note": self.note,
+            "min_startup_s": self.min_startup_s,
             "tag_by_arch": dict(self.tag_by_arch), "model_types": list(self.model_types),
             "tasks": list(self.tasks),
         }  # fmt: skip

@@ -351,7 +351,7 @@ def _cold_start(engine: EngineSpec, p: ModelProfile) -> dict[str, Any]:
         "warmup_s": round(engine.warmup_s),
         "total_s": round(total),
         "cached_image_s": round(load + engine.warmup_s),
-        "startup_probe_budget_s": int(max(120, math.ceil(2 * total / 10) * 10)),
+        "startup_probe_budget_s": int(max(engine.min_startup_s, math.ceil(2 * total / 10) * 10)),
         "basis": f"priors: pull {_PULL_GBPS * 1000:g} MB/s, weights {_LOAD_GBPS:g} GB/s, "
         f"{engine.name} warmup {engine.warmup_s:g}s",
     }

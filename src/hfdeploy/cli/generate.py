@@ -1,0 +1,50 @@
+"""``hfdeploy generate MODEL --out DIR``: the deployment files, the plan and a README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hfdeploy.cli._output import Output, handle_errors
+from hfdeploy.cli.inspect import ModelArg
+from hfdeploy.model.resolve import inspect_model
+from hfdeploy.plan.planner import plan_deployment
+from hfdeploy.render.generate import generate_deployment
+from hfdeploy.render.targets import TARGETS
+
+__all__ = ["generate_command"]
+
+
+def generate_command(
+    model: ModelArg,
+    out: Annotated[Path, typer.Option(help="Folder to write the deployment into.")],
+    target: Annotated[
+        str, typer.Option(help="Comma-separated: " + ",".join(TARGETS) + ".")
+    ] = ",".join(TARGETS),
+    engine: Annotated[str | None, typer.Option(help="Force an engine (default: planned).")] = None,
+    gpu: Annotated[str | None, typer.Option(help="GPU name or alias, or 'cpu'.")] = None,
+    context: Annotated[int | None, typer.Option(help="Tokens per request to hold.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests held at once.")] = None,
+    traffic: Annotated[float | None, typer.Option(help="Target requests per second.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the written files as JSON.")] = False,
+) -> None:
+    """Write Dockerfile, compose, Kubernetes, KServe and Inference Endpoints files for MODEL."""
+    output = Output(json_mode=json_)
+    with handle_errors(json_mode=json_):
+        plan = plan_deployment(
+            inspect_model(model), gpu=gpu, engine=engine, context=context,
+            concurrency=concurrency, traffic_rps=traffic,
+        )  # fmt: skip
+        targets = tuple(t.strip() for t in target.split(",") if t.strip())
+        written = generate_deployment(plan, out, targets=targets)
+    rel = [str(p.relative_to(out)) for p in written]
+    if json_:
+        output.data({"out": str(out), "files": rel, "plan": plan.to_dict()})
+        return
+    where = f"{plan.tp} x {plan.gpu.name}" if plan.gpu else "CPU"
+    output.print(f"{plan.engine.name} on {where} ({plan.image}); {len(rel)} files in {out}:")
+    for r in rel:
+        output.print(f"  {r}")
+    output.print(f"next: read {out / 'README.md'}; check with `hfdeploy audit {out}`")

@@ -1,0 +1,55 @@
+"""Write a deployment folder: the rendered targets and, for a local model, its lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hfdeploy.errors import InvalidSettingError
+from hfdeploy.model.lock import LOCK_NAME, LockedFile, ModelLock, hash_file
+from hfdeploy.plan.planner import Plan
+from hfdeploy.render.targets import TARGETS, render_targets
+
+__all__ = ["generate_deployment", "local_lock"]
+
+
+def local_lock(plan: Plan) -> ModelLock | None:
+    """A lock of a local model folder's files (None for a Hub model: `fetch` writes it)."""
+    p = plan.profile
+    if p.source != "local":
+        return None
+    folder = Path(p.location)
+    if folder.is_file():
+        files = [folder]
+        folder = folder.parent
+    else:
+        files = sorted(f for f in folder.rglob("*") if f.is_file() and ".cache" not in f.parts
+                       and f.name != LOCK_NAME)  # fmt: skip
+    locked = tuple(
+        LockedFile(f.relative_to(folder).as_posix(), f.stat().st_size, hash_file(f)) for f in files
+    )
+    return ModelLock(p.repo_id or folder.name, p.revision or "local", p.commit_sha or "local",
+                     locked, endpoint="local")  # fmt: skip
+
+
+def generate_deployment(plan: Plan, out: Path, *, targets: tuple[str, ...] = TARGETS) -> list[Path]:
+    """Write the files for ``targets`` under ``out``; returns the paths written.
+
+    Raises:
+        InvalidSettingError: an unknown target.
+    """
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise InvalidSettingError(
+            "target", ",".join(unknown), "unknown", hint="Use: " + ",".join(TARGETS)
+        )
+    files = render_targets(plan, targets)
+    lock = local_lock(plan)
+    if lock is not None:
+        files[LOCK_NAME] = lock.to_json()
+    written = []
+    for rel, text in sorted(files.items()):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
