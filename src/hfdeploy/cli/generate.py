@@ -28,6 +28,9 @@ def generate_command(
     context: Annotated[int | None, typer.Option(help="Tokens per request to hold.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests held at once.")] = None,
     traffic: Annotated[float | None, typer.Option(help="Target requests per second.")] = None,
+    no_lock: Annotated[
+        bool, typer.Option("--no-lock", help="Do not hash a local model into model.lock.json.")
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the written files as JSON.")] = False,
 ) -> None:
     """Write Dockerfile, compose, Kubernetes, KServe and Inference Endpoints files for MODEL."""
@@ -38,7 +41,7 @@ def generate_command(
             concurrency=concurrency, traffic_rps=traffic,
         )  # fmt: skip
         targets = tuple(t.strip() for t in target.split(",") if t.strip())
-        written = generate_deployment(plan, out, targets=targets)
+        written = generate_deployment(plan, out, targets=targets, lock=not no_lock)
     rel = [str(p.relative_to(out)) for p in written]
     if json_:
         output.data({"out": str(out), "files": rel, "plan": plan.to_dict()})

@@ -18,9 +18,10 @@ def local_lock(plan: Plan) -> ModelLock | None:
     if p.source != "local":
         return None
     folder = Path(p.location)
-    if folder.is_file():
-        files = [folder]
-        folder = folder.parent
+    ref = Path(p.ref).expanduser()
+    if ref.is_file():  # a single .gguf file: lock that file, not its whole folder
+        files = [ref]
+        folder = ref.parent
     else:
         files = sorted(f for f in folder.rglob("*") if f.is_file() and ".cache" not in f.parts
                        and f.name != LOCK_NAME)  # fmt: skip
@@ -31,8 +32,13 @@ def local_lock(plan: Plan) -> ModelLock | None:
                      locked, endpoint="local")  # fmt: skip
 
 
-def generate_deployment(plan: Plan, out: Path, *, targets: tuple[str, ...] = TARGETS) -> list[Path]:
+def generate_deployment(
+    plan: Plan, out: Path, *, targets: tuple[str, ...] = TARGETS, lock: bool = True
+) -> list[Path]:
     """Write the files for ``targets`` under ``out``; returns the paths written.
+
+    ``lock``: for a local model, hash every file into ``model.lock.json`` (reads the
+    whole model; a Hub model's lock is written by ``hfdeploy fetch`` instead).
 
     Raises:
         InvalidSettingError: an unknown target.
@@ -43,9 +49,9 @@ def generate_deployment(plan: Plan, out: Path, *, targets: tuple[str, ...] = TAR
             "target", ",".join(unknown), "unknown", hint="Use: " + ",".join(TARGETS)
         )
     files = render_targets(plan, targets)
-    lock = local_lock(plan)
-    if lock is not None:
-        files[LOCK_NAME] = lock.to_json()
+    model_lock = local_lock(plan) if lock else None
+    if model_lock is not None:
+        files[LOCK_NAME] = model_lock.to_json()
     written = []
     for rel, text in sorted(files.items()):
         path = out / rel

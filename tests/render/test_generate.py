@@ -1,0 +1,217 @@
+"""``hfdeploy generate`` over a matrix of models x every target: valid, audited, stable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hfdeploy import inspect_model
+from hfdeploy.audit import audit_paths
+from hfdeploy.cli.main import app
+from hfdeploy.plan.planner import plan_deployment
+from hfdeploy.render.generate import generate_deployment
+from tests._synthetic import LLAMA3_70B, llama_shaped_checkpoint, write_gguf
+from tests.serve._fixtures import wait_ready
+
+HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+LLAMA3_8B = LLAMA3_70B | {
+    "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def matrix(
+    tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], minilm_dir: Path
+) -> dict[str, tuple[Path, dict[str, Any]]]:
+    root = tmp_path_factory.mktemp("gen-models")
+    llama8b = root / "llama8b"
+    llama8b.mkdir()
+    (llama8b / "config.json").write_text(json.dumps(LLAMA3_8B))
+    llama70b = root / "llama70b"
+    llama_shaped_checkpoint(llama70b, LLAMA3_70B, shards=2)
+    gguf = root / "tiny.gguf"
+    write_gguf(gguf)
+    return {
+        "minilm-tei": (minilm_dir, {"gpu": "l4"}),
+        "minilm-cpu": (minilm_dir, {"gpu": "cpu"}),
+        "minilm-hfdeploy": (minilm_dir, {"engine": "hfdeploy"}),
+        "llama8b": (llama8b, {"gpu": "h100", "context": 8192, "concurrency": 16}),
+        "llama70b": (llama70b, {"gpu": "a100-80gb", "context": 8192, "concurrency": 8}),
+        "moe": (tiny_models["mixtral"], {"gpu": "l4"}),
+        "mla": (tiny_models["deepseek_v2"], {"gpu": "l4"}),
+        "classifier": (tiny_models["bert"], {"gpu": "l4"}),
+        "whisper": (tiny_models["whisper"], {}),
+        "gguf": (gguf, {}),
+    }
+
+
+def _generate(model: Path, knobs: dict[str, Any], out: Path) -> Any:
+    plan = plan_deployment(inspect_model(str(model)), **knobs)
+    # The 70B checkpoint is 141 GB of sparse files: hashing it is not what is tested.
+    generate_deployment(plan, out, lock="llama70b" not in str(model))
+    return plan
+
+
+CASES = [
+    "minilm-tei",
+    "minilm-cpu",
+    "minilm-hfdeploy",
+    "llama8b",
+    "llama70b",
+    "moe",
+    "mla",
+    "classifier",
+    "whisper",
+    "gguf",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_target_is_valid_audited_and_stable(
+    case: str, matrix: dict[str, Any], tmp_path: Path
+) -> None:
+    import kubernetes_validate
+
+    model, knobs = matrix[case]
+    plan = _generate(model, knobs, tmp_path / "a")
+    out = tmp_path / "a"
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    expected = {
+        "compose.yaml",
+        "kserve.yaml",
+        "hf-endpoint.json",
+        "plan.json",
+        "README.md",
+        "model.lock.json",
+        *(f"k8s/{n}.yaml" for n in ("deployment", "service", "hpa", "pdb", "pvc", "fetch-job")),
+    }
+    if plan.engine.name == "hfdeploy":
+        expected.add("Dockerfile")
+    if case == "llama70b":
+        expected.remove("model.lock.json")
+    assert files == expected
+
+    if "Dockerfile" in files:
+        res = subprocess.run(
+            [HADOLINT, "--failure-threshold", "info", str(out / "Dockerfile")],
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+
+    for manifest in sorted((out / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    isvc = yaml.safe_load((out / "kserve.yaml").read_text())
+    assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    # No InferenceService CRD schema is at hand offline: check its pod part as a PodSpec.
+    predictor = isvc["spec"]["predictor"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "x"},
+        "spec": {"containers": predictor["containers"], "volumes": predictor["volumes"]},
+    }
+    kubernetes_validate.validate(pod, "1.37.0", strict=True)
+    compose = yaml.safe_load((out / "compose.yaml").read_text())
+    (svc,) = compose["services"].values()
+    assert "./model:/repository:ro" in svc["volumes"]
+    endpoint = json.loads((out / "hf-endpoint.json").read_text())
+    assert endpoint["custom_image"]["health_route"] == plan.engine.ready
+
+    report = audit_paths([out])
+    assert [
+        f"{f.file}:{f.line} {f.rule_id} {f.message}"
+        for f in report.findings
+        if f.severity != "info"
+    ] == []
+
+    _generate(model, knobs, tmp_path / "b")
+    for rel in files:
+        assert (tmp_path / "b" / rel).read_bytes() == (out / rel).read_bytes(), rel
+
+
+def test_tp_gets_shm_and_gpus_equal_tp(matrix: dict[str, Any], tmp_path: Path) -> None:
+    model, knobs = matrix["llama70b"]
+    plan = _generate(model, knobs, tmp_path)
+    assert plan.tp > 1
+    dep = yaml.safe_load((tmp_path / "k8s/deployment.yaml").read_text())
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == str(plan.tp)
+    shm = next(v for v in pod["volumes"] if v["name"] == "shm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "shm", "mountPath": "/dev/shm"} in c["volumeMounts"]
+    start = c["startupProbe"]
+    assert (
+        start["periodSeconds"] * start["failureThreshold"]
+        >= plan.cold_start["startup_probe_budget_s"]
+    )
+    assert c["livenessProbe"]["httpGet"]["path"] == plan.engine.live
+    compose = yaml.safe_load((tmp_path / "compose.yaml").read_text())
+    (svc,) = compose["services"].values()
+    assert svc["shm_size"]
+    assert svc["deploy"]["resources"]["reservations"]["devices"][0]["count"] == plan.tp
+
+
+def test_the_hfdeploy_entrypoint_reaches_ready_outside_a_container(
+    matrix: dict[str, Any], tmp_path: Path
+) -> None:
+    model, knobs = matrix["minilm-hfdeploy"]
+    _generate(model, knobs, tmp_path)
+    line = next(
+        x for x in (tmp_path / "Dockerfile").read_text().splitlines() if x.startswith("ENTRYPOINT")
+    )
+    argv = json.loads(line.removeprefix("ENTRYPOINT "))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # /repository is a local folder here; the port a free one.
+    argv = [str(model) if a == "/repository" else a for a in argv]
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[0] = str(Path(sys.executable).with_name("hfdeploy"))
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_generate(matrix: dict[str, Any], tmp_path: Path) -> None:
+    model, _ = matrix["llama8b"]
+    res = CliRunner().invoke(app, ["generate", str(model), "--out", str(tmp_path), "--gpu", "l40s",
+                                   "--target", "compose,k8s", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert "compose.yaml" in data["files"]
+    assert "kserve.yaml" not in data["files"]
+    assert data["plan"]["gpu"]["name"] == "L40S"
+    bad = CliRunner().invoke(
+        app, ["generate", str(model), "--out", str(tmp_path / "x"), "--target", "helm"]
+    )
+    assert bad.exit_code == 1
+    assert "helm" in bad.stderr
+
+
+def test_a_gguf_file_locks_that_file_only(matrix: dict[str, Any], tmp_path: Path) -> None:
+    """Regression: the lock of a .gguf file hashed its whole folder (141 GB beside it here)."""
+    model, knobs = matrix["gguf"]
+    _generate(model, knobs, tmp_path)
+    lock = json.loads((tmp_path / "model.lock.json").read_text())
+    assert [f["path"] for f in lock["files"]] == ["tiny.gguf"]
