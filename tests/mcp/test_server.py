@@ -59,9 +59,10 @@ def test_tools_are_listed_with_described_inputs_and_output_schemas() -> None:
         return (await s.list_tools()).tools
 
     tools = {t.name: t for t in _session(body)}
-    # Only capabilities that exist: plan, generate and bench tools come when they land.
+    # Only capabilities that exist: a bench tool comes when bench lands.
     assert set(tools) == {
-        "inspect_model", "estimate_memory", "audit_deployment", "list_gpus", "list_engines",
+        "inspect_model", "estimate_memory", "plan_deployment", "generate_deployment",
+        "audit_deployment", "list_gpus", "list_engines",
     }  # fmt: skip
     for tool in tools.values():
         assert tool.description
@@ -228,3 +229,30 @@ def test_audit_tool_by_path_under_the_root_inline_and_refused_outside(tmp_path: 
         assert res.is_error
     assert "outside the allowed root" in outside.content[0].text
     assert "outside the allowed root" in escape.content[0].text
+
+
+def test_plan_and_generate_tools(tmp_path: Path, minilm_dir: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+
+    async def body(s: ClientSession) -> Any:
+        schemas = {t.name: t.output_schema for t in (await s.list_tools()).tools}
+        plan = await s.call_tool("plan_deployment", {"model": str(minilm_dir), "gpu": "l4"})
+        gen = await s.call_tool(
+            "generate_deployment", {"model": str(minilm_dir), "out": "deploy", "gpu": "l4"}
+        )
+        outside = await s.call_tool(
+            "generate_deployment", {"model": str(minilm_dir), "out": str(tmp_path / "elsewhere")}
+        )
+        return schemas, plan, gen, outside
+
+    schemas, plan, gen, outside = _session(body, "--allowed-root", str(root))
+    data = _check(plan, schemas["plan_deployment"])
+    assert data == _cli_json("plan", str(minilm_dir), "--gpu", "l4")
+    assert data["engine"] == "tei"
+    written = _check(gen, schemas["generate_deployment"])
+    assert (root / "deploy" / "compose.yaml").is_file()
+    assert "k8s/deployment.yaml" in written["files"]
+    assert outside.is_error
+    assert "outside the allowed root" in outside.content[0].text
+    assert not (tmp_path / "elsewhere").exists()

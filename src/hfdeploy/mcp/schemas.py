@@ -10,7 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AuditOutput", "EngineList", "GpuList", "InspectOutput", "SizeOutput"]
+__all__ = [
+    "AuditOutput",
+    "EngineList",
+    "GenerateOutput",
+    "GpuList",
+    "InspectOutput",
+    "PlanOutput",
+    "SizeOutput",
+]
 
 
 class _Open(BaseModel):
@@ -108,3 +116,23 @@ class AuditOutput(_Open):
     findings: list[AuditFinding]
     files: list[str]
     summary: dict[str, Any]
+
+
+class PlanOutput(_Open):
+    """``hfdeploy plan --json`` (plan.json): the contract keys typed."""
+
+    engine: str
+    image: str
+    gpu: dict[str, Any] = Field(description="name and count")
+    tensor_parallel: int
+    envelope: dict[str, Any] = Field(
+        description="result, confidence, uncertainty_factors, verification"
+    )
+
+
+class GenerateOutput(_Open):
+    """``hfdeploy generate --json``."""
+
+    out: str
+    files: list[str]
+    plan: PlanOutput

@@ -5,8 +5,7 @@ presenting the answer: structured content is the CLI's ``--json`` object, the te
 the answer's envelope (Result, Confidence, Uncertainty Factors, Verification). An
 hfdeploy error becomes a tool error with the CLI's two lines; the server goes on.
 
-Tools for capabilities that have not landed (plan, generate, benchmark) are absent,
-not stubbed.
+Tools for capabilities that have not landed (benchmark) are absent, not stubbed.
 """
 
 from __future__ import annotations
@@ -25,7 +24,15 @@ from pydantic import Field
 from hfdeploy._version import __version__
 from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
-from hfdeploy.mcp.schemas import AuditOutput, EngineList, GpuList, InspectOutput, SizeOutput
+from hfdeploy.mcp.schemas import (
+    AuditOutput,
+    EngineList,
+    GenerateOutput,
+    GpuList,
+    InspectOutput,
+    PlanOutput,
+    SizeOutput,
+)
 from hfdeploy.model.resolve import inspect_model as _inspect_model
 from hfdeploy.sizing.engines import ENGINES, engines_envelope
 from hfdeploy.sizing.estimate import DTYPES, KV_DTYPES, QUANTIZATIONS
@@ -37,7 +44,15 @@ __all__ = ["TOOLS", "build_server"]
 T = TypeVar("T")
 
 #: The tools this server offers today, by name.
-TOOLS = ("inspect_model", "estimate_memory", "audit_deployment", "list_gpus", "list_engines")
+TOOLS = (
+    "inspect_model",
+    "estimate_memory",
+    "plan_deployment",
+    "generate_deployment",
+    "audit_deployment",
+    "list_gpus",
+    "list_engines",
+)
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
 
@@ -168,6 +183,77 @@ def build_server(*, allowed_root: Path | None = None) -> MCPServer:
 
         report = await _call(run)
         return _answer(report.to_dict(), report.envelope())
+
+    @server.tool(annotations=_READ_ONLY)
+    async def plan_deployment(
+        model: Model,
+        gpu: Annotated[
+            str | None,
+            Field(
+                description="GPU name or alias (see list_gpus), or 'cpu'; default: the "
+                "cheapest catalog GPU that fits."
+            ),
+        ] = None,
+        engine: Annotated[
+            str | None, Field(description="Force an engine (see list_engines); default: chosen.")
+        ] = None,
+        context: Annotated[
+            int | None, Field(description="Tokens per request to hold.", gt=0)
+        ] = None,
+        concurrency: Annotated[
+            int | None, Field(description="Requests held at once.", gt=0)
+        ] = None,
+        traffic: Annotated[
+            float | None, Field(description="Target requests per second.", gt=0)
+        ] = None,
+    ) -> Annotated[CallToolResult, PlanOutput]:
+        """The engine with reasons and rejected alternatives, GPU type and count, TP, engine
+        flags, decode roofline, replicas, cold start and cost. The result is
+        `hfdeploy plan MODEL --json` (plan.json).
+        """
+        from hfdeploy.plan.planner import plan_deployment as plan
+
+        result = await _call(lambda: plan(
+            _inspect_model(model), gpu=gpu, engine=engine, context=context,
+            concurrency=concurrency, traffic_rps=traffic,
+        ))  # fmt: skip
+        return _answer(result.to_dict(), result.envelope)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))
+    async def generate_deployment(
+        model: Model,
+        out: Annotated[
+            str, Field(description="Folder to write into, under the server's allowed root.")
+        ],
+        target: Annotated[
+            str, Field(description="Comma-separated: docker,compose,k8s,kserve,hf-endpoint.")
+        ] = "docker,compose,k8s,kserve,hf-endpoint",
+        gpu: Annotated[str | None, Field(description="GPU name or alias, or 'cpu'.")] = None,
+        engine: Annotated[str | None, Field(description="Force an engine.")] = None,
+        context: Annotated[int | None, Field(description="Tokens per request.", gt=0)] = None,
+        concurrency: Annotated[
+            int | None, Field(description="Requests held at once.", gt=0)
+        ] = None,
+    ) -> Annotated[CallToolResult, GenerateOutput]:
+        """Write the deployment files (Dockerfile, compose, Kubernetes, KServe, Inference
+        Endpoints, plan.json, README) for MODEL under the allowed root. The result is
+        `hfdeploy generate MODEL --out DIR --json`.
+        """
+        from hfdeploy.plan.planner import plan_deployment as plan
+        from hfdeploy.render.generate import generate_deployment as generate
+
+        folder = _inside(root, out)
+        targets = tuple(t.strip() for t in target.split(",") if t.strip())
+
+        def run() -> Any:
+            p = plan(_inspect_model(model), gpu=gpu, engine=engine, context=context,
+                     concurrency=concurrency)  # fmt: skip
+            written = generate(p, folder, targets=targets)
+            return p, [str(w.relative_to(folder)) for w in written]
+
+        p, files = await _call(run)
+        data = {"out": str(folder), "files": files, "plan": p.to_dict()}
+        return _answer(data, p.envelope)
 
     @server.tool(annotations=_READ_ONLY)
     async def audit_deployment(
