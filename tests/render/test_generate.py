@@ -94,6 +94,7 @@ def test_every_target_is_valid_audited_and_stable(
         "plan.json",
         "README.md",
         "model.lock.json",
+        "fetch.Dockerfile",
         *(f"k8s/{n}.yaml" for n in ("deployment", "service", "hpa", "pdb", "pvc", "fetch-job")),
     }
     if plan.engine.name == "hfdeploy":
@@ -102,13 +103,13 @@ def test_every_target_is_valid_audited_and_stable(
         expected.remove("model.lock.json")
     assert files == expected
 
-    if "Dockerfile" in files:
+    for dockerfile in sorted({"Dockerfile", "fetch.Dockerfile"} & files):
         res = subprocess.run(
-            [HADOLINT, "--failure-threshold", "info", str(out / "Dockerfile")],
+            [HADOLINT, "--failure-threshold", "info", str(out / dockerfile)],
             capture_output=True,
             text=True,
         )
-        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.returncode == 0, dockerfile + ": " + res.stdout + res.stderr
 
     for manifest in sorted((out / "k8s").glob("*.yaml")):
         for doc in yaml.safe_load_all(manifest.read_text()):
