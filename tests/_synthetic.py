@@ -11,7 +11,13 @@ import struct
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LLAMA3_70B", "llama_shaped_checkpoint", "write_gguf", "write_safetensors_header"]
+__all__ = [
+    "LLAMA3_8B",
+    "LLAMA3_70B",
+    "llama_shaped_checkpoint",
+    "write_gguf",
+    "write_safetensors_header",
+]
 
 LLAMA3_70B: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8192,
@@ -19,6 +25,12 @@ LLAMA3_70B: dict[str, Any] = {
     "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256,
     "max_position_embeddings": 131072, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
     "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
+}  # fmt: skip
+
+
+LLAMA3_8B: dict[str, Any] = LLAMA3_70B | {
+    "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8,
 }  # fmt: skip
 
 

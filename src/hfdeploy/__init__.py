@@ -14,15 +14,19 @@ from hfdeploy.errors import HfDeployError
 from hfdeploy.model.arch import ArchSpec, arch_from_config
 from hfdeploy.model.profile import ModelProfile, build_profile
 from hfdeploy.model.resolve import inspect_model, parse_ref, resolve
-from hfdeploy.sizing.estimate import (
+from hfdeploy.sizing import (
+    GPU,
+    FitRow,
     MemoryEstimate,
     ServingSettings,
+    SizeReport,
     estimate_memory,
+    find_gpu,
+    fit_table,
+    gpu_catalog,
     resolve_settings,
+    size_model,
 )
-from hfdeploy.sizing.fit import FitRow, fit_table
-from hfdeploy.sizing.gpus import GPU, find_gpu, gpu_catalog
-from hfdeploy.sizing.report import SizeReport, size_model
 
 __all__ = [
     "GPU",

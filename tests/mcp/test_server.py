@@ -153,9 +153,9 @@ def _cli_json_free_gpus() -> Any:
 def test_streamable_http_on_loopback() -> None:
     from mcp.client.streamable_http import streamable_http_client
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from tests.serve._fixtures import free_port
+
+    port = free_port()
     proc = subprocess.Popen(
         [HFDEPLOY, "mcp", "--http", "--port", str(port)],
         stdout=subprocess.DEVNULL,

@@ -13,12 +13,7 @@ from hfdeploy.cli.main import app
 from hfdeploy.errors import InvalidSettingError, UnknownGPUError
 from hfdeploy.plan.catalog import engine_catalog
 from hfdeploy.plan.planner import DoesNotFitError, plan_deployment
-from tests._synthetic import LLAMA3_70B, llama_shaped_checkpoint, write_gguf
-
-LLAMA3_8B = LLAMA3_70B | {
-    "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 8,
-}  # fmt: skip
+from tests._synthetic import LLAMA3_8B, LLAMA3_70B, llama_shaped_checkpoint, write_gguf
 
 
 @pytest.fixture(scope="module")

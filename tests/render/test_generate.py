@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,14 +19,10 @@ from hfdeploy.audit import audit_paths
 from hfdeploy.cli.main import app
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
-from tests._synthetic import LLAMA3_70B, llama_shaped_checkpoint, write_gguf
-from tests.serve._fixtures import wait_ready
+from tests._synthetic import LLAMA3_8B, LLAMA3_70B, llama_shaped_checkpoint, write_gguf
+from tests.serve._fixtures import free_port, wait_ready
 
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
-LLAMA3_8B = LLAMA3_70B | {
-    "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 8,
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +170,7 @@ def test_the_hfdeploy_entrypoint_reaches_ready_outside_a_container(
         x for x in (tmp_path / "Dockerfile").read_text().splitlines() if x.startswith("ENTRYPOINT")
     )
     argv = json.loads(line.removeprefix("ENTRYPOINT "))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # /repository is a local folder here; the port a free one.
     argv = [str(model) if a == "/repository" else a for a in argv]
     argv[argv.index("--port") + 1] = str(port)

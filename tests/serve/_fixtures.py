@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["build_serving_models", "running", "wait_ready"]
+__all__ = ["build_serving_models", "free_port", "running", "wait_ready"]
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -133,7 +133,8 @@ def copy_model(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on right now, on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -162,7 +163,7 @@ def running(app: Any, *, ready: bool = True) -> Iterator[str]:
     """A real uvicorn on a loopback port, in a thread; yields its base URL."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

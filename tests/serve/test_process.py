@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,9 @@ import pytest
 
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.serve.settings import ServeSettings, resolve_serve_settings
-from tests.serve._fixtures import wait_ready
+from tests.serve._fixtures import free_port, wait_ready
 
 HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _metric(url: str, name: str) -> float:
@@ -36,7 +29,7 @@ def _metric(url: str, name: str) -> float:
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0(minilm_dir: Path) -> None:
-    port = _port()
+    port = free_port()
     # Batches of one input: the 128 inputs below take a while, so they are surely in flight.
     proc = subprocess.Popen(
         [
@@ -100,7 +93,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(minilm_dir: Path) -> None
 def _serve_fails(folder: str) -> subprocess.CompletedProcess[str]:
     """Run ``hfdeploy serve`` on a folder it must refuse; it exits 1 by itself."""
     res = subprocess.run(
-        [HFDEPLOY, "serve", folder, "--port", str(_port())],
+        [HFDEPLOY, "serve", folder, "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=120,

@@ -84,10 +84,9 @@ def test_a_memory_fraction_of_one_is_the_whole_gpu(tmp_path) -> None:  # type: i
     import json
 
     from hfdeploy import inspect_model, size_model
-    from tests._synthetic import LLAMA3_70B
+    from tests._synthetic import LLAMA3_8B
 
-    config = LLAMA3_70B | {"hidden_size": 4096, "intermediate_size": 14336,
-                           "num_hidden_layers": 32, "num_attention_heads": 32}  # fmt: skip
+    config = LLAMA3_8B
     (tmp_path / "config.json").write_text(json.dumps(config))
     report = size_model(inspect_model(str(tmp_path)), gpu="A100-80GB", engine="tgi")
     assert report.estimate.settings.gpu_memory_utilization == 1.0

@@ -94,10 +94,7 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         """The ``hfdeploy audit --format json`` object."""
         return {
-            "findings": [
-                {k: v for k, v in f.to_dict().items() if k != "title"} | {"title": f.title}
-                for f in self.findings
-            ],
+            "findings": [f.to_dict() for f in self.findings],
             "files": list(self.files),
             "summary": self.summary(),
         }

@@ -27,7 +27,7 @@ from hfdeploy.audit.model import (
     Workload,
 )
 
-__all__ = ["RULES", "Rule", "rule_by_id"]
+__all__ = ["PARSE_ERROR", "RULES", "Rule"]
 
 Check = Callable[["Rule", FileFacts], Iterator[Finding]]
 
@@ -80,6 +80,14 @@ def _at(w: Workload, *flags: str) -> int:
     return w.invocation.line
 
 
+def _cache_paths(w: Workload) -> set[str]:
+    """Where the workload's Hugging Face cache can be: env, engine flags, image defaults."""
+    paths = {e.value for e in w.env if e.name in CACHE_VARS and e.value}
+    if w.invocation:
+        paths |= {v for f in CACHE_FLAGS if (v := w.invocation.flag(f))}
+    return paths | set(_CACHE_PATHS)
+
+
 def _under(path: str, mount: str) -> bool:
     """Whether ``path`` is ``mount`` or inside it."""
     m = mount.rstrip("/")
@@ -99,10 +107,7 @@ def _hub_download(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         # A command line on a host (shell) keeps the host's cache across restarts.
         if model is None or w.source in ("dockerfile", "shell"):
             continue
-        cache_paths = {e.value for e in w.env if e.name in CACHE_VARS and e.value}
-        if w.invocation:
-            cache_paths |= {v for f in CACHE_FLAGS if (v := w.invocation.flag(f))}
-        cache_paths |= set(_CACHE_PATHS)
+        cache_paths = _cache_paths(w)
         persistent = [
             m
             for m in w.mounts
@@ -403,8 +408,8 @@ def _cache_ephemeral(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
     for w in facts.workloads:
         if _hub_model(w) is None:
             continue
+        cache = _cache_paths(w)
         for m in w.mounts:
-            cache = {e.value for e in w.env if e.name in CACHE_VARS and e.value} | set(_CACHE_PATHS)
             if m.kind in ("emptyDir", "memory", "tmpfs") and any(_under(c, m.path) for c in cache):
                 yield rule.finding(
                     facts,
@@ -474,7 +479,3 @@ _ALL = _load()
 #: The parse-error pseudo-rule: reported by the runner, never by a check.
 PARSE_ERROR: Rule = _ALL[0]
 RULES: tuple[Rule, ...] = tuple(r for r in _ALL if r.id in _CHECKS)
-
-
-def rule_by_id(rule_id: str) -> Rule | None:
-    return next((r for r in (*RULES, PARSE_ERROR) if r.id == rule_id), None)

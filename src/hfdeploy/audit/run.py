@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hfdeploy.audit.extract import FileFacts, classify, extract
+from hfdeploy.audit.extract import classify, extract
 from hfdeploy.audit.findings import SEVERITIES, AuditReport, Finding
 from hfdeploy.audit.rules import PARSE_ERROR, RULES
 from hfdeploy.errors import InvalidSettingError
@@ -90,8 +90,7 @@ def _files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _suppressed(facts: FileFacts, f: Finding) -> bool:
-    lines = facts.text.splitlines()
+def _suppressed(lines: list[str], f: Finding) -> bool:
     for n in (f.line, f.line - 1):
         if 1 <= n <= len(lines) and (m := _IGNORE.search(lines[n - 1])):
             ids = {x.strip() for x in m.group(1).split(",")}
@@ -118,6 +117,7 @@ def audit_texts(
             continue
         read.append(path)
         facts = extract(path, text, kind)
+        lines = text.splitlines()
         candidates: list[Finding] = []
         if facts.parse_error:
             line, message = facts.parse_error
@@ -130,7 +130,7 @@ def audit_texts(
         for f in candidates:
             if f.rule_id in cfg.disable or f.tag in cfg.disable:
                 continue
-            if _suppressed(facts, f):
+            if _suppressed(lines, f):
                 suppressed += 1
                 continue
             sev = cfg.severity.get(f.rule_id) or cfg.severity.get(f.tag)

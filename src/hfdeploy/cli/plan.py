@@ -31,9 +31,9 @@ def parse_slo(raw: str | None) -> float | None:
 
 
 def render_plan(out: Output, p: Plan) -> None:
-    d = p.to_dict()
-    name = d["model"]["served_name"]
-    out.print(f"[bold]{name}[/]  {p.profile.task.task}, {p.profile.parameters:,} parameters")
+    out.print(
+        f"[bold]{p.served_name}[/]  {p.profile.task.task}, {p.profile.parameters:,} parameters"
+    )
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold", no_wrap=True)
     t.add_column(overflow="fold")

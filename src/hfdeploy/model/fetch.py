@@ -30,7 +30,7 @@ from hfdeploy.errors import (
     RevisionNotFoundError,
 )
 from hfdeploy.model.lock import LOCK_NAME, LockedFile, ModelLock, hash_file
-from hfdeploy.model.resolve import _token, parse_ref
+from hfdeploy.model.resolve import hub_token, parse_ref
 
 __all__ = ["FetchPlan", "fetch_model", "select_files"]
 
@@ -148,7 +148,7 @@ def fetch_model(
         raise HubUnavailableError(
             endpoint, "HF_HUB_OFFLINE is set: fetching needs the Hub (unset it for this command)"
         )
-    token = _token(env)
+    token = hub_token(env)
     try:
         from huggingface_hub import HfApi, snapshot_download
     except ImportError as e:  # pragma: no cover - a core dependency

@@ -24,7 +24,7 @@ from hfdeploy.model.source import LocalSource, ModelSource, cache_coordinates
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ModelRef", "hub_cache_dir", "inspect_model", "parse_ref", "resolve"]
+__all__ = ["ModelRef", "hub_cache_dir", "hub_token", "inspect_model", "parse_ref", "resolve"]
 
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.\-]{0,95}/)?[A-Za-z0-9][\w.\-]{0,95}$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -79,7 +79,7 @@ def hub_cache_dir(environ: Mapping[str, str]) -> Path:
     return _hf_home(environ) / "hub"
 
 
-def _token(environ: Mapping[str, str]) -> str | None:
+def hub_token(environ: Mapping[str, str]) -> str | None:
     """``HF_TOKEN``, else the token `hf auth login` stored under HF_HOME."""
     token = environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")
     if token:
@@ -161,7 +161,7 @@ def resolve(
         revision=parsed.revision,
         client=http,
         endpoint=(env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
-        token=_token(env),
+        token=hub_token(env),
     )
     try:
         hub.load()

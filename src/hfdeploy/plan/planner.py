@@ -51,7 +51,6 @@ class Plan:
     reasons: tuple[str, ...]
     rejected: tuple[tuple[str, str], ...]
     gpu: GPU | None
-    gpu_count: int
     tp: int
     quantization: str | None
     size: SizeReport
@@ -67,7 +66,11 @@ class Plan:
 
     @property
     def served_name(self) -> str:
-        return self.profile.repo_id or self.profile.location.rstrip("/").rsplit("/", 1)[-1]
+        return served_name(self.profile)
+
+    @property
+    def gpu_count(self) -> int:
+        return self.tp if self.gpu is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
         """``plan.json``: the contract keys (engine, image, gpu, tensor_parallel, envelope)."""
@@ -114,6 +117,11 @@ class Plan:
             "notes": list(self.notes),
             "envelope": self.envelope.to_dict(),
         }
+
+
+def served_name(profile: ModelProfile) -> str:
+    """The name the model is served under: the repo id, else the folder's name."""
+    return profile.repo_id or profile.location.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _choose_engine(
@@ -407,8 +415,7 @@ def plan_deployment(
         )
         if quant:
             reasons.append("fp8 weights (on-the-fly quantization) were needed to fit")
-    served = profile.repo_id or profile.location.rstrip("/").rsplit("/", 1)[-1]
-    args = _args(spec, profile, report, tp, quant, chosen_gpu, served)
+    args = _args(spec, profile, report, tp, quant, chosen_gpu, served_name(profile))
     env = dict(spec.env)
     if spec.name == "tei" and chosen_gpu is None:
         image = spec.image_ref("cpu")
@@ -429,7 +436,6 @@ def plan_deployment(
         tuple(reasons),
         tuple(rejected),
         chosen_gpu,
-        tp if chosen_gpu else 0,
         tp,
         quant,
         report,

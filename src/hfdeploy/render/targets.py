@@ -134,7 +134,8 @@ def compose(plan: Plan) -> str:
     name = slug(plan.served_name)
     svc: dict[str, Any] = {
         "image": plan.image,
-        "command": _command(plan) if plan.engine.name != "hfdeploy" else None,
+        # hfdeploy's image has its command as ENTRYPOINT; engine images take arguments.
+        **({} if plan.engine.name == "hfdeploy" else {"command": _command(plan)}),
         "ports": [f"{plan.engine.port}:{plan.engine.port}"],
         "environment": _env(plan),
         "volumes": [f"./model:{MODEL_DIR}:ro", "cache:/cache"],
@@ -148,7 +149,6 @@ def compose(plan: Plan) -> str:
         },
     }
     if plan.engine.name == "hfdeploy":
-        del svc["command"]
         svc["build"] = "."
     if plan.tp > 1:
         svc["shm_size"] = _shm(plan).replace("Gi", "gb")
@@ -186,7 +186,7 @@ def _container(plan: Plan) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": "server",
         "image": plan.image,
-        "args": _command(plan) if e.name != "hfdeploy" else None,
+        **({} if e.name == "hfdeploy" else {"args": _command(plan)}),
         "env": [{"name": k, "value": v} for k, v in _env(plan).items()],
         "ports": [{"name": "http", "containerPort": e.port}],
         # Startup covers download-free load + warmup; liveness only starts after it.
@@ -202,8 +202,6 @@ def _container(plan: Plan) -> dict[str, Any]:
         "securityContext": {"allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]}},
     }  # fmt: skip
-    if c["args"] is None:
-        del c["args"]
     if plan.tp > 1:
         c["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
     return c
@@ -382,7 +380,6 @@ def hf_endpoint(plan: Plan) -> str:
 
 
 def readme(plan: Plan, files: list[str]) -> str:
-    d = plan.to_dict()
     e = plan.engine
     lines = [
         f"# Deployment of {plan.served_name}",
@@ -427,7 +424,6 @@ def readme(plan: Plan, files: list[str]) -> str:
         *[f"- `{f}`" for f in sorted(files)],
         "",
     ]
-    del d
     return "\n".join(lines)
 
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from hfdeploy.errors import BadRequestError, ModelLoadError
 from hfdeploy.model.profile import ModelProfile
-from hfdeploy.serve.encoders import Encoder
-from hfdeploy.serve.runtime import Encoded, load_kwargs
+from hfdeploy.serve.encoders import Encoder, scatter
+from hfdeploy.serve.runtime import load_kwargs
 from hfdeploy.serve.settings import ServeSettings
 
 __all__ = ["EmbedInput", "EmbedRunner", "Embedding"]
@@ -187,15 +187,7 @@ class EmbedRunner(Encoder):
         items: list[EmbedInput] = payloads
         texts = [self._text(p) for p in items]
         encs = self.encode(texts, [None] * len(items), [p.truncate for p in items])
-        ok = [i for i, e in enumerate(encs) if isinstance(e, Encoded)]
-        results: list[Any] = list(encs)
-        good = [encs[i] for i in ok]
-        for group, vectors in self.forward_groups(good):  # type: ignore[arg-type]
-            arr = vectors.cpu().numpy()
-            for row, g in enumerate(group):
-                i = ok[g]
-                results[i] = Embedding(_finish(arr[row], items[i]), len(good[g].ids))  # type: ignore[union-attr]
-        return results
+        return scatter(self, encs, lambda i, row, e: Embedding(_finish(row, items[i]), len(e.ids)))
 
     def _text(self, p: EmbedInput) -> str:
         text = (p.prompt or "") + p.text

@@ -37,6 +37,7 @@ __all__ = [
     "Tokens",
     "encoder_warmup_shapes",
     "entities",
+    "scatter",
     "scores_from_logits",
 ]
 
@@ -234,10 +235,6 @@ class Encoder:
             out.append(tokens)
         return out
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        enc = self.tokenizer(list(texts), add_special_tokens=True, return_attention_mask=False)
-        return [len(ids) for ids in enc["input_ids"]]
-
 
 def encoder_warmup_shapes(max_tokens: int, max_batch: int, budget: int) -> list[WarmupShape]:
     """A small batch, the largest batch at a typical length, and the longest input."""
@@ -300,17 +297,19 @@ class ScoreRunner(Encoder):
         encs = self.encode(
             [p.text for p in items], [p.pair for p in items], [p.truncate for p in items]
         )
-        return _scatter(self, encs, lambda row, e: Scored(row, len(e.ids)))
+        return scatter(self, encs, lambda i, row, e: Scored(row, len(e.ids)))
 
 
-def _scatter(runner: Encoder, encs: list[Encoded | BaseException], make: Any) -> list[Any]:
+def scatter(runner: Encoder, encs: list[Encoded | BaseException], make: Any) -> list[Any]:
+    """Forward the inputs that encoded; ``make(index, output_row, encoded)`` builds each
+    result, in input order. Inputs that failed to encode keep their error."""
     ok = [i for i, e in enumerate(encs) if isinstance(e, Encoded)]
     good: list[Encoded] = [encs[i] for i in ok]  # type: ignore[misc]
     results: list[Any] = list(encs)
     for group, out in runner.forward_groups(good):
         arr = out.cpu().numpy()
         for row, g in enumerate(group):
-            results[ok[g]] = make(arr[row], good[g])
+            results[ok[g]] = make(ok[g], arr[row], good[g])
     return results
 
 
@@ -343,13 +342,13 @@ class TokenRunner(Encoder):
             [p.text for p in items], [None] * len(items), [p.truncate for p in items], offsets=True
         )
 
-        def make(row: np.ndarray, e: Encoded) -> Tokens:
+        def make(i: int, row: np.ndarray, e: Encoded) -> Tokens:
             n = len(e.ids)
             offsets = e.offsets or [(0, 0)] * n
             special = [a == b == 0 for a, b in offsets]
             return Tokens(row[:n], offsets, special, n)
 
-        return _scatter(self, encs, make)
+        return scatter(self, encs, make)
 
 
 def entities(

@@ -236,10 +236,6 @@ class GenerateRunner:
                 pad_token_id=self.eos_ids[0],
             )
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        enc = self.tokenizer(list(texts), add_special_tokens=True, return_attention_mask=False)
-        return [len(ids) for ids in enc["input_ids"]]
-
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     ids: list[int] = []

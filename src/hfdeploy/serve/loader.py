@@ -38,15 +38,19 @@ def preflight(settings: ServeSettings) -> tuple[Path, ModelProfile, str]:
     return folder, profile, resolve_task(profile, settings)
 
 
-def load_model(settings: ServeSettings) -> LoadedModel:
+def load_model(
+    settings: ServeSettings, *, checked: tuple[Path, ModelProfile, str] | None = None
+) -> LoadedModel:
     """Load the model in ``settings.model`` for its task (no warmup).
+
+    ``checked``: the result of :func:`preflight` when the caller already ran it.
 
     Raises:
         ModelLoadError: not a folder, pickle-only weights, a task the server does not run.
         MissingDependencyError: the ``serve`` extra is not installed.
     """
     started = time.perf_counter()
-    folder, profile, task = preflight(settings)
+    folder, profile, task = checked or preflight(settings)
     setup_torch(settings)
     try:
         runner = _runner(task, folder, settings, profile)

@@ -68,11 +68,12 @@ def run_server(settings: ServeSettings) -> int:
     import uvicorn
 
     from hfdeploy.serve.app import create_app
-    from hfdeploy.serve.loader import preflight
+    from hfdeploy.serve.loader import load_model, preflight
 
-    preflight(settings)  # a wrong folder fails here, before the port is bound
+    checked = preflight(settings)  # a wrong folder fails here, before the port is bound
     configure_logging(settings)
-    app = create_app(settings)
+    # The load reuses the preflight's profile instead of inspecting the folder again.
+    app = create_app(settings, loader=lambda s: load_model(s, checked=checked))
     state = app.app.state.hfd
     config = uvicorn.Config(
         app,
