@@ -478,7 +478,8 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
     ctx = Term(
         CUDA_CONTEXT_BYTES, "low",
         "prior: CUDA context and library workspaces, outside the engine's budget "
-        "(RahulSChand/gpu_poor assumes 650 MB; not measured here)",
+        "(619 MiB measured on an H200, torch 2.11 and CUDA 13: benchmarks/results/gpu_memory.json; "
+        "varies with driver, CUDA and GPU)",
     )  # fmt: skip
     nt = eng.non_torch_tp1 if settings.tp == 1 else eng.non_torch_tp_many
     non_torch = Term(
