@@ -54,6 +54,18 @@ def test_task_from_architecture(
     assert (p.task.task, p.task.kind) == (task, kind)
 
 
+@pytest.mark.parametrize(
+    ("model_type", "task"), [("llama", "text-generation"), ("bert", "feature-extraction")]
+)
+def test_config_without_architectures(tmp_path: Path, model_type: str, task: str) -> None:
+    # What LlamaConfig().save_pretrained writes: a model_type and no architectures. A causal LM
+    # family must not be sized as an encoder (no KV cache).
+    cfg = {"model_type": model_type, "hidden_size": 64, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 1000}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert inspect_model(str(tmp_path)).task.task == task
+
+
 def test_single_label_classifier_is_a_reranker(
     tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:

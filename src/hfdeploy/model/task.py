@@ -101,6 +101,15 @@ def _num_labels(config: Mapping[str, Any]) -> int | None:
     return n if isinstance(n, int) else None
 
 
+#: Model types that exist only as causal LMs on the Hub: a config.json of one of these without
+#: ``architectures`` (as ``LlamaConfig().save_pretrained`` writes) is a generator, not an encoder.
+_CAUSAL_LM_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
+    "gemma3_text", "phi", "phi3", "gpt2", "gpt_neox", "gptj", "falcon", "bloom", "opt", "mpt",
+    "starcoder2", "olmo", "olmo2", "cohere", "granite", "deepseek_v2", "deepseek_v3", "gpt_oss",
+})  # fmt: skip
+
+
 def detect_task(
     config: Mapping[str, Any],
     files: Set[str],
@@ -146,6 +155,8 @@ def detect_task(
             return _info("feature-extraction", f"architecture {arch} (a base model: hidden states)")
     if model_type in _CONDITIONAL_GENERATION_BY_TYPE:
         return _info(_CONDITIONAL_GENERATION_BY_TYPE[model_type], f"model_type {model_type!r}")
+    if model_type in _CAUSAL_LM_TYPES:
+        return _info("text-generation", f"model_type {model_type!r} (a causal LM family)")
     if model_type:
         return _info("feature-extraction", f"model_type {model_type!r} without architectures")
     return _info("unknown", "no architectures, model_type or pipeline tag")
