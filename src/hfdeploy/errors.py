@@ -11,7 +11,10 @@ from typing import Any
 
 __all__ = [
     "BadRequestError",
+    "BenchError",
+    "ClientBottleneckError",
     "CorruptSafetensorsError",
+    "EndpointError",
     "GGUFError",
     "GatedRepoError",
     "HfDeployError",
@@ -472,3 +475,41 @@ class PickleOnlyError(HfDeployError, ValueError):
 
     def fields(self) -> dict[str, Any]:
         return {"repo_id": self.repo_id, "files": self.files}
+
+
+class BenchError(HfDeployError):
+    """``hfdeploy bench`` / ``hfdeploy profile`` could not measure what was asked."""
+
+
+class EndpointError(BenchError, ConnectionError):
+    """The endpoint under test cannot be reached, or does not speak the API asked for."""
+
+    def __init__(self, url: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"endpoint {url}: {reason}",
+            hint=hint
+            or "Check that the server is up and ready (curl URL/health), and pass --api if "
+            "auto-detection guessed wrong.",
+        )
+        self.url = url
+        self.reason = reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"url": self.url, "reason": self.reason}
+
+
+class ClientBottleneckError(BenchError):
+    """The load generator itself could not deliver the offered load: the run is invalid."""
+
+    def __init__(self, reason: str, *, offered: float | None, achieved: float | None) -> None:
+        super().__init__(
+            f"the benchmark client could not keep up: {reason}",
+            hint="Lower the rate or concurrency, run the client on another machine than the "
+            "server, or use smaller payloads; results of this run are not the server's.",
+        )
+        self.reason = reason
+        self.offered = offered
+        self.achieved = achieved
+
+    def fields(self) -> dict[str, Any]:
+        return {"reason": self.reason, "offered": self.offered, "achieved": self.achieved}

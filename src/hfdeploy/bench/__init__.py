@@ -1,0 +1,21 @@
+"""Measure any inference endpoint: load profiles, stated metric formulas, cold start, memory.
+
+``run_bench`` drives load (``hfdeploy bench``); ``profile_coldstart`` and ``profile_memory``
+time a server's start and watch its memory (``hfdeploy profile``). Reports render one result
+as a console table, JSON, CSV, Markdown or a self-contained HTML page.
+"""
+
+from hfdeploy.bench.metrics import FORMULAS, Record, Slo, parse_slo, summarize
+from hfdeploy.bench.run import BenchConfig, BenchResult, parse_profile, run_bench
+
+__all__ = [
+    "FORMULAS",
+    "BenchConfig",
+    "BenchResult",
+    "Record",
+    "Slo",
+    "parse_profile",
+    "parse_slo",
+    "run_bench",
+    "summarize",
+]
