@@ -32,7 +32,7 @@ FORMULAS = {
     "itl_ms": "ITL = every gap between consecutive content chunks, pooled over requests "
     "(a chunk may hold several tokens)",
     "e2e_ms": "E2E = t_last_byte - t_intended",
-    "send_lag_ms": "send lag = t_sent - t_intended (client-side queueing; 0 for closed loop)",
+    "send_lag_ms": "send lag = t_sent - t_intended (waits for a free connection, client overhead)",
     "request_throughput": "completed requests / D, D = first intended send to last answer",
     "output_token_throughput": "sum(n_out) / D",
     "total_token_throughput": "sum(n_in + n_out) / D",

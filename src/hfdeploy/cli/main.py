@@ -8,6 +8,7 @@ import typer
 
 from hfdeploy._version import __version__
 from hfdeploy.cli.audit import audit_command
+from hfdeploy.cli.bench import bench_command
 from hfdeploy.cli.fetch import fetch_command
 from hfdeploy.cli.generate import generate_command
 from hfdeploy.cli.inspect import inspect_command
@@ -51,6 +52,7 @@ app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
 app.command("audit")(audit_command)
 app.command("fetch")(fetch_command)
+app.command("bench")(bench_command)
 
 
 def main() -> None:
