@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hfdeploy.bench.apis import Api, Reply, api_by_name
+from hfdeploy.bench.apis import API_NAMES, Api, Reply, api_by_name
 from hfdeploy.bench.dataset import Dist, Item, load_jsonl, parse_dist, synthetic_items
 from hfdeploy.bench.http import Endpoint, Pool
 from hfdeploy.bench.metrics import FORMULAS, Record, Slo, parse_slo, percentiles, summarize
@@ -125,6 +125,16 @@ class BenchConfig:
             raise InvalidSettingError("--sweep-size", self.sweep_size, "must be at least 3")
         if self.warmup < 0:
             raise InvalidSettingError("--warmup", self.warmup, "must be 0 or more")
+        # Everything parsed up front, so a bad flag fails before any request is sent.
+        Endpoint.parse(self.url)
+        parse_profile(self.profile, self.max_concurrency)
+        parse_slo(self.slo)
+        parse_dist(self.input_tokens, "--input-tokens")
+        parse_dist(self.output_tokens, "--output-tokens")
+        if self.api != "auto" and self.api not in API_NAMES:
+            raise InvalidSettingError("--api", self.api, f"not one of {', '.join(API_NAMES)}")
+        if self.dataset != "synthetic" and not Path(self.dataset).is_file():
+            raise InvalidSettingError("--dataset", self.dataset, "no such file")
 
 
 @dataclass(slots=True)

@@ -1,0 +1,146 @@
+"""``run_bench`` against a fake server whose timing is known: the measurements match it."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+
+import pytest
+
+from hfdeploy.bench.run import BenchConfig, run_bench
+from hfdeploy.errors import ClientBottleneckError, EndpointError, InvalidSettingError
+from tests.bench.conftest import Fake
+from tests.serve._fixtures import free_port
+
+
+def _close(measured: float, truth: float) -> bool:
+    """Within 5% or 2 ms of the truth, as the issue asks."""
+    return abs(measured - truth) <= max(0.05 * truth, 2.0)
+
+
+@pytest.mark.parametrize("api", ["openai-chat", "openai-completions", "tgi-generate"])
+def test_ttft_tpot_e2e_match_injected_delays(fake_server: Callable[..., Fake], api: str) -> None:
+    fake = fake_server("--ttft-ms", "60", "--tpot-ms", "8", "--jitter-ms", "3", "--info", "tgi")
+    r = run_bench(
+        BenchConfig(fake.url, api=api, profile="concurrent:4", requests=40, duration=None,
+                    output_tokens="20", warmup=2)  # fmt: skip
+    ).to_dict()
+    s = r["summary"]
+    assert s["completed"] == 40
+    assert s["errors"] == 0
+    rows = r["phases"][0]["records"]
+    ttft = statistics.mean(x["ttft_ms"] for x in rows)
+    tpot = statistics.mean(x["tpot_ms"] for x in rows)
+    e2e = statistics.mean(x["e2e_ms"] for x in rows)
+    assert _close(ttft, 60), ttft
+    assert _close(tpot, 8), tpot
+    assert _close(e2e, 60 + 19 * 8), e2e
+    # ITL pools the chunk gaps: one token per chunk here, so it is the per-token delay.
+    assert _close(s["itl_ms"]["mean"], 8)
+    assert s["output_tokens"] == 40 * 20
+    # Server-reported counts: OpenAI's usage, TGI's details.generated_tokens.
+    assert r["token_counts"]["output"] == "usage"
+
+
+def test_bundled_chunks_and_no_usage(fake_server: Callable[..., Fake]) -> None:
+    # Four tokens per chunk and no usage: token counts fall back to chunks, and say so.
+    fake = fake_server("--ttft-ms", "30", "--tpot-ms", "5", "--tokens-per-chunk", "4",
+                       "--no-usage")  # fmt: skip
+    r = run_bench(
+        BenchConfig(fake.url, api="openai-chat", profile="synchronous", requests=10,
+                    duration=None, output_tokens="16", warmup=0)  # fmt: skip
+    ).to_dict()
+    assert r["token_counts"]["output"] == "chunks (estimate)"
+    rows = r["phases"][0]["records"]
+    assert all(x["chunks"] == 4 and x["output_tokens"] == 4 for x in rows)
+    # Each gap between chunks is 4 tokens' worth.
+    assert _close(r["summary"]["itl_ms"]["mean"], 20)
+
+
+def test_open_loop_latency_includes_the_queueing(fake_server: Callable[..., Fake]) -> None:
+    # One request at a time, 5 ms each, and nothing answered for 1 s from t=0.5 s. At 40 req/s
+    # about 40 requests are due during the stall: measured from their intended send times,
+    # they waited, and the report shows it.
+    fake = fake_server("--serial", "--embed-ms", "5", "--stall-at", "1.5", "--stall-for", "1.0")
+    r = run_bench(
+        BenchConfig(fake.url, api="tei-embed", profile="constant:40", duration=3.0,
+                    max_concurrency=1, warmup=3)  # fmt: skip
+    ).to_dict()
+    rows = r["phases"][0]["records"]
+    e2e = [x["e2e_ms"] for x in rows]
+    service = [x["e2e_ms"] - x["send_lag_ms"] for x in rows]
+    waited = [x for x in e2e if x > 300]
+    assert len(waited) >= 25, sorted(e2e)[-30:]
+    assert r["summary"]["e2e_ms"]["p90"] > 300
+    assert r["summary"]["send_lag_ms"]["p90"] > 200
+    # From the actual send, almost nothing looks slow: that is coordinated omission.
+    assert sum(1 for x in service if x > 300) <= 2
+
+
+def test_errors_counted_by_kind_and_kept_out_of_latency(fake_server: Callable[..., Fake]) -> None:
+    fake = fake_server("--fail-every", "5")
+    r = run_bench(
+        BenchConfig(fake.url, api="tei-embed", profile="concurrent:2", requests=50,
+                    duration=None, warmup=0)  # fmt: skip
+    ).to_dict()
+    s = r["summary"]
+    assert s["errors"] == 10
+    assert s["errors_by_kind"] == {"http_503": 10}
+    assert s["completed"] == 40
+    assert s["error_rate"] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("info", "api"), [("embedding", "tei-embed"), ("reranker", "tei-rerank"), ("tgi", "tgi-generate")]
+)
+def test_auto_detects_the_api(fake_server: Callable[..., Fake], info: str, api: str) -> None:
+    fake = fake_server("--info", info, "--ttft-ms", "1", "--tpot-ms", "1")
+    r = run_bench(BenchConfig(fake.url, requests=3, duration=None, output_tokens="3", warmup=0))
+    assert r.api == api
+    assert r.to_dict()["summary"]["completed"] == 3
+
+
+def test_goodput_counts_requests_meeting_every_slo(fake_server: Callable[..., Fake]) -> None:
+    fake = fake_server("--ttft-ms", "40", "--tpot-ms", "2", "--jitter-ms", "30")
+    s = run_bench(
+        BenchConfig(fake.url, api="openai-chat", profile="concurrent:8", requests=80,
+                    duration=None, output_tokens="5", slo="ttft=40ms", warmup=0)  # fmt: skip
+    ).to_dict()["summary"]
+    # TTFT is uniform in 10..70 ms: about half meet 40 ms.
+    assert 0.2 < s["good_fraction"] < 0.8
+    assert s["goodput"] == pytest.approx(s["request_throughput"] * s["good_fraction"], rel=0.01)
+
+
+def test_preflight_refuses_a_rate_the_client_cannot_send(fake_server: Callable[..., Fake]) -> None:
+    fake = fake_server()
+    with pytest.raises(ClientBottleneckError, match="pre-flight"):
+        run_bench(BenchConfig(fake.url, api="tei-embed", profile="constant:1000000", duration=1))
+
+
+def test_in_run_check_marks_the_run_invalid(fake_server: Callable[..., Fake]) -> None:
+    # No warm-up, so no pre-flight: the in-run check must catch it.
+    fake = fake_server()
+    r = run_bench(
+        BenchConfig(fake.url, api="tei-embed", profile="constant:50000", duration=1.0, warmup=0)
+    )
+    assert not r.valid
+    assert "could not keep up" in (r.invalid_reason or "") or "offered" in (r.invalid_reason or "")
+    assert r.phases, "the measured phase is kept for the report"
+
+
+def test_refused_connection_is_a_clear_error() -> None:
+    with pytest.raises(EndpointError, match="cannot connect"):
+        run_bench(BenchConfig(f"http://127.0.0.1:{free_port()}", api="tei-embed", requests=1))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("profile", "constant:-3"), ("profile", "bursty"), ("slo", "ttft=fast"),
+     ("input_tokens", "uniform:9:2"), ("url", "ftp://x")],
+)  # fmt: skip
+def test_bad_settings_name_the_flag(field: str, value: str) -> None:
+    kw = {"url": "http://127.0.0.1:1", "api": "tei-embed", field: value}
+    with pytest.raises(InvalidSettingError) as e:
+        run_bench(BenchConfig(**kw))  # type: ignore[arg-type]
+    assert json.dumps(e.value.to_dict())
