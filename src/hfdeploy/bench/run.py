@@ -403,7 +403,7 @@ async def _open(
 async def _phase(ctx: _Ctx, phase: Phase) -> PhaseResult:
     cfg = ctx.cfg
     before = await _server_count(ctx)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
     lags: list[float] = []
     if phase.kind == "closed":
         deadline = wall0 + cfg.duration if cfg.duration is not None else None
@@ -411,7 +411,7 @@ async def _phase(ctx: _Ctx, phase: Phase) -> PhaseResult:
     else:
         records, lags = await _open(ctx, phase, cfg.duration, cfg.requests)
     wall = time.perf_counter() - wall0
-    cpu = (time.process_time() - cpu0) / wall if wall > 0 else 0.0
+    cpu = (time.thread_time() - cpu0) / wall if wall > 0 else 0.0
     after = await _server_count(ctx)
     summary = summarize(records, streaming=ctx.api.streaming, slo=ctx.slo, offered_rate=phase.rate)
     t0 = min((r.intended for r in records), default=wall0)
@@ -623,7 +623,7 @@ async def _bench(cfg: BenchConfig, progress: Progress | None) -> BenchResult:
         except _PhaseBottleneck as b:
             result.phases.append(b.result)
             result.valid = False
-            result.invalid_reason = b.error.message
+            result.invalid_reason = b.error.reason
         result.token_sources = {
             k: (c.most_common(1)[0][0] if c else "none") for k, c in ctx.sources.items()
         }
@@ -648,9 +648,9 @@ async def _warmup(ctx: _Ctx, shape: list[Phase] | str) -> dict[str, Any]:
     conc = min(8, n)
     saved = ctx.progress
     ctx.progress = None
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
     records = await _closed(ctx, conc, None, n)
-    cpu = time.process_time() - cpu0
+    cpu = time.thread_time() - cpu0
     ctx.progress = saved
     failed = [r for r in records if not r.ok]
     if len(failed) == len(records):
