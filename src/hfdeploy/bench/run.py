@@ -111,6 +111,9 @@ class BenchConfig:
     api_key: str | None = None
     #: Skip the keep-up checks (results may then measure the client, not the server).
     no_client_check: bool = False
+    #: Sample this process tree's memory during the run and give a leak verdict.
+    memory_pid: int | None = None
+    memory_interval: float = 0.5
 
     def validate(self) -> None:
         if self.duration is None and self.requests is None:
@@ -173,6 +176,7 @@ class BenchResult:
     invalid_reason: str | None = None
     started: str = ""
     preflight: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] | None = None
 
     @property
     def main(self) -> PhaseResult | None:
@@ -214,6 +218,7 @@ class BenchResult:
             "summary_phase": main.phase.name if main else None,
             "sweep": self.sweep,
             "phases": [p.to_dict(records=records) for p in self.phases],
+            "memory": self.memory,
         }
 
 
@@ -259,6 +264,8 @@ class _Ctx:
         default_factory=lambda: {"input": Counter(), "output": Counter()}
     )
     next_item: int = 0
+    #: Requests answered so far (any status), for the memory sampler.
+    answered: int = 0
 
     def item(self) -> Item:
         it = self.items[self.next_item % len(self.items)]
@@ -303,6 +310,7 @@ async def _one(ctx: _Ctx, record: Record) -> None:
             if reply.error:
                 record.error = reply.error
     record.end = time.perf_counter()
+    ctx.answered += 1
     if not record.sent:
         record.sent = record.end
     if record.error is None:
@@ -611,6 +619,13 @@ async def _bench(cfg: BenchConfig, progress: Progress | None) -> BenchResult:
                    progress, headers)  # fmt: skip
         result = BenchResult(cfg, api_name, model, [], {}, started=started)
         result.preflight = await _warmup(ctx, shape)
+        sampler = None
+        if cfg.memory_pid is not None:
+            from hfdeploy.bench.memory import MemorySampler
+
+            sampler = MemorySampler(
+                cfg.memory_pid, cfg.memory_interval, lambda: float(ctx.answered)
+            ).start()
         try:
             if shape == "sweep":
                 result.sweep = await _sweep(ctx, result)
@@ -624,6 +639,12 @@ async def _bench(cfg: BenchConfig, progress: Progress | None) -> BenchResult:
             result.phases.append(b.result)
             result.valid = False
             result.invalid_reason = b.error.reason
+        finally:
+            if sampler is not None:
+                from hfdeploy.bench.memory import memory_report
+
+                samples = sampler.stop()
+                result.memory = memory_report(samples, exited=sampler.exited)
         result.token_sources = {
             k: (c.most_common(1)[0][0] if c else "none") for k, c in ctx.sources.items()
         }

@@ -1,0 +1,234 @@
+"""``hfdeploy profile memory``: sample a process tree's memory and give a leak verdict.
+
+Sampling reads RSS of the process and all its descendants (psutil), and GPU memory used by
+those processes through NVML when ``nvidia-ml-py`` and a driver are present. The verdict is
+pure: a least-squares line of memory against requests served (when counts are known) or
+against time, after a warm-up share of the samples is dropped (allocator pools and caches
+fill first), with a 95% confidence interval on the slope.
+
+Verdicts:
+  - ``leak-suspected``: the slope's lower bound exceeds the leak threshold (default
+    1 KiB per request, or 10 MiB per hour and 2% of the baseline per hour against time);
+  - ``growing``: the lower bound is above zero and the fitted growth over the run is more
+    than 1% of the baseline, but below the leak threshold;
+  - ``stable``: otherwise; ``insufficient-data`` with fewer than 8 samples after warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hfdeploy.errors import BenchError, InvalidSettingError
+
+__all__ = [
+    "MemorySampler", "Sample", "fit_line", "memory_report", "memory_verdict", "tree_memory",
+]  # fmt: skip
+
+LEAK_BYTES_PER_REQUEST = 1024
+LEAK_BYTES_PER_HOUR = 10 * 2**20
+LEAK_SHARE_PER_HOUR = 0.02
+GROWING_SHARE = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    t: float
+    rss: int
+    gpu: int | None
+    requests: float | None
+    processes: int
+
+
+def tree_memory(pid: int) -> tuple[int, list[int]]:
+    """RSS of ``pid`` and its descendants, and their pids.
+
+    Raises:
+        BenchError: no such process.
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess as e:
+        raise BenchError(f"process {pid} does not exist (or has exited)") from e
+    total = 0
+    pids = []
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+            pids.append(p.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total, pids
+
+
+class _Nvml:
+    """GPU memory of given pids through NVML, or None when there is none."""
+
+    def __init__(self) -> None:
+        self.lib: Any = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.lib = pynvml
+            self.handles = [
+                pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())
+            ]
+        except Exception:  # no package, no driver, no GPU: host RSS only
+            self.lib = None
+
+    def used(self, pids: list[int]) -> int | None:
+        if self.lib is None:
+            return None
+        wanted = set(pids)
+        total = 0
+        for h in self.handles:
+            try:
+                procs = self.lib.nvmlDeviceGetComputeRunningProcesses(h)
+            except Exception:
+                return None
+            total += sum(p.usedGpuMemory or 0 for p in procs if p.pid in wanted)
+        return total
+
+
+class MemorySampler:
+    """Samples a process tree every ``interval`` seconds on a thread, until stopped."""
+
+    def __init__(
+        self, pid: int, interval: float, requests: Callable[[], float | None] | None = None
+    ) -> None:
+        if interval <= 0:
+            raise InvalidSettingError("--interval", interval, "must be positive")
+        tree_memory(pid)  # fails now, not in the thread, if the pid is wrong
+        self.pid = pid
+        self.interval = interval
+        self.requests = requests
+        self.samples: list[Sample] = []
+        self.exited = False
+        self._stop = threading.Event()
+        self._nvml = _Nvml()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def sample(self) -> None:
+        try:
+            rss, pids = tree_memory(self.pid)
+        except BenchError:
+            self.exited = True
+            self._stop.set()
+            return
+        count = self.requests() if self.requests else None
+        self.samples.append(
+            Sample(time.perf_counter(), rss, self._nvml.used(pids), count, len(pids))
+        )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        self._thread.join()
+        if not self.exited:
+            self.sample()
+        return self.samples
+
+
+def _t975(df: int) -> float:
+    """Student's t 97.5% quantile (Cornish-Fisher expansion; within 1% for df >= 3)."""
+    z = 1.959964
+    if df <= 0:
+        return math.inf
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def fit_line(xs: list[float], ys: list[float]) -> dict[str, float]:
+    """Least-squares slope and intercept, with the slope's standard error and 95% bounds."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return {"slope": 0.0, "intercept": my, "se": math.inf, "low": -math.inf, "high": math.inf}
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    intercept = my - slope * mx
+    resid = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    se = math.sqrt(resid / (n - 2) / sxx) if n > 2 else math.inf
+    t = _t975(n - 2)
+    return {"slope": slope, "intercept": intercept, "se": se, "low": slope - t * se,
+            "high": slope + t * se}  # fmt: skip
+
+
+def memory_verdict(
+    samples: list[Sample], *, warmup_share: float = 0.2, series: str = "rss"
+) -> dict[str, Any]:
+    """The leak verdict over ``samples`` (see the module docstring for the rules)."""
+    kept = samples[int(len(samples) * warmup_share) :]
+    values = [getattr(s, series) for s in kept]
+    if len(kept) < 8 or any(v is None for v in values):
+        return {"series": series, "verdict": "insufficient-data", "samples": len(kept),
+                "rule": "needs 8 samples or more after the warm-up"}  # fmt: skip
+    ys = [float(v) for v in values]
+    base = ys[0] or 1.0
+    counts = [s.requests for s in kept]
+    by_requests = all(c is not None for c in counts) and len(set(counts)) > 2
+    if by_requests:
+        xs = [float(c or 0) for c in counts]
+        unit = "bytes/request"
+        threshold = float(LEAK_BYTES_PER_REQUEST)
+    else:
+        xs = [(s.t - kept[0].t) / 3600 for s in kept]
+        unit = "bytes/hour"
+        threshold = max(float(LEAK_BYTES_PER_HOUR), LEAK_SHARE_PER_HOUR * base)
+    line = fit_line(xs, ys)
+    span = xs[-1] - xs[0]
+    growth = line["slope"] * span
+    if line["low"] > threshold:
+        verdict = "leak-suspected"
+    elif line["low"] > 0 and growth > GROWING_SHARE * base:
+        verdict = "growing"
+    else:
+        verdict = "stable"
+    return {
+        "series": series,
+        "verdict": verdict,
+        "against": "requests" if by_requests else "time",
+        "slope": round(line["slope"], 3),
+        "slope_ci95": [round(line["low"], 3), round(line["high"], 3)],
+        "unit": unit,
+        "leak_threshold": threshold,
+        "baseline_bytes": int(base),
+        "fitted_growth_bytes": int(growth),
+        "fitted_growth_share": round(growth / base, 5),
+        "samples": len(kept),
+        "warmup_samples_dropped": len(samples) - len(kept),
+        "rule": f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit}; "
+        f"growing when it is > 0 and the fitted growth > {GROWING_SHARE:.0%} of the baseline",
+    }
+
+
+def memory_report(samples: list[Sample], *, exited: bool = False) -> dict[str, Any]:
+    """Samples and verdicts (host RSS, and GPU when NVML saw the processes)."""
+    out: dict[str, Any] = {
+        "samples": [asdict(s) | {"t": round(s.t - samples[0].t, 3)} for s in samples],
+        "rss": memory_verdict(samples),
+        "gpu": None,
+        "process_exited": exited,
+    }
+    if samples and all(s.gpu is not None for s in samples):
+        out["gpu"] = memory_verdict(samples, series="gpu")
+    if samples:
+        out["rss_first_bytes"] = samples[0].rss
+        out["rss_last_bytes"] = samples[-1].rss
+        out["rss_peak_bytes"] = max(s.rss for s in samples)
+    return out

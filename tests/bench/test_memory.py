@@ -1,0 +1,73 @@
+"""The leak verdict: a server that leaks 1 MB per 100 requests is flagged; a stable one is not."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from hfdeploy.bench.memory import Sample, fit_line, memory_verdict, tree_memory
+from hfdeploy.bench.run import BenchConfig, run_bench
+from hfdeploy.errors import BenchError
+from tests.bench.conftest import Fake
+
+
+def _bench_with_memory(fake: Fake) -> dict:
+    r = run_bench(
+        BenchConfig(fake.url, api="tei-embed", profile="constant:1000", duration=3.0,
+                    memory_pid=fake.pid, memory_interval=0.02, warmup=50)  # fmt: skip
+    )
+    assert r.memory is not None
+    return r.memory
+
+
+def test_leaking_server_is_flagged(fake_server: Callable[..., Fake]) -> None:
+    memory = _bench_with_memory(fake_server("--leak-bytes", "10000"))
+    rss = memory["rss"]
+    assert rss["verdict"] == "leak-suspected", rss
+    assert rss["against"] == "requests"
+    # 10,000 bytes per request leaked; the fitted slope finds it (allocator overhead on top).
+    assert 8_000 < rss["slope"] < 14_000, rss
+
+
+def test_stable_server_is_not_flagged(fake_server: Callable[..., Fake]) -> None:
+    memory = _bench_with_memory(fake_server())
+    assert memory["rss"]["verdict"] == "stable", memory["rss"]
+
+
+def _samples(values: list[float], requests: list[float] | None = None) -> list[Sample]:
+    return [
+        Sample(float(i), int(v), None, None if requests is None else requests[i], 1)
+        for i, v in enumerate(values)
+    ]
+
+
+def test_verdict_rules_on_synthetic_series() -> None:
+    base = 500e6
+    flat = [base + (i % 3) * 4096 for i in range(40)]
+    assert memory_verdict(_samples(flat, [i * 10.0 for i in range(40)]))["verdict"] == "stable"
+    # 100 bytes/request over 4,000 requests of a 20 MB process: 2% growth, below the leak
+    # threshold.
+    slow = [20e6 + 100 * 100 * i for i in range(40)]
+    v = memory_verdict(_samples(slow, [i * 100.0 for i in range(40)]))
+    assert v["verdict"] == "growing", v
+    # Against time (no request counts): 1 GB over 40 s is a leak.
+    fast = [base + 25e6 * i for i in range(40)]
+    assert memory_verdict(_samples(fast))["verdict"] == "leak-suspected"
+    assert memory_verdict(_samples(flat[:5]))["verdict"] == "insufficient-data"
+
+
+def test_fit_line_recovers_a_known_slope() -> None:
+    xs = [float(i) for i in range(50)]
+    ys = [3.0 + 2.5 * x + (0.1 if i % 2 else -0.1) for i, x in enumerate(xs)]
+    line = fit_line(xs, ys)
+    assert line["slope"] == pytest.approx(2.5, abs=0.01)
+    assert line["low"] < 2.5 < line["high"]
+
+
+def test_tree_memory_of_this_process_and_a_missing_one() -> None:
+    rss, pids = tree_memory(os.getpid())
+    assert rss > 10e6 and os.getpid() in pids
+    with pytest.raises(BenchError, match="does not exist"):
+        tree_memory(2**22 + 12345)
