@@ -7,9 +7,12 @@ memory are apart from the client's. Routes:
        chunk, comment lines between events, usage in the last chunk unless --no-usage.
   POST /generate_stream: TGI-style events, one token each, same timing.
   POST /embed, /v1/embeddings: answer after --embed-ms.
-  GET /health, /info (TEI-shaped, or TGI-shaped with --info tgi), /v1/models, /metrics.
-Behaviours: --serial (one request at a time), --fail-every N (every Nth POST is a 503), --stall-at S --stall-for S (nothing is
-answered during that window after start), --leak-bytes N (keeps N bytes per request).
+  GET /health, /info (TEI-shaped, or TGI-shaped with --info tgi), /v1/models, /metrics;
+      /ready is 404 unless --ready-after S (then 503 until S after listening, 200 after).
+Start-up: --start-delay S before listening; --crash exits 1 at once.
+Behaviours: --serial (one request at a time); --fail-every N (every Nth POST is a 503);
+--stall-at S --stall-for S (nothing is answered during that window after start);
+--leak-bytes N (keeps N bytes per request).
 
 Usage: python fake_server.py --port P [...]; prints "ready" once listening.
 """
@@ -87,6 +90,11 @@ class FakeServer:
                     else {"model_id": "fake", "model_type": {a.info: {}}}
                 )
                 return await self.send(w, 200, json.dumps(info).encode())
+            if path == "/ready":
+                if a.ready_after is None:
+                    return await self.send(w, 404, b'{"error":"not found"}')
+                ready = time.monotonic() - self.started >= a.ready_after
+                return await self.send(w, 200 if ready else 503, b"{}")
             if path == "/v1/models":
                 return await self.send(w, 200, b'{"object":"list","data":[{"id":"fake"}]}')
             return await self.send(w, 200, b"{}")
@@ -105,10 +113,14 @@ class FakeServer:
             n = len(req.get("inputs") or req.get("input") or [1])
             await self.send(w, 200, json.dumps([[0.5, 0.25]] * n).encode())
         self.served += 1
+        return None
 
-    async def send(self, w: asyncio.StreamWriter, status: int, data: bytes, ctype: str = "application/json") -> None:  # noqa: E501
+    async def send(
+        self, w: asyncio.StreamWriter, status: int, data: bytes, ctype: str = "application/json"
+    ) -> None:
         w.write(
-            f"HTTP/1.1 {status} OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            f"HTTP/1.1 {status} OK\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
             + data
         )
         await w.drain()
@@ -117,7 +129,8 @@ class FakeServer:
         a = self.args
         n = int(req.get("max_tokens") or req.get("parameters", {}).get("max_new_tokens") or 16)
         w.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
         )
 
         async def chunk(text: str) -> None:
@@ -133,9 +146,11 @@ class FakeServer:
             sent += k
             if path == "/generate_stream":
                 last = sent == n
-                event = {"token": {"id": 1, "text": " tok", "special": False},
-                         "generated_text": "x" if last else None,
-                         "details": {"generated_tokens": n} if last else None}
+                event = {
+                    "token": {"id": 1, "text": " tok", "special": False},
+                    "generated_text": "x" if last else None,
+                    "details": {"generated_tokens": n} if last else None,
+                }
             elif path == "/v1/completions":
                 event = {"choices": [{"index": 0, "text": " tok" * k}]}
             else:
@@ -153,6 +168,7 @@ class FakeServer:
 
 
 async def main(args: argparse.Namespace) -> None:
+    await asyncio.sleep(args.start_delay)
     fake = FakeServer(args)
     server = await asyncio.start_server(fake.handle, "127.0.0.1", args.port, backlog=1024)
     print("ready", flush=True)
@@ -176,11 +192,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fail-every", type=int, default=0)
     p.add_argument("--info", default="embedding")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--start-delay", type=float, default=0)
+    p.add_argument("--ready-after", type=float, default=None)
+    p.add_argument("--crash", action="store_true")
     return p.parse_args(argv)
 
 
 if __name__ == "__main__":
     ns = parse()
+    if ns.crash:
+        raise SystemExit("fake server: crashing on purpose")
     try:
         import uvloop
 

@@ -23,8 +23,15 @@ def _close(measured: float, truth: float) -> bool:
 def test_ttft_tpot_e2e_match_injected_delays(fake_server: Callable[..., Fake], api: str) -> None:
     fake = fake_server("--ttft-ms", "60", "--tpot-ms", "8", "--jitter-ms", "3", "--info", "tgi")
     r = run_bench(
-        BenchConfig(fake.url, api=api, profile="concurrent:4", requests=40, duration=None,
-                    output_tokens="20", warmup=2)  # fmt: skip
+        BenchConfig(
+            fake.url,
+            api=api,
+            profile="concurrent:4",
+            requests=40,
+            duration=None,
+            output_tokens="20",
+            warmup=2,
+        )
     ).to_dict()
     s = r["summary"]
     assert s["completed"] == 40
@@ -48,8 +55,15 @@ def test_bundled_chunks_and_no_usage(fake_server: Callable[..., Fake]) -> None:
     fake = fake_server("--ttft-ms", "30", "--tpot-ms", "5", "--tokens-per-chunk", "4",
                        "--no-usage")  # fmt: skip
     r = run_bench(
-        BenchConfig(fake.url, api="openai-chat", profile="synchronous", requests=10,
-                    duration=None, output_tokens="16", warmup=0)  # fmt: skip
+        BenchConfig(
+            fake.url,
+            api="openai-chat",
+            profile="synchronous",
+            requests=10,
+            duration=None,
+            output_tokens="16",
+            warmup=0,
+        )
     ).to_dict()
     assert r["token_counts"]["output"] == "chunks (estimate)"
     rows = r["phases"][0]["records"]
@@ -64,8 +78,14 @@ def test_open_loop_latency_includes_the_queueing(fake_server: Callable[..., Fake
     # they waited, and the report shows it.
     fake = fake_server("--serial", "--embed-ms", "5", "--stall-at", "1.5", "--stall-for", "1.0")
     r = run_bench(
-        BenchConfig(fake.url, api="tei-embed", profile="constant:40", duration=3.0,
-                    max_concurrency=1, warmup=3)  # fmt: skip
+        BenchConfig(
+            fake.url,
+            api="tei-embed",
+            profile="constant:40",
+            duration=3.0,
+            max_concurrency=1,
+            warmup=3,
+        )
     ).to_dict()
     rows = r["phases"][0]["records"]
     e2e = [x["e2e_ms"] for x in rows]
@@ -81,8 +101,9 @@ def test_open_loop_latency_includes_the_queueing(fake_server: Callable[..., Fake
 def test_errors_counted_by_kind_and_kept_out_of_latency(fake_server: Callable[..., Fake]) -> None:
     fake = fake_server("--fail-every", "5")
     r = run_bench(
-        BenchConfig(fake.url, api="tei-embed", profile="concurrent:2", requests=50,
-                    duration=None, warmup=0)  # fmt: skip
+        BenchConfig(
+            fake.url, api="tei-embed", profile="concurrent:2", requests=50, duration=None, warmup=0
+        )
     ).to_dict()
     s = r["summary"]
     assert s["errors"] == 10
@@ -92,7 +113,8 @@ def test_errors_counted_by_kind_and_kept_out_of_latency(fake_server: Callable[..
 
 
 @pytest.mark.parametrize(
-    ("info", "api"), [("embedding", "tei-embed"), ("reranker", "tei-rerank"), ("tgi", "tgi-generate")]
+    ("info", "api"),
+    [("embedding", "tei-embed"), ("reranker", "tei-rerank"), ("tgi", "tgi-generate")],
 )
 def test_auto_detects_the_api(fake_server: Callable[..., Fake], info: str, api: str) -> None:
     fake = fake_server("--info", info, "--ttft-ms", "1", "--tpot-ms", "1")
@@ -104,8 +126,16 @@ def test_auto_detects_the_api(fake_server: Callable[..., Fake], info: str, api: 
 def test_goodput_counts_requests_meeting_every_slo(fake_server: Callable[..., Fake]) -> None:
     fake = fake_server("--ttft-ms", "40", "--tpot-ms", "2", "--jitter-ms", "30")
     s = run_bench(
-        BenchConfig(fake.url, api="openai-chat", profile="concurrent:8", requests=80,
-                    duration=None, output_tokens="5", slo="ttft=40ms", warmup=0)  # fmt: skip
+        BenchConfig(
+            fake.url,
+            api="openai-chat",
+            profile="concurrent:8",
+            requests=80,
+            duration=None,
+            output_tokens="5",
+            slo="ttft=40ms",
+            warmup=0,
+        )
     ).to_dict()["summary"]
     # TTFT is uniform in 10..70 ms: about half meet 40 ms.
     assert 0.2 < s["good_fraction"] < 0.8
@@ -125,7 +155,9 @@ def test_in_run_check_marks_the_run_invalid(fake_server: Callable[..., Fake]) ->
         BenchConfig(fake.url, api="tei-embed", profile="constant:50000", duration=1.0, warmup=0)
     )
     assert not r.valid
-    assert "offered 50000 req/s" in (r.invalid_reason or "") or "of a core" in (r.invalid_reason or "")
+    assert "offered 50000 req/s" in (r.invalid_reason or "") or "of a core" in (
+        r.invalid_reason or ""
+    )
     assert r.phases, "the measured phase is kept for the report"
 
 

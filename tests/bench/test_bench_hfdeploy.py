@@ -32,8 +32,13 @@ def test_throughput_agrees_with_the_servers_counters(minilm_server: str, api: st
     from hfdeploy.bench.run import BenchConfig, run_bench
 
     r = run_bench(
-        BenchConfig(minilm_server, api=api, profile="concurrent:4", duration=2.0,
-                    input_tokens="uniform:4:30")  # fmt: skip
+        BenchConfig(
+            minilm_server,
+            api=api,
+            profile="concurrent:4",
+            duration=2.0,
+            input_tokens="uniform:4:30",
+        )
     ).to_dict(records=False)
     phase = r["phases"][0]
     assert phase["summary"]["errors"] == 0

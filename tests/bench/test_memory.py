@@ -15,8 +15,15 @@ from tests.bench.conftest import Fake
 
 def _bench_with_memory(fake: Fake) -> dict:
     r = run_bench(
-        BenchConfig(fake.url, api="tei-embed", profile="constant:1000", duration=3.0,
-                    memory_pid=fake.pid, memory_interval=0.02, warmup=50)  # fmt: skip
+        BenchConfig(
+            fake.url,
+            api="tei-embed",
+            profile="constant:1000",
+            duration=3.0,
+            memory_pid=fake.pid,
+            memory_interval=0.02,
+            warmup=50,
+        )
     )
     assert r.memory is not None
     return r.memory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from hfdeploy.bench.sse import SSEEvent, SSEParser
@@ -49,7 +50,7 @@ def test_byte_at_a_time_and_random_chunks() -> None:
     for _ in range(200):
         cuts = sorted(rng.sample(range(1, len(STREAM)), rng.randint(1, 12)))
         bounds = [0, *cuts, len(STREAM)]
-        pieces = [STREAM[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        pieces = [STREAM[a:b] for a, b in itertools.pairwise(bounds)]
         assert _parse(pieces) == EXPECTED
 
 

@@ -289,7 +289,7 @@ def plots(result: dict[str, Any]) -> list[str]:
                 "ms",
             )
         )
-    over_time = []
+    over_time: list[tuple[str, list[float], list[float], str]] = []
     for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("e2e_ms", "E2E")):
         pts = [(r["intended_ms"] / 1000, r[key]) for r in records if r[key] is not None]
         if pts and (key != "e2e_ms" or not over_time):

@@ -496,11 +496,14 @@ _SERVER_COUNTERS = (
 )
 
 
-def parse_request_counter(text: str, route: str) -> tuple[str, float] | None:
+_PROBE_ROUTES = {"/metrics", "/health", "/ready", "/v2/health/live", "/v2/health/ready"}
+
+
+def parse_request_counter(text: str, route: str | None) -> tuple[str, float] | None:
     """The server's own count of answered requests from Prometheus text, if it has one.
 
-    hfdeploy: ``hfdeploy_requests_total`` for ``route`` with a 2xx status; vLLM, TGI and TEI:
-    their success counters, summed over labels.
+    hfdeploy: ``hfdeploy_requests_total`` with a 2xx status for ``route`` (None: every route
+    but metrics and probes); vLLM, TGI and TEI: their success counters, summed over labels.
     """
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -510,10 +513,11 @@ def parse_request_counter(text: str, route: str) -> tuple[str, float] | None:
             for s in family.samples:
                 if s.name not in _SERVER_COUNTERS:
                     continue
-                if s.name == "hfdeploy_requests_total" and (
-                    s.labels.get("route") != route or not s.labels.get("status", "").startswith("2")
-                ):
-                    continue
+                if s.name == "hfdeploy_requests_total":
+                    r = s.labels.get("route", "")
+                    wrong = r in _PROBE_ROUTES if route is None else r != route
+                    if wrong or not s.labels.get("status", "").startswith("2"):
+                        continue
                 totals[s.name] = totals.get(s.name, 0.0) + float(s.value)
     except ValueError:
         return None

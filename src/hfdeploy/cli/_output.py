@@ -61,7 +61,7 @@ def fail(err: HfDeployError, *, json_mode: bool = False) -> NoReturn:
         traceback.print_exception(err)
     if json_mode:
         sys.stdout.write(json.dumps({"error": err.to_dict()}, indent=2, default=str) + "\n")
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     console.print(f"[bold red]error:[/] {err.message}", markup=True)
     console.print(f"[dim]next:[/] {err.hint}", markup=True)
     raise typer.Exit(code=1)

@@ -14,6 +14,7 @@ from hfdeploy.cli.generate import generate_command
 from hfdeploy.cli.inspect import inspect_command
 from hfdeploy.cli.mcp import mcp_command
 from hfdeploy.cli.plan import plan_command
+from hfdeploy.cli.profile import profile_app
 from hfdeploy.cli.serve import serve_command
 from hfdeploy.cli.size import size_command
 
@@ -53,6 +54,7 @@ app.command("mcp")(mcp_command)
 app.command("audit")(audit_command)
 app.command("fetch")(fetch_command)
 app.command("bench")(bench_command)
+app.add_typer(profile_app, name="profile")
 
 
 def main() -> None:

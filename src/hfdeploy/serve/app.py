@@ -89,6 +89,8 @@ class ServerState:
             )
             self.batcher.start()
             self.metrics.load_seconds.set(loaded.load_seconds)
+            for phase, seconds in loaded.phases.items():
+                self.metrics.startup_phase.labels(phase).set(seconds)
             self.metrics.info.labels(loaded.name, runner.task).set(1)
             if s.warmup:
                 self.phase = "warming"
@@ -100,6 +102,8 @@ class ServerState:
                     loaded.warmup_shapes.append(str(shape))
                 loaded.warmup_seconds = time.perf_counter() - started
                 self.metrics.warmup_seconds.set(loaded.warmup_seconds)
+                loaded.phases["warmup"] = round(loaded.warmup_seconds, 4)
+                self.metrics.startup_phase.labels("warmup").set(loaded.warmup_seconds)
                 log.info("warmup done in %.2fs", loaded.warmup_seconds)
             # Everything loaded so far (torch, transformers, the model) lives as long as
             # the process: keep it out of the cyclic GC's full passes, whose pauses

@@ -39,11 +39,17 @@ def preflight(settings: ServeSettings) -> tuple[Path, ModelProfile, str]:
 
 
 def load_model(
-    settings: ServeSettings, *, checked: tuple[Path, ModelProfile, str] | None = None
+    settings: ServeSettings,
+    *,
+    checked: tuple[Path, ModelProfile, str] | None = None,
+    preflight_seconds: float | None = None,
+    imports_seconds: float | None = None,
 ) -> LoadedModel:
     """Load the model in ``settings.model`` for its task (no warmup).
 
-    ``checked``: the result of :func:`preflight` when the caller already ran it.
+    ``checked``: the result of :func:`preflight` when the caller already ran it, and
+    ``preflight_seconds`` how long that took, ``imports_seconds`` the time from the
+    process's start to the preflight (for the start-up phase metrics).
 
     Raises:
         ModelLoadError: not a folder, pickle-only weights, a task the server does not run.
@@ -51,7 +57,9 @@ def load_model(
     """
     started = time.perf_counter()
     folder, profile, task = checked or preflight(settings)
+    t_imports = time.perf_counter()
     setup_torch(settings)
+    t_model = time.perf_counter()
     try:
         runner = _runner(task, folder, settings, profile)
     except HfDeployError:
@@ -64,9 +72,19 @@ def load_model(
             "that this transformers version can load; HFDEPLOY_DEBUG=1 shows the traceback.",
         ) from e
     name = settings.served_model_name or profile.repo_id or folder.resolve().name
-    seconds = time.perf_counter() - started
+    done = time.perf_counter()
+    seconds = done - started
+    phases = {
+        "imports": imports_seconds,
+        "preflight": preflight_seconds if checked else t_imports - started,
+        "torch_setup": t_model - t_imports,
+        "model_load": done - t_model,
+    }
     log.info("loaded %s (%s) in %.2fs on %s", name, task, seconds, settings.device)
-    return LoadedModel(runner=runner, profile=profile, name=name, load_seconds=seconds)
+    return LoadedModel(
+        runner=runner, profile=profile, name=name, load_seconds=seconds,
+        phases={k: round(v, 4) for k, v in phases.items() if v is not None},
+    )  # fmt: skip
 
 
 def _runner(task: str, folder: Path, settings: ServeSettings, profile: ModelProfile) -> Runner:

@@ -55,6 +55,13 @@ class ServerMetrics:
         self.tokens = Counter("hfdeploy_tokens", "Tokens processed", ["kind"], registry=r)
         self.load_seconds = Gauge("hfdeploy_model_load_seconds", "Model load time", registry=r)
         self.warmup_seconds = Gauge("hfdeploy_warmup_seconds", "Warmup time", registry=r)
+        self.startup_phase = Gauge(
+            "hfdeploy_startup_phase_seconds",
+            "Start-up phases: imports, preflight, torch_setup, model_load (weights read + init), "
+            "warmup",
+            ["phase"],
+            registry=r,
+        )
         self.ready = Gauge("hfdeploy_ready", "1 when the model is loaded and warm", registry=r)
         self.info = Gauge(
             "hfdeploy_model_info", "The model served (value 1)", ["model", "task"], registry=r

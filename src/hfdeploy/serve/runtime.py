@@ -73,6 +73,10 @@ class LoadedModel:
     load_seconds: float
     warmup_seconds: float = 0.0
     warmup_shapes: list[str] = field(default_factory=list)
+    #: Start-up phases in seconds: imports (process start to preflight: interpreter and
+    #: modules), preflight, torch_setup, model_load (weights read and model init: one
+    #: from_pretrained call), warmup.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 _SERVED_TASKS = {

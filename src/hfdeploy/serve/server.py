@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -59,6 +60,17 @@ def configure_logging(settings: ServeSettings) -> None:
         logger.propagate = False
 
 
+def _since_process_start() -> float | None:
+    """Seconds since this process started (Linux: both clocks count from boot), or None."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks = int(fields[19])  # starttime, field 22 of proc(5)
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def run_server(settings: ServeSettings) -> int:
     """Serve until SIGTERM/SIGINT; drain in-flight requests; return the exit code.
 
@@ -70,10 +82,18 @@ def run_server(settings: ServeSettings) -> int:
     from hfdeploy.serve.app import create_app
     from hfdeploy.serve.loader import load_model, preflight
 
+    imports = _since_process_start()
+    t0 = time.perf_counter()
     checked = preflight(settings)  # a wrong folder fails here, before the port is bound
+    took = time.perf_counter() - t0
     configure_logging(settings)
     # The load reuses the preflight's profile instead of inspecting the folder again.
-    app = create_app(settings, loader=lambda s: load_model(s, checked=checked))
+    app = create_app(
+        settings,
+        loader=lambda s: load_model(
+            s, checked=checked, preflight_seconds=took, imports_seconds=imports
+        ),
+    )
     state = app.app.state.hfd
     config = uvicorn.Config(
         app,

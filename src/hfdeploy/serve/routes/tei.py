@@ -314,6 +314,7 @@ def info(state: ServerState) -> dict[str, Any]:
             "load_seconds": round(loaded.load_seconds, 3),
             "warmup_seconds": round(loaded.warmup_seconds, 3),
             "warmup_shapes": loaded.warmup_shapes,
+            "startup_phases": loaded.phases,
         }
     return body
 
