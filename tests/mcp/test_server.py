@@ -59,10 +59,9 @@ def test_tools_are_listed_with_described_inputs_and_output_schemas() -> None:
         return (await s.list_tools()).tools
 
     tools = {t.name: t for t in _session(body)}
-    # Only capabilities that exist: a bench tool comes when bench lands.
     assert set(tools) == {
         "inspect_model", "estimate_memory", "plan_deployment", "generate_deployment",
-        "audit_deployment", "list_gpus", "list_engines",
+        "audit_deployment", "list_gpus", "list_engines", "benchmark_endpoint",
     }  # fmt: skip
     for tool in tools.values():
         assert tool.description
@@ -256,3 +255,36 @@ def test_plan_and_generate_tools(tmp_path: Path, minilm_dir: Path) -> None:
     assert outside.is_error
     assert "outside the allowed root" in outside.content[0].text
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_benchmark_tool_loads_loopback_only_and_bounded() -> None:
+    from tests.bench.conftest import start_fake
+
+    fake = start_fake("--ttft-ms", "5", "--tpot-ms", "1")
+    far = "http://10.1.2.3:8080"
+    try:
+
+        async def body(s: ClientSession) -> Any:
+            ok = await s.call_tool(
+                "benchmark_endpoint",
+                {"url": fake.url, "api": "openai-chat", "profile": "concurrent:2",
+                 "requests": 20, "output_tokens": "8"},
+            )  # fmt: skip
+            refused = await s.call_tool("benchmark_endpoint", {"url": far})
+            too_long = await s.call_tool(
+                "benchmark_endpoint",
+                {"url": fake.url, "profile": "concurrent:1,2,4", "duration": 60},
+            )
+            tools = (await s.list_tools()).tools
+            return ok, refused, too_long, tools
+
+        ok, refused, too_long, tools = _session(body)
+    finally:
+        fake.stop()
+    schema = next(t for t in tools if t.name == "benchmark_endpoint").output_schema
+    data = _check(ok, schema)
+    assert data["summary"]["completed"] == 20
+    assert data["summary"]["ttft_ms"]["p50"] >= 5
+    assert "phases" in data and "records" not in data["phases"][0]
+    assert refused.is_error and "neither loopback nor an allowed host" in refused.content[0].text
+    assert too_long.is_error and "more than 120 s" in too_long.content[0].text

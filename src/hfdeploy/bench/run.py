@@ -27,6 +27,7 @@ from hfdeploy.bench.apis import API_NAMES, Api, Reply, api_by_name
 from hfdeploy.bench.dataset import Dist, Item, load_jsonl, parse_dist, synthetic_items
 from hfdeploy.bench.http import Endpoint, Pool
 from hfdeploy.bench.metrics import FORMULAS, Record, Slo, parse_slo, percentiles, summarize
+from hfdeploy.envelope import Confidence, Envelope
 from hfdeploy.errors import ClientBottleneckError, EndpointError, InvalidSettingError
 
 __all__ = ["BenchConfig", "BenchResult", "Phase", "parse_profile", "run_bench"]
@@ -187,6 +188,46 @@ class BenchResult:
             return self.phases[0]
         return max(self.phases, key=lambda p: p.summary["request_throughput"])
 
+    def envelope(self) -> Envelope:
+        """The answer: throughput and latency of the main phase, how far to trust them."""
+        main = self.main
+        if main is None:
+            return Envelope("no phase ran", "low", "nothing was measured")
+        s = main.summary
+        e2e = s["e2e_ms"] or {}
+        ttft = s["ttft_ms"] or {}
+        result = (
+            f"{s['request_throughput']:,.1f} req/s at {main.phase.name} on {self.config.url} "
+            f"({self.api}); E2E p50 {e2e.get('p50', '-')} ms, p99 {e2e.get('p99', '-')} ms"
+            + (f"; TTFT p50 {ttft['p50']} ms" if ttft else "")
+            + f"; {s['errors']} errors of {s['requests']}"
+        )
+        factors = (
+            f"token counts: input from {self.token_sources.get('input', 'none')}, output from "
+            f"{self.token_sources.get('output', 'none')}",
+            "latency from the intended send time (coordinated omission corrected); "
+            "errors are kept out of the percentiles",
+            f"{s['requests']} requests in {s['duration_s']} s: short runs have wide tails",
+        )
+        confidence: Confidence = "high"
+        why = "the client kept up and the server's own counter agrees"
+        server = main.server
+        if not self.valid:
+            confidence, why = "low", f"the client fell behind: {self.invalid_reason}"
+        elif s["errors"]:
+            confidence, why = "medium", f"{s['error_rate']:.1%} of requests failed"
+        elif server is None or server.get("client_over_server") is None:
+            confidence, why = "medium", "the client kept up; no server-side counter to compare"
+        elif abs(server["client_over_server"] - 1) > 0.05:
+            confidence = "medium"
+            why = f"client and server counts differ: ratio {server['client_over_server']}"
+        checks = (
+            f"hfdeploy bench {self.config.url} --api {self.api} --profile "
+            f"{self.config.profile} --out DIR (per-request records and an HTML report)",
+            f"compare with the server's own metrics: curl {self.config.url}/metrics",
+        )
+        return Envelope(result, confidence, why, factors, checks)
+
     def to_dict(self, *, records: bool = True) -> dict[str, Any]:
         c = self.config
         main = self.main
@@ -219,6 +260,7 @@ class BenchResult:
             "sweep": self.sweep,
             "phases": [p.to_dict(records=records) for p in self.phases],
             "memory": self.memory,
+            "envelope": self.envelope().to_dict(),
         }
 
 

@@ -23,6 +23,10 @@ def mcp_command(
         Path | None,
         typer.Option(help="The only folder tools may read files from [current directory]."),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A host benchmark_endpoint may load besides loopback (repeatable)."),
+    ] = None,
 ) -> None:
     """Run hfdeploy as an MCP server: every capability as a tool for AI agents."""
     with handle_errors():
@@ -32,7 +36,7 @@ def mcp_command(
             raise MissingDependencyError(
                 e.name or "mcp", extra="mcp", purpose="run the MCP server"
             ) from e
-        server = build_server(allowed_root=allowed_root)
+        server = build_server(allowed_root=allowed_root, allowed_hosts=tuple(allowed_host or ()))
     if http:
         server.run("streamable-http", host=host, port=port)
     else:

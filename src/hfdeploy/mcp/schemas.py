@@ -118,6 +118,19 @@ class AuditOutput(_Open):
     summary: dict[str, Any]
 
 
+class BenchOutput(_Open):
+    """``hfdeploy bench --json`` (without per-request records)."""
+
+    valid: bool
+    summary: dict[str, Any] | None = Field(
+        description="ttft_ms, tpot_ms, e2e_ms (p50, p90, p99, mean), request_throughput, "
+        "output_token_throughput, completed, errors"
+    )
+    phases: list[dict[str, Any]]
+    formulas: dict[str, str]
+    envelope: dict[str, Any]
+
+
 class PlanOutput(_Open):
     """``hfdeploy plan --json`` (plan.json): the contract keys typed."""
 

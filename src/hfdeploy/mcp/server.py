@@ -5,7 +5,8 @@ presenting the answer: structured content is the CLI's ``--json`` object, the te
 the answer's envelope (Result, Confidence, Uncertainty Factors, Verification). An
 hfdeploy error becomes a tool error with the CLI's two lines; the server goes on.
 
-Tools for capabilities that have not landed (benchmark) are absent, not stubbed.
+``benchmark_endpoint`` sends load only to loopback and to the hosts named with
+``hfdeploy mcp --allowed-host``, for at most two minutes per call.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
 from hfdeploy.mcp.schemas import (
     AuditOutput,
+    BenchOutput,
     EngineList,
     GenerateOutput,
     GpuList,
@@ -52,7 +54,14 @@ TOOLS = (
     "audit_deployment",
     "list_gpus",
     "list_engines",
+    "benchmark_endpoint",
 )
+
+#: Hosts a benchmark may always target; others need ``--allowed-host``.
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Bounds on one benchmark call: seconds of load in all, requests per phase.
+BENCH_MAX_SECONDS = 120.0
+BENCH_MAX_REQUESTS = 20_000
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
 
@@ -92,14 +101,18 @@ def _inside(root: Path, raw: str) -> Path:
     return path
 
 
-def build_server(*, allowed_root: Path | None = None) -> MCPServer:
+def build_server(
+    *, allowed_root: Path | None = None, allowed_hosts: tuple[str, ...] = ()
+) -> MCPServer:
     """The hfdeploy MCP server with its tools and resources (not yet running).
 
     Args:
         allowed_root: the only folder whose files tools may read by path (audit);
             default: the current directory.
+        allowed_hosts: hosts besides loopback that ``benchmark_endpoint`` may load.
     """
     root = (allowed_root or Path.cwd()).resolve()
+    bench_hosts = LOOPBACK | {h.lower() for h in allowed_hosts}
     server: MCPServer = MCPServer(
         name="hfdeploy",
         version=__version__,
@@ -108,7 +121,8 @@ def build_server(*, allowed_root: Path | None = None) -> MCPServer:
             "downloading weights. Use inspect_model to learn what a model is, "
             "estimate_memory to know how much GPU memory it needs and which GPUs fit, "
             "audit_deployment to find what is wrong in deployment files (paths under the "
-            "allowed root, or file contents inline), list_gpus and list_engines for the names "
+            "allowed root, or file contents inline), benchmark_endpoint to measure a running "
+            "server's latency and throughput, list_gpus and list_engines for the names "
             "those tools accept."
         ),
     )
@@ -293,6 +307,90 @@ def build_server(*, allowed_root: Path | None = None) -> MCPServer:
         except FileNotFoundError as e:
             raise ToolError(f"error: no such file or folder: {e}\nnext: check the path") from e
         return _answer(report.to_dict(), report.envelope())
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+            open_world_hint=True,
+        )
+    )  # fmt: skip
+    async def benchmark_endpoint(
+        url: Annotated[
+            str,
+            Field(
+                description="Base URL of a running server: loopback, or a host the MCP "
+                "server was started with --allowed-host for."
+            ),
+        ],
+        api: Annotated[
+            str,
+            Field(
+                description="auto, openai-chat, openai-completions, openai-embeddings, "
+                "tei-embed, tei-rerank or tgi-generate."
+            ),
+        ] = "auto",
+        profile: Annotated[
+            str,
+            Field(
+                description="synchronous, concurrent:N[,N...], constant:RPS, poisson:RPS, "
+                "throughput or sweep."
+            ),
+        ] = "synchronous",
+        duration: Annotated[float, Field(description="Seconds per phase.", gt=0, le=60)] = 10.0,
+        requests: Annotated[
+            int | None,
+            Field(
+                description="Requests per phase instead of a duration.",
+                gt=0,
+                le=BENCH_MAX_REQUESTS,
+            ),
+        ] = None,
+        input_tokens: Annotated[
+            str, Field(description="Synthetic input length: N, uniform:A:B or normal:MEAN:STD.")
+        ] = "128",
+        output_tokens: Annotated[
+            str, Field(description="Output tokens asked for (generation APIs).")
+        ] = "128",
+        slo: Annotated[
+            str | None, Field(description="SLOs for goodput, e.g. ttft=500ms,tpot=50ms,e2e=3s.")
+        ] = None,
+        model: Annotated[
+            str | None, Field(description="Model name for OpenAI APIs; default: /v1/models.")
+        ] = None,
+    ) -> Annotated[CallToolResult, BenchOutput]:
+        """Load-test a running inference server: TTFT, TPOT, ITL and E2E percentiles,
+        throughput, goodput and errors, each with its formula; latency is measured from the
+        intended send time. The result is `hfdeploy bench URL --json` with the same options.
+        Sends real traffic: only to loopback or allowed hosts, at most 2 minutes per call.
+        """
+        from hfdeploy.bench.http import Endpoint
+        from hfdeploy.bench.run import BenchConfig, parse_profile, run_bench
+
+        def settings() -> BenchConfig:
+            cfg = BenchConfig(
+                url=url, api=api, profile=profile,
+                duration=duration, requests=requests,
+                input_tokens=input_tokens, output_tokens=output_tokens, slo=slo, model=model,
+            )  # fmt: skip
+            cfg.validate()
+            return cfg
+
+        cfg = await _call(settings)
+        host = Endpoint.parse(url).host.lower()
+        if host not in bench_hosts:
+            raise ToolError(
+                f"error: {host} is neither loopback nor an allowed host\n"
+                "next: benchmark a local server, or restart `hfdeploy mcp --allowed-host HOST`"
+            )
+        phases = parse_profile(profile, cfg.max_concurrency)
+        count = cfg.sweep_size if phases == "sweep" else len(phases)
+        if count * duration > BENCH_MAX_SECONDS:
+            raise ToolError(
+                f"error: {count} phases x {duration:g} s is more than {BENCH_MAX_SECONDS:g} s\n"
+                "next: lower duration, or use fewer phases"
+            )
+        result = await _call(lambda: run_bench(cfg))
+        return _answer(result.to_dict(records=False), result.envelope())
 
     @server.tool(annotations=_READ_ONLY)
     async def list_gpus() -> Annotated[CallToolResult, GpuList]:
