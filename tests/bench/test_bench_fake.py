@@ -176,3 +176,31 @@ def test_bad_settings_name_the_flag(field: str, value: str) -> None:
     with pytest.raises(InvalidSettingError) as e:
         run_bench(BenchConfig(**kw))  # type: ignore[arg-type]
     assert json.dumps(e.value.to_dict())
+
+
+def test_sweep_finds_the_knee_of_a_serial_server(fake_server: Callable[..., Fake]) -> None:
+    # One request at a time, 20 ms each: at most 50 req/s. The sweep runs synchronous, then
+    # throughput, then constant rates between them; the knee is at or below the capacity.
+    fake = fake_server("--serial", "--embed-ms", "20")
+    r = run_bench(
+        BenchConfig(
+            fake.url,
+            api="tei-embed",
+            profile="sweep",
+            duration=1.0,
+            sweep_size=4,
+            max_concurrency=16,
+            slo="e2e=60ms",
+            warmup=2,
+        )
+    ).to_dict(records=False)
+    names = [p["name"] for p in r["phases"]]
+    assert names[:2] == ["synchronous", "throughput"]
+    assert len(names) == 4 and all(n.startswith("constant:") for n in names[2:])
+    sweep = r["sweep"]
+    assert 35 < sweep["synchronous_throughput"] <= 52
+    assert 35 < sweep["max_throughput"] <= 52
+    if sweep["knee_rate"] is not None:
+        assert sweep["knee_rate"] <= 52
+    assert sweep["max_rate_meeting_slo"] is None or sweep["max_rate_meeting_slo"] <= 52
+    assert r["summary_phase"] in names

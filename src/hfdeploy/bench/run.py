@@ -433,7 +433,10 @@ async def _open(
         now = time.perf_counter()
         due = start + offsets[i]
         if due > now:
-            await asyncio.sleep(due - now)
+            # Event-loop timers have about 1 ms resolution: a shorter sleep returns at once
+            # and the loop would spin a whole core. Sleeping 1 ms at least makes a send at
+            # most ~1 ms late, which the dispatch lag records and the latency includes.
+            await asyncio.sleep(max(due - now, 0.001))
             continue
         while i < len(offsets) and start + offsets[i] <= now:
             intended = start + offsets[i]
