@@ -22,6 +22,9 @@ def _bench_with_memory(fake: Fake) -> dict:
             duration=3.0,
             memory_pid=fake.pid,
             memory_interval=0.02,
+            # Eight connections, all opened by the warm-up: a loaded machine must not make
+            # the client open new ones mid-run (each costs the server buffers: real growth).
+            max_concurrency=8,
             warmup=50,
         )
     )
