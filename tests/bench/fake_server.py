@@ -6,7 +6,8 @@ memory are apart from the client's. Routes:
        chunk every --tpot-ms (each +- uniform --jitter-ms), --tokens-per-chunk tokens per
        chunk, comment lines between events, usage in the last chunk unless --no-usage.
   POST /generate_stream: TGI-style events, one token each, same timing.
-  POST /embed, /v1/embeddings: answer after --embed-ms.
+  POST /embed, /v1/embeddings: answer after --embed-ms, then (with --batch-ms T) on the
+       next T-ms tick, together with every other pending request, as a batching server does.
   GET /health, /info (TEI-shaped, or TGI-shaped with --info tgi), /v1/models, /metrics;
       /ready is 404 unless --ready-after S (then 503 until S after listening, 200 after).
 Start-up: --start-delay S before listening; --crash exits 1 at once.
@@ -110,6 +111,10 @@ class FakeServer:
         else:
             if a.embed_ms:
                 await asyncio.sleep(self.delay(a.embed_ms))
+            if a.batch_ms:  # answer on the next tick, with every other pending request
+                tick = a.batch_ms / 1000
+                elapsed = time.monotonic() - self.started
+                await asyncio.sleep(tick - elapsed % tick)
             n = len(req.get("inputs") or req.get("input") or [1])
             await self.send(w, 200, json.dumps([[0.5, 0.25]] * n).encode())
         self.served += 1
@@ -184,6 +189,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jitter-ms", type=float, default=0)
     p.add_argument("--tokens-per-chunk", type=int, default=1)
     p.add_argument("--embed-ms", type=float, default=0)
+    p.add_argument("--batch-ms", type=float, default=0)
     p.add_argument("--no-usage", action="store_true")
     p.add_argument("--serial", action="store_true")
     p.add_argument("--stall-at", type=float, default=0)

@@ -131,9 +131,10 @@ class Pool:
             for attempt in range(2):
                 reused = conn.used
                 try:
-                    result, keep = await asyncio.wait_for(
-                        self._exchange(conn, head + body, on_piece), self.timeout
-                    )
+                    # asyncio.timeout, not wait_for: wait_for runs the exchange as a new task,
+                    # which waits its turn on the loop: client-side delay measured as latency.
+                    async with asyncio.timeout(self.timeout):
+                        result, keep = await self._exchange(conn, head + body, on_piece)
                 except _Closed:
                     self._drop(conn)
                     if not reused or attempt:
