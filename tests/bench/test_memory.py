@@ -66,6 +66,11 @@ def test_verdict_rules_on_synthetic_series() -> None:
     fast = [base + 25e6 * i for i in range(40)]
     assert memory_verdict(_samples(fast))["verdict"] == "leak-suspected"
     assert memory_verdict(_samples(flat[:5]))["verdict"] == "insufficient-data"
+    # A step to a new plateau (bigger inputs arrived) is not a leak: the late half is flat.
+    step = [base + (0 if i < 15 else 100e6) for i in range(40)]
+    v = memory_verdict(_samples(step, [i * 10.0 for i in range(40)]))
+    assert v["verdict"] == "growing", v
+    assert "plateau" in v["note"]
 
 
 def test_fit_line_recovers_a_known_slope() -> None:

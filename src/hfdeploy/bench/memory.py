@@ -8,7 +8,9 @@ fill first), with a 95% confidence interval on the slope.
 
 Verdicts:
   - ``leak-suspected``: the slope's lower bound exceeds the leak threshold (default
-    1 KiB per request, or 10 MiB per hour and 2% of the baseline per hour against time);
+    1 KiB per request, or 10 MiB per hour and 2% of the baseline per hour against time),
+    and the second half of the samples alone still grows faster than the threshold (growth
+    that levels off is a new plateau, not a leak);
   - ``growing``: the lower bound is above zero and the fitted growth over the run is more
     than 1% of the baseline, but below the leak threshold;
   - ``stable``: otherwise; ``insufficient-data`` with fewer than 8 samples after warm-up.
@@ -191,12 +193,20 @@ def memory_verdict(
         unit = "bytes/hour"
         threshold = max(float(LEAK_BYTES_PER_HOUR), LEAK_SHARE_PER_HOUR * base)
     line = fit_line(xs, ys)
+    half = len(xs) // 2
+    late = fit_line(xs[half:], ys[half:])
     span = xs[-1] - xs[0]
     growth = line["slope"] * span
-    if line["low"] > threshold:
+    note = None
+    if line["low"] > threshold and late["slope"] > threshold:
         verdict = "leak-suspected"
     elif line["low"] > 0 and growth > GROWING_SHARE * base:
         verdict = "growing"
+        if line["low"] > threshold:
+            note = (
+                "grew fast, then levelled off in the second half (a new plateau: larger "
+                "inputs, pools, caches); run longer to tell a plateau from a leak"
+            )
     else:
         verdict = "stable"
     return {
@@ -205,6 +215,8 @@ def memory_verdict(
         "against": "requests" if by_requests else "time",
         "slope": round(line["slope"], 3),
         "slope_ci95": [round(line["low"], 3), round(line["high"], 3)],
+        "late_half_slope": round(late["slope"], 3),
+        "note": note,
         "unit": unit,
         "leak_threshold": threshold,
         "baseline_bytes": int(base),
@@ -212,8 +224,9 @@ def memory_verdict(
         "fitted_growth_share": round(growth / base, 5),
         "samples": len(kept),
         "warmup_samples_dropped": len(samples) - len(kept),
-        "rule": f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit}; "
-        f"growing when it is > 0 and the fitted growth > {GROWING_SHARE:.0%} of the baseline",
+        "rule": f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit} "
+        "and the second half still grows that fast; growing when the lower bound is > 0 and "
+        f"the fitted growth > {GROWING_SHARE:.0%} of the baseline",
     }
 
 

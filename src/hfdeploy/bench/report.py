@@ -51,23 +51,21 @@ def _fmt(x: Any) -> str:
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
-def _streams(result: dict[str, Any]) -> bool:
-    return any((p["summary"].get("ttft_ms") is not None) for p in result["phases"])
+def _keep(result: dict[str, Any]) -> list[bool]:
+    """Which columns this result fills: streaming ones only when a phase streamed, goodput
+    only when SLOs were given."""
+    streams = any(p["summary"].get("ttft_ms") is not None for p in result["phases"])
+    slo = any(p["summary"].get("goodput") is not None for p in result["phases"])
+    return [(h not in _STREAM_ONLY or streams) and (h != "goodput/s" or slo) for h in PHASE_HEADERS]
 
 
 def phase_headers(result: dict[str, Any]) -> list[str]:
-    if _streams(result):
-        return PHASE_HEADERS
-    return [h for h in PHASE_HEADERS if h not in _STREAM_ONLY]
+    return [h for h, k in zip(PHASE_HEADERS, _keep(result), strict=True) if k]
 
 
 def phase_rows(result: dict[str, Any]) -> list[list[str]]:
     """One row per phase: load, completed, errors, throughput, and the main percentiles."""
-    keep = [h not in _STREAM_ONLY or _streams(result) for h in PHASE_HEADERS]
-    return [[c for c, k in zip(row, keep, strict=True) if k] for row in _all_rows(result)]
-
-
-def _all_rows(result: dict[str, Any]) -> list[list[str]]:
+    keep = _keep(result)
     rows = []
     for p in result["phases"]:
         s = p["summary"]
@@ -75,17 +73,19 @@ def _all_rows(result: dict[str, Any]) -> list[list[str]]:
         ttft = (s["ttft_ms"] or {}).get("p50")
         tpot = (s["tpot_ms"] or {}).get("p50")
         e2e = s["e2e_ms"] or {}
-        rows.append([
+        row = [
             p["name"], load, _fmt(s["completed"]), _fmt(s["errors"]),
-            _fmt(s["request_throughput"]), _fmt(s["output_token_throughput"]),
-            _fmt(ttft), _fmt(tpot), _fmt(e2e.get("p50")), _fmt(e2e.get("p99")),
-        ])  # fmt: skip
+            _fmt(s["request_throughput"]), _fmt(s.get("goodput")),
+            _fmt(s["output_token_throughput"]), _fmt(ttft), _fmt(tpot), _fmt(e2e.get("p50")),
+            _fmt(e2e.get("p99")),
+        ]  # fmt: skip
+        rows.append([c for c, k in zip(row, keep, strict=True) if k])
     return rows
 
 
 PHASE_HEADERS = [
-    "phase", "load", "completed", "errors", "req/s", "out tok/s", "TTFT p50", "TPOT p50",
-    "E2E p50", "E2E p99",
+    "phase", "load", "completed", "errors", "req/s", "goodput/s", "out tok/s", "TTFT p50",
+    "TPOT p50", "E2E p50", "E2E p99",
 ]  # fmt: skip
 _STREAM_ONLY = {"out tok/s", "TTFT p50", "TPOT p50"}
 

@@ -693,7 +693,8 @@ async def _bench(cfg: BenchConfig, progress: Progress | None) -> BenchResult:
                 from hfdeploy.bench.memory import memory_report
 
                 samples = sampler.stop()
-                result.memory = memory_report(samples, exited=sampler.exited)
+                result.memory = {"pid": cfg.memory_pid,
+                                 **memory_report(samples, exited=sampler.exited)}  # fmt: skip
         result.token_sources = {
             k: (c.most_common(1)[0][0] if c else "none") for k, c in ctx.sources.items()
         }

@@ -69,6 +69,11 @@ def bench_command(
         bool,
         typer.Option("--no-client-check", help="Do not fail when the client falls behind."),
     ] = False,
+    memory_pid: Annotated[
+        int | None,
+        typer.Option(help="Sample this process tree's memory during the run: leak verdict."),
+    ] = None,
+    memory_interval: Annotated[float, typer.Option(help="Seconds between memory samples.")] = 0.5,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for bench.json, requests.csv, report.md and report.html."),
@@ -91,7 +96,8 @@ def bench_command(
             output_tokens=output_tokens, batch_size=batch_size, slo=slo, seed=seed, model=model,
             max_concurrency=max_concurrency, timeout=timeout, warmup=warmup,
             sweep_size=sweep_size, tokenizer=tokenizer, api_key=os.environ.get("HFDEPLOY_API_KEY"),
-            no_client_check=no_client_check,
+            no_client_check=no_client_check, memory_pid=memory_pid,
+            memory_interval=memory_interval,
         )  # fmt: skip
         cfg.validate()
         result = _run_with_progress(cfg, run_bench, quiet=json_)
@@ -170,6 +176,17 @@ def print_bench(output: Output, data: dict[str, Any]) -> None:
                 f"server counter {server['counter']} ({ph['name']}): {server['requests']:g} "
                 f"requests; client/server = {server['client_over_server']}"
             )
+    memory = data.get("memory")
+    if memory:
+        rss = memory["rss"]
+        line = f"memory of pid {memory.get('pid', '')}: {rss['verdict']}"
+        if "slope" in rss:
+            line += (
+                f" (slope {rss['slope']:,.1f} {rss['unit']}, 95% CI {rss['slope_ci95'][0]:,.1f}"
+                f" to {rss['slope_ci95'][1]:,.1f}; RSS {memory['rss_first_bytes'] / 2**20:,.1f}"
+                f" -> {memory['rss_last_bytes'] / 2**20:,.1f} MiB)"
+            )
+        output.print(line)
     if data.get("sweep"):
         sw = data["sweep"]
         output.print(
