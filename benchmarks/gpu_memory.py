@@ -64,6 +64,20 @@ def _ratio(measured: int, estimate: int) -> float | None:
     return round(measured / estimate, 3) if estimate else None
 
 
+def _row(est: Any, weights: int, peak: int, **about: Any) -> dict[str, Any]:
+    """One measurement against the estimate: weights, then peak vs weights + KV + activations."""
+    predicted = est.weights.bytes + est.kv_cache.bytes + est.activations.bytes
+    return {
+        **about,
+        "weights_estimate": est.weights.bytes, "weights_measured": weights,
+        "weights_ratio": _ratio(weights, est.weights.bytes),
+        "kv_estimate": est.kv_cache.bytes, "activations_estimate": est.activations.bytes,
+        "peak_estimate": predicted, "peak_measured": peak, "peak_ratio": _ratio(peak, predicted),
+        "peak_above_weights_measured": peak - weights,
+        "peak_above_weights_estimate": predicted - est.weights.bytes,
+    }  # fmt: skip
+
+
 def _generators(torch: Any, transformers: Any, rows: list[dict[str, Any]]) -> None:
     from hfdeploy import inspect_model, size_model
 
@@ -102,20 +116,10 @@ def _generators(torch: Any, transformers: Any, rows: list[dict[str, Any]]) -> No
                                        pad_token_id=0)  # fmt: skip
                     del ids
                     peak = int(torch.cuda.max_memory_allocated()) - base
-                    predicted = est.weights.bytes + est.kv_cache.bytes + est.activations.bytes
-                    rows.append({
-                        "kind": "generator", "model": name, "parameters": profile.parameters,
-                        "weights_source": profile.weights_source,
-                        "batch": batch, "context": context, "load_s": round(load_s, 2),
-                        "weights_estimate": est.weights.bytes, "weights_measured": weights,
-                        "weights_ratio": _ratio(weights, est.weights.bytes),
-                        "kv_estimate": est.kv_cache.bytes,
-                        "activations_estimate": est.activations.bytes,
-                        "peak_estimate": predicted, "peak_measured": peak,
-                        "peak_ratio": _ratio(peak, predicted),
-                        "peak_above_weights_measured": peak - weights,
-                        "peak_above_weights_estimate": predicted - est.weights.bytes,
-                    })  # fmt: skip
+                    rows.append(_row(est, weights, peak, kind="generator", model=name,
+                                     parameters=profile.parameters,
+                                     weights_source=profile.weights_source, batch=batch,
+                                     context=context, load_s=round(load_s, 2)))  # fmt: skip
                     print(json.dumps(rows[-1]), flush=True)
                 del model
             except Exception as exc:  # one model's failure must not lose the others
@@ -146,18 +150,9 @@ def _encoders(torch: Any, transformers: Any, rows: list[dict[str, Any]]) -> None
                     model(input_ids=ids, attention_mask=torch.ones_like(ids))
                 del ids
                 peak = int(torch.cuda.max_memory_allocated()) - base
-                predicted = est.weights.bytes + est.kv_cache.bytes + est.activations.bytes
-                rows.append({
-                    "kind": "encoder", "model": "bert-base-shaped", "dtype": "float32",
-                    "parameters": profile.parameters, "batch": batch, "context": seq,
-                    "weights_estimate": est.weights.bytes, "weights_measured": weights,
-                    "weights_ratio": _ratio(weights, est.weights.bytes),
-                    "activations_estimate": est.activations.bytes,
-                    "peak_estimate": predicted, "peak_measured": peak,
-                    "peak_ratio": _ratio(peak, predicted),
-                    "peak_above_weights_measured": peak - weights,
-                    "peak_above_weights_estimate": predicted - est.weights.bytes,
-                })  # fmt: skip
+                rows.append(_row(est, weights, peak, kind="encoder", model="bert-base-shaped",
+                                 dtype="float32", parameters=profile.parameters, batch=batch,
+                                 context=seq))  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
             del model
         except Exception as exc:

@@ -106,11 +106,17 @@ def _error_in(obj: dict[str, Any], reply: Reply) -> bool:
 class OpenAIChat(Api):
     name, path, streaming, generates = "openai-chat", "/v1/chat/completions", True, True
 
+    def prompt(self, item: Item) -> dict[str, Any]:
+        return {"messages": list(item.messages) or [{"role": "user", "content": item.prompt}]}
+
+    def text(self, choice: dict[str, Any]) -> str:
+        delta = choice.get("delta") or {}
+        return str(delta.get("content") or delta.get("reasoning_content") or "")
+
     def body(self, item: Item, model: str | None) -> dict[str, Any]:
-        messages = list(item.messages) or [{"role": "user", "content": item.prompt}]
         return {
             "model": model or "",
-            "messages": messages,
+            **self.prompt(item),
             "max_tokens": item.output_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -123,9 +129,7 @@ class OpenAIChat(Api):
         _usage(obj.get("usage"), reply)
         content = False
         for choice in obj.get("choices") or ():
-            delta = choice.get("delta") or {}
-            text = delta.get("content") or delta.get("reasoning_content") or ""
-            if text:
+            if text := self.text(choice):
                 reply.text.append(text)
                 reply.token_events += 1
                 content = True
@@ -135,27 +139,11 @@ class OpenAIChat(Api):
 class OpenAICompletions(OpenAIChat):
     name, path = "openai-completions", "/v1/completions"
 
-    def body(self, item: Item, model: str | None) -> dict[str, Any]:
-        return {
-            "model": model or "",
-            "prompt": item.prompt,
-            "max_tokens": item.output_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "ignore_eos": True,
-        }
+    def prompt(self, item: Item) -> dict[str, Any]:
+        return {"prompt": item.prompt}
 
-    def event(self, obj: dict[str, Any], reply: Reply) -> bool:
-        if _error_in(obj, reply):
-            return False
-        _usage(obj.get("usage"), reply)
-        content = False
-        for choice in obj.get("choices") or ():
-            if text := choice.get("text") or "":
-                reply.text.append(text)
-                reply.token_events += 1
-                content = True
-        return content
+    def text(self, choice: dict[str, Any]) -> str:
+        return str(choice.get("text") or "")
 
 
 class OpenAIEmbeddings(Api):
