@@ -152,7 +152,7 @@ def test_in_run_check_marks_the_run_invalid(fake_server: Callable[..., Fake]) ->
     # No warm-up, so no pre-flight: the in-run check must catch it.
     fake = fake_server()
     r = run_bench(
-        BenchConfig(fake.url, api="tei-embed", profile="constant:50000", duration=1.0, warmup=0)
+        BenchConfig(fake.url, api="tei-embed", profile="constant:50000", duration=0.3, warmup=0)
     )
     assert not r.valid
     assert "offered 50000 req/s" in (r.invalid_reason or "") or "of a core" in (

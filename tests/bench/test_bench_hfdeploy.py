@@ -86,7 +86,7 @@ def test_cli_fails_loudly_when_the_client_falls_behind(
     fake = fake_server()
     res = runner.invoke(
         app, ["bench", fake.url, "--api", "tei-embed", "--profile", "constant:50000",
-              "--duration", "1", "--warmup", "0", "--out", str(tmp_path)],
+              "--duration", "0.3", "--warmup", "0", "--out", str(tmp_path)],
     )  # fmt: skip
     assert res.exit_code == 1
     assert "could not keep up" in res.output
