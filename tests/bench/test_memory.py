@@ -86,3 +86,47 @@ def test_tree_memory_of_this_process_and_a_missing_one() -> None:
     assert rss > 10e6 and os.getpid() in pids
     with pytest.raises(BenchError, match="does not exist"):
         tree_memory(2**22 + 12345)
+
+
+class _FakeNvml:
+    """pynvml's calls that the sampler makes, over a scripted GPU."""
+
+    def __init__(self, pid: int, step: int) -> None:
+        self.pid, self.step, self.calls = pid, step, 0
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: int) -> list[object]:
+        from types import SimpleNamespace
+
+        self.calls += 1
+        return [SimpleNamespace(pid=self.pid, usedGpuMemory=self.calls * self.step),
+                SimpleNamespace(pid=1, usedGpuMemory=10**9)]  # fmt: skip
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(used=2 * 10**9 + self.calls * self.step)
+
+
+def test_gpu_memory_of_the_tree_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import time
+
+    from hfdeploy.bench.memory import MemorySampler, memory_report
+
+    fake = _FakeNvml(os.getpid(), step=50 * 2**20)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    sampler = MemorySampler(os.getpid(), 0.01).start()
+    time.sleep(0.5)
+    report = memory_report(sampler.stop())
+    assert report["gpu_scope"] == "processes"  # the other process's 1 GB is not counted
+    assert report["gpu"]["verdict"] == "leak-suspected"
+    assert report["samples"][0]["gpu"] == 50 * 2**20

@@ -41,9 +41,12 @@ GROWING_SHARE = 0.01
 class Sample:
     t: float
     rss: int
+    #: GPU memory NVML attributes to the tree's processes; and all memory used on the GPUs
+    #: (the fallback when NVML lists the processes under other pids: a container's namespace).
     gpu: int | None
     requests: float | None
     processes: int
+    gpu_device: int | None = None
 
 
 def tree_memory(pid: int) -> tuple[int, list[int]]:
@@ -86,18 +89,21 @@ class _Nvml:
         except Exception:  # no package, no driver, no GPU: host RSS only
             self.lib = None
 
-    def used(self, pids: list[int]) -> int | None:
+    def used(self, pids: list[int]) -> tuple[int | None, int | None]:
+        """(bytes used by these pids, bytes used on all GPUs), None where NVML cannot say."""
         if self.lib is None:
-            return None
+            return None, None
         wanted = set(pids)
-        total = 0
+        mine = 0
+        device = 0
         for h in self.handles:
             try:
                 procs = self.lib.nvmlDeviceGetComputeRunningProcesses(h)
+                device += int(self.lib.nvmlDeviceGetMemoryInfo(h).used)
             except Exception:
-                return None
-            total += sum(p.usedGpuMemory or 0 for p in procs if p.pid in wanted)
-        return total
+                return None, None
+            mine += sum(p.usedGpuMemory or 0 for p in procs if p.pid in wanted)
+        return mine, device
 
 
 class MemorySampler:
@@ -130,9 +136,8 @@ class MemorySampler:
             self._stop.set()
             return
         count = self.requests() if self.requests else None
-        self.samples.append(
-            Sample(time.perf_counter(), rss, self._nvml.used(pids), count, len(pids))
-        )
+        gpu, device = self._nvml.used(pids)
+        self.samples.append(Sample(time.perf_counter(), rss, gpu, count, len(pids), device))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -239,7 +244,18 @@ def memory_report(samples: list[Sample], *, exited: bool = False) -> dict[str, A
         "process_exited": exited,
     }
     if samples and all(s.gpu is not None for s in samples):
-        out["gpu"] = memory_verdict(samples, series="gpu")
+        # Per-process figures when NVML saw the tree's pids; else the whole device's use.
+        series = "gpu" if any(s.gpu for s in samples) else "gpu_device"
+        out["gpu"] = memory_verdict(samples, series=series)
+        out["gpu_scope"] = (
+            "processes"
+            if series == "gpu"
+            else (
+                "device: NVML lists no process of this tree (another PID namespace, or no CUDA "
+                "context yet); other processes on the GPUs count too"
+            )
+        )
+        out["gpu_last_bytes"] = getattr(samples[-1], series)
     if samples:
         out["rss_first_bytes"] = samples[0].rss
         out["rss_last_bytes"] = samples[-1].rss

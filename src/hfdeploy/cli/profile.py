@@ -165,6 +165,11 @@ def memory_command(
         )
     output.print(f"  rule: {rss['rule']}")
     if data["gpu"]:
-        output.print(f"verdict (GPU memory): {data['gpu']['verdict']}")
+        gpu = data["gpu"]
+        output.print(
+            f"verdict (GPU memory, {data['gpu_scope'].split(':')[0]}): {gpu['verdict']}"
+            + (f"; slope {gpu['slope']:,.1f} {gpu['unit']}" if "slope" in gpu else "")
+            + f"; last {gib(data['gpu_last_bytes'])}"
+        )
     if data["process_exited"]:
         output.print("note: the process exited during sampling")
