@@ -130,3 +130,16 @@ def test_gpu_memory_of_the_tree_through_nvml(monkeypatch: pytest.MonkeyPatch) ->
     assert report["gpu_scope"] == "processes"  # the other process's 1 GB is not counted
     assert report["gpu"]["verdict"] == "leak-suspected"
     assert report["samples"][0]["gpu"] == 50 * 2**20
+
+
+def test_warmup_seconds_and_leading_zeros_are_left_out() -> None:
+    # Start-up: zero GPU memory (no CUDA context), then a step to 1.7 GB, then flat.
+    gpu = [0] * 15 + [1_700_000_000] * 35
+    samples = [Sample(i * 0.2, 10**8, g, None, 1, g) for i, g in enumerate(gpu)]
+    v = memory_verdict(samples, series="gpu")
+    assert v["verdict"] == "stable", v
+    # A host RSS step at 2.4 s is start-up when --warmup 3 says so (20% of 10 s is not).
+    rss = [10**8 + (0 if i < 12 else 5 * 10**8) for i in range(50)]
+    step = [Sample(i * 0.2, r, None, None, 1) for i, r in enumerate(rss)]
+    assert memory_verdict(step, warmup_s=3.0)["verdict"] == "stable"
+    assert memory_verdict(step)["verdict"] != "stable"

@@ -177,16 +177,32 @@ def fit_line(xs: list[float], ys: list[float]) -> dict[str, float]:
 
 
 def memory_verdict(
-    samples: list[Sample], *, warmup_share: float = 0.2, series: str = "rss"
+    samples: list[Sample],
+    *,
+    warmup_share: float = 0.2,
+    warmup_s: float | None = None,
+    series: str = "rss",
 ) -> dict[str, Any]:
-    """The leak verdict over ``samples`` (see the module docstring for the rules)."""
-    kept = samples[int(len(samples) * warmup_share) :]
+    """The leak verdict over ``samples`` (see the module docstring for the rules).
+
+    The warm-up dropped is ``warmup_s`` seconds when given, else ``warmup_share`` of the
+    samples; for GPU series, also the leading samples at zero (no CUDA context yet).
+    """
+    if warmup_s is not None and samples:
+        kept = [s for s in samples if s.t - samples[0].t >= warmup_s]
+    else:
+        kept = samples[int(len(samples) * warmup_share) :]
+    if series != "rss":
+        while kept and not getattr(kept[0], series):
+            kept = kept[1:]
     values = [getattr(s, series) for s in kept]
     if len(kept) < 8 or any(v is None for v in values):
-        return {"series": series, "verdict": "insufficient-data", "samples": len(kept),
-                "rule": "needs 8 samples or more after the warm-up"}  # fmt: skip
+        return {
+            "series": series, "verdict": "insufficient-data", "samples": len(kept),
+            "rule": "needs 8 samples or more after the warm-up",
+        }  # fmt: skip
     ys = [float(v) for v in values]
-    base = ys[0] or 1.0
+    base = ys[0] or (sum(ys) / len(ys)) or 1.0
     counts = [s.requests for s in kept]
     by_requests = all(c is not None for c in counts) and len(set(counts)) > 2
     if by_requests:
@@ -235,18 +251,20 @@ def memory_verdict(
     }
 
 
-def memory_report(samples: list[Sample], *, exited: bool = False) -> dict[str, Any]:
+def memory_report(
+    samples: list[Sample], *, exited: bool = False, warmup_s: float | None = None
+) -> dict[str, Any]:
     """Samples and verdicts (host RSS, and GPU when NVML saw the processes)."""
     out: dict[str, Any] = {
         "samples": [asdict(s) | {"t": round(s.t - samples[0].t, 3)} for s in samples],
-        "rss": memory_verdict(samples),
+        "rss": memory_verdict(samples, warmup_s=warmup_s),
         "gpu": None,
         "process_exited": exited,
     }
     if samples and all(s.gpu is not None for s in samples):
         # Per-process figures when NVML saw the tree's pids; else the whole device's use.
         series = "gpu" if any(s.gpu for s in samples) else "gpu_device"
-        out["gpu"] = memory_verdict(samples, series=series)
+        out["gpu"] = memory_verdict(samples, series=series, warmup_s=warmup_s)
         out["gpu_scope"] = (
             "processes"
             if series == "gpu"

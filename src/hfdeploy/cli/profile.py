@@ -109,6 +109,10 @@ def memory_command(
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds to sample.")] = 60,
     interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 1.0,
+    warmup: Annotated[
+        float | None,
+        typer.Option(help="Seconds of start-up to leave out of the fit [the first 20%].", min=0),
+    ] = None,
     metrics_url: Annotated[
         str | None,
         typer.Option(help="Server URL whose /metrics counts requests (fit per request)."),
@@ -147,7 +151,7 @@ def memory_command(
                 except subprocess.TimeoutExpired:
                     proc.kill()
         data = {"hfdeploy": "profile memory", "pid": pid, "interval_s": interval,
-                **memory_report(samples, exited=sampler.exited)}  # fmt: skip
+                **memory_report(samples, exited=sampler.exited, warmup_s=warmup)}  # fmt: skip
         _write(out, data)
     if json_:
         output.data(data)
