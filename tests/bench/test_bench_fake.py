@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +216,62 @@ def test_client_overhead_is_not_counted_as_latency(fake_server: Callable[..., Fa
         BenchConfig(fake.url, api="tei-embed", profile="concurrent:64", duration=2.0, warmup=64)
     ).to_dict(records=False)["summary"]
     assert s["send_lag_ms"]["p90"] < 1.0, s["send_lag_ms"]
+
+
+def test_tokenizer_counts_when_the_server_gives_no_usage(
+    fake_server: Callable[..., Fake], minilm_dir: Path
+) -> None:
+    fake = fake_server("--ttft-ms", "1", "--tpot-ms", "1", "--no-usage", "--tokens-per-chunk", "3")
+    r = run_bench(
+        BenchConfig(fake.url, api="openai-completions", requests=4, duration=None,
+                    output_tokens="6", tokenizer=str(minilm_dir), warmup=0)
+    ).to_dict()  # fmt: skip
+    assert r["token_counts"] == {"input": "tokenizer", "output": "tokenizer"}
+    # Six " tok" pieces: the WordPiece tokenizer gives one token each ("to", "##k" would be 2).
+    rows = r["phases"][0]["records"]
+    assert {x["output_tokens"] for x in rows} == {len(_wordpiece(minilm_dir, " tok" * 6))}
+    assert all(x["input_tokens"] > 0 for x in rows)
+
+
+def _wordpiece(folder: Path, text: str) -> list[int]:
+    from tokenizers import Tokenizer
+
+    return list(Tokenizer.from_file(str(folder / "tokenizer.json")).encode(
+        text, add_special_tokens=False).ids)  # fmt: skip
+
+
+def test_poisson_arrivals_follow_the_seeded_schedule(fake_server: Callable[..., Fake]) -> None:
+    fake = fake_server()
+    runs = [
+        run_bench(
+            BenchConfig(
+                fake.url, api="tei-embed", profile="poisson:200", duration=1.0, seed=7, warmup=0
+            )
+        ).to_dict()
+        for _ in range(2)
+    ]
+    sends = [[x["intended_ms"] for x in r["phases"][0]["records"]] for r in runs]
+    assert sends[0] == sends[1], "the same seed gives the same schedule"
+    gaps = [b - a for a, b in itertools.pairwise(sends[0])]
+    assert 140 < len(sends[0]) < 260  # about 200 in 1 s
+    # Exponential gaps: the standard deviation is close to the mean (constant: zero).
+    assert 0.7 < statistics.pstdev(gaps) / statistics.mean(gaps) < 1.3
+
+
+def test_jsonl_dataset(fake_server: Callable[..., Fake], tmp_path: Path) -> None:
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(
+        '{"messages": [{"role": "user", "content": "hi there"}], "output_tokens": 3}\n'
+        "\n"
+        '{"prompt": "tell me more", "output_tokens": 5}\n'
+    )
+    fake = fake_server("--ttft-ms", "1", "--tpot-ms", "1")
+    r = run_bench(
+        BenchConfig(fake.url, api="openai-chat", dataset=str(data), requests=4, duration=None,
+                    profile="synchronous", warmup=0)
+    ).to_dict()  # fmt: skip
+    assert [x["output_tokens"] for x in r["phases"][0]["records"]] == [3, 5, 3, 5]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\nnot json\n')
+    with pytest.raises(InvalidSettingError, match=r"bad.jsonl:2"):
+        run_bench(BenchConfig(fake.url, api="openai-chat", dataset=str(bad), requests=1))
