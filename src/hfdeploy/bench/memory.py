@@ -9,10 +9,12 @@ fill first), with a 95% confidence interval on the slope.
 Verdicts:
   - ``leak-suspected``: the slope's lower bound exceeds the leak threshold (default
     1 KiB per request, or 10 MiB per hour and 2% of the baseline per hour against time),
-    and the second half of the samples alone still grows faster than the threshold (growth
-    that levels off is a new plateau, not a leak);
+    the second half of the samples alone still grows faster than the threshold (growth
+    that levels off is a new plateau, not a leak), and the run grew more than 1% of the
+    baseline (less is allocator noise at this length);
   - ``growing``: the lower bound is above zero and the fitted growth over the run is more
-    than 1% of the baseline, but below the leak threshold;
+    than 1% of the baseline, or the slope is leak-sized but the run too short to tell (a note
+    says which);
   - ``stable``: otherwise; ``insufficient-data`` with fewer than 8 samples after warm-up.
 """
 
@@ -219,11 +221,17 @@ def memory_verdict(
     span = xs[-1] - xs[0]
     growth = line["slope"] * span
     note = None
-    if line["low"] > threshold and late["slope"] > threshold:
+    material = growth > GROWING_SHARE * base
+    if line["low"] > threshold and late["slope"] > threshold and material:
         verdict = "leak-suspected"
-    elif line["low"] > 0 and growth > GROWING_SHARE * base:
+    elif line["low"] > 0 and (material or line["low"] > threshold):
         verdict = "growing"
-        if line["low"] > threshold:
+        if line["low"] > threshold and not material:
+            note = (
+                f"the slope is leak-sized but the run grew only {growth / base:.2%}: too "
+                "little to tell allocator noise from a leak; run longer"
+            )
+        elif line["low"] > threshold:
             note = (
                 "grew fast, then levelled off in the second half (a new plateau: larger "
                 "inputs, pools, caches); run longer to tell a plateau from a leak"
@@ -245,9 +253,10 @@ def memory_verdict(
         "fitted_growth_share": round(growth / base, 5),
         "samples": len(kept),
         "warmup_samples_dropped": len(samples) - len(kept),
-        "rule": f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit} "
-        "and the second half still grows that fast; growing when the lower bound is > 0 and "
-        f"the fitted growth > {GROWING_SHARE:.0%} of the baseline",
+        "rule": f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit}, "
+        f"the second half still grows that fast and the run grew > {GROWING_SHARE:.0%} of the "
+        f"baseline; growing when the lower bound is > 0 and the growth > {GROWING_SHARE:.0%} "
+        "(or the slope is leak-sized in a run too short to tell)",
     }
 
 

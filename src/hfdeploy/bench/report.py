@@ -256,36 +256,27 @@ def plots(result: dict[str, Any]) -> list[str]:
     figs.append(svg_plot(f"Latency CDF ({result['summary_phase']})", series, "ms", "fraction"))
     phases = result["phases"]
     if len(phases) > 1:
-        offered = [p["rate"] or p["summary"]["request_throughput"] for p in phases]
+        closed = all(not p["rate"] for p in phases)
+        # Closed-loop phases have no offered rate: plot them against requests in flight.
+        # In a sweep, closed-loop steps sit at the rate they achieved.
+        xs = [
+            float(p["concurrency"] if closed else p["rate"] or p["summary"]["request_throughput"])
+            for p in phases
+        ]
         achieved = [p["summary"]["request_throughput"] for p in phases]
         p50 = [(p["summary"]["e2e_ms"] or {}).get("p50") or 0.0 for p in phases]
-        order = sorted(range(len(phases)), key=lambda i: offered[i])
+        order = sorted(range(len(phases)), key=lambda i: xs[i])
+        xlabel = "requests in flight" if closed else "offered req/s (closed loop: achieved)"
+        lines = [("achieved req/s", [xs[i] for i in order], [achieved[i] for i in order], "line")]
+        if not closed:
+            lines.append(("offered", [xs[i] for i in order], [xs[i] for i in order], "line"))
+        title = "Throughput vs " + ("concurrency" if closed else "offered load")
+        figs.append(svg_plot(title, lines, xlabel, "req/s"))
         figs.append(
             svg_plot(
-                "Throughput vs offered load",
-                [
-                    (
-                        "achieved req/s",
-                        [offered[i] for i in order],
-                        [achieved[i] for i in order],
-                        "line",
-                    ),
-                    (
-                        "offered = achieved",
-                        [offered[i] for i in order],
-                        [offered[i] for i in order],
-                        "line",
-                    ),
-                ],
-                "offered req/s (closed-loop phases: their achieved rate)",
-                "req/s",
-            )
-        )
-        figs.append(
-            svg_plot(
-                "E2E p50 vs offered load",
-                [("E2E p50 ms", [offered[i] for i in order], [p50[i] for i in order], "line")],
-                "offered req/s",
+                "E2E p50 vs " + ("concurrency" if closed else "offered load"),
+                [("E2E p50 ms", [xs[i] for i in order], [p50[i] for i in order], "line")],
+                xlabel,
                 "ms",
             )
         )

@@ -17,6 +17,7 @@ from hfdeploy.cli.plan import plan_command
 from hfdeploy.cli.profile import profile_app
 from hfdeploy.cli.serve import serve_command
 from hfdeploy.cli.size import size_command
+from hfdeploy.cli.up import up_command
 
 __all__ = ["app", "main"]
 
@@ -55,6 +56,7 @@ app.command("audit")(audit_command)
 app.command("fetch")(fetch_command)
 app.command("bench")(bench_command)
 app.add_typer(profile_app, name="profile")
+app.command("up")(up_command)
 
 
 def main() -> None:
