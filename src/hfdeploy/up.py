@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,6 +97,13 @@ class _Flow:
         t0 = time.perf_counter()
         try:
             yield step
+        except UpError:
+            step.status = "failed"
+            raise
+        except HfDeployError as e:  # name the step, keep the library's message and hint
+            step.status = "failed"
+            step.detail = e.message
+            raise UpError(name, e.message, hint=e.hint) from e
         except BaseException:
             step.status = "failed"
             raise
@@ -110,7 +118,11 @@ class _Flow:
             s.status, s.detail = "skipped", detail
 
 
-def _serve_blocker(profile: Any) -> str | None:
+def _has_gpu() -> bool:
+    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+
+
+def _serve_blocker(profile: Any, plan: Any) -> str | None:
     """Why this machine cannot serve the model with hfdeploy's server, or None."""
     import psutil
 
@@ -118,6 +130,11 @@ def _serve_blocker(profile: Any) -> str | None:
         return "the model is not on disk here (a Hub model is fetched first)"
     if profile.task.task not in SERVED_TASKS:
         return f"hfdeploy's server does not run {profile.task.task!r} models"
+    if not profile.formats.safetensors:
+        return "the folder has no safetensors weights for hfdeploy's server to load"
+    if plan.gpu is not None and not _has_gpu():
+        return (f"the plan needs {plan.gpu_count} x {plan.gpu.name} for {plan.engine.name} "
+                "and this machine has no NVIDIA GPU")  # fmt: skip
     free = psutil.virtual_memory().available
     if profile.size_on_disk > free / 2:
         return (f"the model ({profile.size_on_disk / 2**30:.1f} GiB) is more than half of this "
@@ -225,7 +242,7 @@ def run_up(
             )  # fmt: skip
     blocker = None if serve else "--no-serve"
     if serve:
-        blocker = _serve_blocker(profile)
+        blocker = _serve_blocker(profile, plan)
     compose = f"docker compose -f {out / 'compose.yaml'} up"
     if blocker is not None:
         why = f"{blocker}; run it with: {compose}"

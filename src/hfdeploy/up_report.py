@@ -102,9 +102,8 @@ def up_markdown(data: dict[str, Any]) -> str:
               else "- GPU: none (CPU)",
               f"- command: `{' '.join(plan['command']['args'])}`", "",
               "## Memory (estimate, per GPU rank; CUDA terms only on GPU)", ""]  # fmt: skip
-    lines += _table_md(
-        ["term", "GiB"], [[k, f"{v / 2**30:.3f}"] for k, v in memory_terms(data["size"])]
-    )
+    terms = memory_terms(data["size"], gpu=bool(plan["gpu"]["count"]))
+    lines += _table_md(["term", "GiB"], [[k, f"{v / 2**30:.3f}"] for k, v in terms])
     audit = data.get("audit") or {}
     lines += ["", "## Audit of the generated files", "",
               f"{len(audit.get('findings', []))} findings over {len(audit.get('files', []))} "
@@ -175,7 +174,10 @@ def up_html(data: dict[str, Any]) -> str:
         f"<p>{esc(plan['engine'])} <code>{esc(plan['image'])}</code> on {esc(where)}: "
         f"<code>{esc(' '.join(plan['command']['args']))}</code></p>",
         "<div class='figs'>",
-        svg_bars("Memory per GPU rank (estimate)", memory_terms(data["size"])),
+        svg_bars(
+            "Memory per GPU rank (estimate)" if on_gpu else "Memory on CPU (estimate)",
+            memory_terms(data["size"], gpu=on_gpu),
+        ),
         "</div>",
     ]
     audit = data.get("audit") or {}

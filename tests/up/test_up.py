@@ -1,0 +1,91 @@
+"""``hfdeploy up`` end to end: the bundled model through every step, and the skips."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from hfdeploy.cli.main import app
+from tests._synthetic import LLAMA3_8B
+from tests.serve._fixtures import free_port
+
+runner = CliRunner()
+STEPS = ["inspect", "size and plan", "generate", "lock", "audit", "serve", "bench", "stop",
+         "report"]  # fmt: skip
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_on_the_bundled_model(minilm_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    port = free_port()
+    res = runner.invoke(
+        app, ["up", str(minilm_dir), "--out", str(out), "--port", str(port),
+              "--bench-duration", "2", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["ok"] is True
+    assert [s["name"] for s in data["steps"]] == STEPS
+    assert all(s["status"] == "ok" for s in data["steps"])
+    # The deployment files, the lock and the reports.
+    for name in ("compose.yaml", "k8s/deployment.yaml", "model.lock.json", "plan.json",
+                 "report.md", "report.html", "report.json", "serve.log"):  # fmt: skip
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["plan"]["envelope"]["result"]
+    assert report["audit"]["findings"] == []
+    summary = report["bench"]["summary"]
+    assert summary["completed"] > 0
+    assert summary["errors"] == 0
+    assert report["bench"]["phases"][0]["server"]["client_over_server"] == pytest.approx(
+        1, abs=0.01
+    )
+    assert report["envelope"]["result"].startswith("tei on CPU")
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") >= 4  # memory chart, latency CDF, throughput, over time
+    assert "<script" not in page and "Memory on CPU (estimate)" in page
+    md = (out / "report.md").read_text()
+    assert "**Result:**" in md and "## Measured here" in md
+    # The server is stopped: nothing listens, the process is gone.
+    assert not _listening(port)
+    assert not psutil.pid_exists(report["serve"]["pid"])
+    assert report["serve"]["exit_code"] == 0
+
+
+def test_up_skips_serving_what_this_machine_cannot_run(tmp_path: Path) -> None:
+    model = tmp_path / "l8"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    out = tmp_path / "deploy"
+    res = runner.invoke(app, ["up", str(model), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["serve"]["status"] == "skipped"
+    assert "docker compose -f" in steps["serve"]["detail"]
+    assert "no safetensors weights" in report["serve"]["skipped"]
+    assert "not served here" in report["envelope"]["result"]
+    assert "## Not served here" in (out / "report.md").read_text()
+
+
+def test_up_no_serve(minilm_dir: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["up", str(minilm_dir), "--out", str(tmp_path), "--no-serve"])
+    assert res.exit_code == 0, res.output
+    assert "skipped" in res.output
+    assert json.loads((tmp_path / "report.json").read_text())["serve"]["skipped"] == "--no-serve"
+
+
+def test_up_names_the_failing_step(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["up", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "error: step inspect:" in res.output
+    assert "next:" in res.output
