@@ -270,6 +270,12 @@ def _serve_and_bench(
     proc = None
     try:
         with flow.step("serve") as s:
+            import socket
+
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    raise UpError("serve", f"something already listens on port {port}",
+                                  hint="Stop it, or pass another --port")  # fmt: skip
             proc = _start_server(location, port, log)
             waited = _wait_ready(proc, url, log, timeout)
             s.detail = f"ready at {url} in {waited:.1f} s (pid {proc.pid}, log {log.name})"

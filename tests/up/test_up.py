@@ -89,3 +89,15 @@ def test_up_names_the_failing_step(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert "error: step inspect:" in res.output
     assert "next:" in res.output
+
+
+def test_up_refuses_a_busy_port(minilm_dir: Path, tmp_path: Path) -> None:
+    # Another server on the port would answer /ready and be measured instead.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = runner.invoke(app, ["up", str(minilm_dir), "--out", str(tmp_path),
+                                  "--port", str(port)])  # fmt: skip
+    assert res.exit_code == 1
+    assert "step serve: something already listens" in res.output
