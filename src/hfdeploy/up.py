@@ -214,9 +214,13 @@ def run_up(
         data["profile"] = profile.to_dict()
     with flow.step("size and plan") as s:
         plan = plan_deployment(profile, gpu=gpu, engine=engine)
-        gpu_text = f"{plan.gpu_count} x {plan.gpu.name}" if plan.gpu else "CPU"
-        s.detail = (f"{plan.engine.name} ({plan.image}) on {gpu_text}; "
-                    f"{plan.size.estimate.total_bytes / 2**30:.2f} GiB per GPU rank")  # fmt: skip
+        est = plan.size.estimate
+        if plan.gpu is not None:
+            where = f"{plan.gpu_count} x {plan.gpu.name}; {est.total_bytes / 2**30:.2f} GiB per GPU"
+        else:  # no CUDA context, non-torch or graph pools on CPU
+            cpu = est.weights.bytes + est.kv_cache.bytes + est.activations.bytes
+            where = f"CPU; {cpu / 2**30:.2f} GiB of memory"
+        s.detail = f"{plan.engine.name} ({plan.image}) on {where}"
         data["plan"] = plan.to_dict()
         data["size"] = plan.size.to_dict()
     with flow.step("generate") as s:
