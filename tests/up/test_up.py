@@ -101,3 +101,31 @@ def test_up_refuses_a_busy_port(minilm_dir: Path, tmp_path: Path) -> None:
                                   "--port", str(port)])  # fmt: skip
     assert res.exit_code == 1
     assert "step serve: something already listens" in res.output
+
+
+def test_ctrl_c_stops_the_server_and_exits_cleanly(minilm_dir: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "deploy"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hfdeploy", "up", str(minilm_dir), "--out", str(out),
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (out / "serve.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the server process is starting
+    server = [p for p in psutil.process_iter(["cmdline"])
+              if str(port) in " ".join(p.info["cmdline"] or []) and p.pid != proc.pid]  # fmt: skip
+    assert server, "the server should be running"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: the local server was stopped" in err
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in server)
+    assert not _listening(port)
