@@ -116,13 +116,20 @@ def test_errors_counted_by_kind_and_kept_out_of_latency(fake_server: Callable[..
 
 @pytest.mark.parametrize(
     ("info", "api"),
-    [("embedding", "tei-embed"), ("reranker", "tei-rerank"), ("tgi", "tgi-generate")],
-)
+    [("embedding", "tei-embed"), ("reranker", "tei-rerank"), ("classifier", "tei-predict"),
+     ("tgi", "tgi-generate")],
+)  # fmt: skip
 def test_auto_detects_the_api(fake_server: Callable[..., Fake], info: str, api: str) -> None:
     fake = fake_server("--info", info, "--ttft-ms", "1", "--tpot-ms", "1")
     r = run_bench(BenchConfig(fake.url, requests=3, duration=None, output_tokens="3", warmup=0))
     assert r.api == api
     assert r.to_dict()["summary"]["completed"] == 3
+
+
+def test_auto_refuses_a_model_type_it_has_no_api_for(fake_server: Callable[..., Fake]) -> None:
+    fake = fake_server("--info", "speech")
+    with pytest.raises(EndpointError, match="no API for"):
+        run_bench(BenchConfig(fake.url, requests=1, duration=None))
 
 
 def test_goodput_counts_requests_meeting_every_slo(fake_server: Callable[..., Fake]) -> None:

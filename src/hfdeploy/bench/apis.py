@@ -167,6 +167,13 @@ class TeiRerank(Api):
         return {"query": item.prompt, "texts": list(item.texts)}
 
 
+class TeiPredict(Api):
+    name, path = "tei-predict", "/predict"
+
+    def body(self, item: Item, model: str | None) -> dict[str, Any]:
+        return {"inputs": list(item.texts) if len(item.texts) > 1 else item.prompt}
+
+
 class TgiGenerate(Api):
     name, path, streaming, generates = "tgi-generate", "/generate_stream", True, True
 
@@ -192,7 +199,15 @@ class TgiGenerate(Api):
 
 _APIS: dict[str, type[Api]] = {
     a.name: a
-    for a in (OpenAIChat, OpenAICompletions, OpenAIEmbeddings, TeiEmbed, TeiRerank, TgiGenerate)
+    for a in (
+        OpenAIChat,
+        OpenAICompletions,
+        OpenAIEmbeddings,
+        TeiEmbed,
+        TeiRerank,
+        TeiPredict,
+        TgiGenerate,
+    )
 }
 API_NAMES = ("auto", *_APIS)
 

@@ -610,8 +610,15 @@ async def detect_api(pool: Pool, headers: dict[str, str]) -> str:
                 return "tei-rerank"
             if "embedding" in mt:
                 return "tei-embed"
+            if "classifier" in mt:
+                return "tei-predict"
             if "text-generation" in mt:
                 return "openai-chat"
+            raise EndpointError(
+                pool.endpoint.url,
+                f"its /info names a model type hfdeploy bench has no API for: {sorted(mt)}",
+                hint="Pass --api if the server speaks one of: " + ", ".join(API_NAMES[1:]),
+            )
         if "max_total_tokens" in info or "max_best_of" in info:
             return "tgi-generate"
     models = await _get_json(pool, "/v1/models", headers)
@@ -620,8 +627,7 @@ async def detect_api(pool: Pool, headers: dict[str, str]) -> str:
     raise EndpointError(
         pool.endpoint.url,
         "could not tell its API: no TEI/TGI /info and no OpenAI /v1/models",
-        hint="Pass --api (openai-chat, openai-completions, openai-embeddings, tei-embed, "
-        "tei-rerank, tgi-generate).",
+        hint="Pass --api: one of " + ", ".join(API_NAMES[1:]) + ".",
     )
 
 

@@ -20,7 +20,7 @@ def bench_command(
         str,
         typer.Option(
             help="auto, openai-chat, openai-completions, openai-embeddings, tei-embed, "
-            "tei-rerank or tgi-generate."
+            "tei-rerank, tei-predict or tgi-generate."
         ),
     ] = "auto",
     profile: Annotated[

@@ -326,7 +326,7 @@ def build_server(
             str,
             Field(
                 description="auto, openai-chat, openai-completions, openai-embeddings, "
-                "tei-embed, tei-rerank or tgi-generate."
+                "tei-embed, tei-rerank, tei-predict or tgi-generate."
             ),
         ] = "auto",
         profile: Annotated[
