@@ -46,6 +46,7 @@ def _root(
     """hfdeploy: from a model id or folder to a sized, pinned, measured deployment."""
 
 
+app.command("up")(up_command)
 app.command("inspect")(inspect_command)
 app.command("size")(size_command)
 app.command("plan")(plan_command)
@@ -56,7 +57,6 @@ app.command("audit")(audit_command)
 app.command("fetch")(fetch_command)
 app.command("bench")(bench_command)
 app.add_typer(profile_app, name="profile")
-app.command("up")(up_command)
 
 
 def main() -> None:
