@@ -214,13 +214,8 @@ def run_up(
         data["profile"] = profile.to_dict()
     with flow.step("size and plan") as s:
         plan = plan_deployment(profile, gpu=gpu, engine=engine)
-        est = plan.size.estimate
-        if plan.gpu is not None:
-            where = f"{plan.gpu_count} x {plan.gpu.name}; {est.total_bytes / 2**30:.2f} GiB per GPU"
-        else:  # no CUDA context, non-torch or graph pools on CPU
-            cpu = est.weights.bytes + est.kv_cache.bytes + est.activations.bytes
-            where = f"CPU; {cpu / 2**30:.2f} GiB of memory"
-        s.detail = f"{plan.engine.name} ({plan.image}) on {where}"
+        where = f"{plan.gpu_count} x {plan.gpu.name}" if plan.gpu else "CPU"
+        s.detail = f"{plan.engine.name} ({plan.image}) on {where}; {plan.memory_text}"
         data["plan"] = plan.to_dict()
         data["size"] = plan.size.to_dict()
     with flow.step("generate") as s:

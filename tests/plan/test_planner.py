@@ -120,6 +120,21 @@ def test_embedder_gets_tei_with_the_gpu_architecture_tag(minilm_dir: Path) -> No
     assert plan_deployment(profile, gpu="cpu").image.endswith(":cpu-1.9")
 
 
+def test_cpu_plan_memory_has_no_cuda_terms(minilm_dir: Path) -> None:
+    # A CPU deployment holds no CUDA context, non-torch pools or graphs: 0.88 GiB was 0.72
+    # GiB of GPU priors on top of 0.16 GiB of weights and activations.
+    profile = inspect_model(str(minilm_dir))
+    cpu = plan_deployment(profile, gpu="cpu")
+    est = cpu.size.estimate
+    assert cpu.memory_bytes == est.weights.bytes + est.kv_cache.bytes + est.activations.bytes
+    assert cpu.memory_text.endswith("GiB on CPU")
+    assert cpu.to_dict()["memory"]["total_bytes_per_gpu"] is None
+    assert not any(f.startswith("cuda context") for f in cpu.envelope.uncertainty_factors)
+    gpu = plan_deployment(profile, gpu="l4")
+    assert gpu.memory_bytes == gpu.size.estimate.total_bytes
+    assert gpu.memory_text.endswith("GiB per GPU")
+
+
 def test_gguf_goes_to_llama_cpp(tmp_path: Path) -> None:
     path = tmp_path / "tiny.gguf"
     write_gguf(path)

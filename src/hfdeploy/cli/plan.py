@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hfdeploy.cli._output import Output, gib, handle_errors
+from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import JsonOpt, ModelArg
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.resolve import inspect_model
@@ -43,7 +43,7 @@ def render_plan(out: Output, p: Plan) -> None:
     for name, why in p.rejected:
         t.add_row("  not " + name, why)
     t.add_row("gpus", f"{p.gpu_count} x {p.gpu.name}" if p.gpu else "CPU")
-    t.add_row("memory", f"{gib(p.size.estimate.total_bytes)} per GPU")
+    t.add_row("memory", p.memory_text)
     t.add_row("command", " ".join(p.args))
     r = p.roofline
     if r.get("applies"):

@@ -69,6 +69,17 @@ class Plan:
         return served_name(self.profile)
 
     @property
+    def memory_bytes(self) -> int:
+        """Per GPU rank on a GPU; on CPU, without the CUDA terms (context, non-torch, graphs)."""
+        est = self.size.estimate
+        return est.total_bytes if self.gpu is not None else est.host_bytes
+
+    @property
+    def memory_text(self) -> str:
+        where = "per GPU" if self.gpu is not None else "on CPU"
+        return f"{self.memory_bytes / 2**30:.2f} GiB {where}"
+
+    @property
     def gpu_count(self) -> int:
         return self.tp if self.gpu is not None else 0
 
@@ -99,7 +110,9 @@ class Plan:
                 "kv_dtype": s.kv_dtype,
             },
             "memory": {
-                "total_bytes_per_gpu": self.size.estimate.total_bytes,
+                "total_bytes_per_gpu": self.size.estimate.total_bytes if self.gpu else None,
+                "total_bytes": self.memory_bytes,
+                "on": "gpu" if self.gpu else "cpu",
                 "fits": self.size.fits[0].to_dict() if self.size.fits else None,
             },
             "command": {"args": list(self.args), "env": dict(sorted(self.env.items()))},
@@ -537,16 +550,26 @@ def _envelope(
     notes: list[str],
 ) -> Envelope:
     where = f"{tp} x {gpu.name}" if gpu else "CPU"
+    est = report.estimate
+    memory = (
+        f"{est.total_bytes / 2**30:.1f} GiB per GPU"
+        if gpu
+        else f"{est.host_bytes / 2**30:.2f} GiB on CPU"
+    )
     result = (
         f"{spec.name} on {where} for {p.repo_id or p.location} ({p.task.task}); "
-        f"{report.estimate.total_bytes / 2**30:.1f} GiB per GPU; {scaling['replicas']} replica(s)"
+        f"{memory}; {scaling['replicas']} replica(s)"
     )
     size_env = report.envelope()
     confidence: Confidence = lowest(
         size_env.confidence, "medium" if roof.get("applies") else "high"
     )
+    size_factors = [
+        f for f in size_env.uncertainty_factors
+        if gpu is not None or not f.startswith(("cuda context", "non-torch", "cuda graphs"))
+    ]  # fmt: skip
     factors = [
-        *size_env.uncertainty_factors[:3],
+        *size_factors[:3],
         f"cold start {cold['total_s']}s from priors ({cold['basis']})",
         *notes,
     ]

@@ -120,6 +120,11 @@ class MemoryEstimate:
         return self.cuda_context.bytes + self.non_torch.bytes + self.cuda_graphs.bytes
 
     @property
+    def host_bytes(self) -> int:
+        """On CPU: weights, KV cache and activations; no CUDA context, non-torch or graphs."""
+        return self.weights.bytes + self.kv_cache.bytes + self.activations.bytes
+
+    @property
     def total_bytes(self) -> int:
         """Per GPU rank: everything."""
         return (
