@@ -215,7 +215,8 @@ def run_up(
     with flow.step("size and plan") as s:
         plan = plan_deployment(profile, gpu=gpu, engine=engine)
         where = f"{plan.gpu_count} x {plan.gpu.name}" if plan.gpu else "CPU"
-        s.detail = f"{plan.engine.name} ({plan.image}) on {where}; {plan.memory_text}"
+        gib = f"{plan.memory_bytes / 2**30:.2f} GiB" + (" per GPU" if plan.gpu else "")
+        s.detail = f"{plan.engine.name} ({plan.image}) on {where}: {gib}"
         data["plan"] = plan.to_dict()
         data["size"] = plan.size.to_dict()
     with flow.step("generate") as s:
