@@ -166,3 +166,58 @@ def test_compose_command_as_a_list() -> None:
         '    command: ["--model-id", "mistralai/Mistral-7B-Instruct-v0.3", "--num-shard", "2"]\n',
     )
     assert "HFD003" in _ids("compose.yaml", text)
+
+
+def _shell_form(text: str, script: str) -> str:
+    """The good vLLM Deployment with its args replaced by ``sh -c SCRIPT``."""
+    start = text.index("          args:\n")
+    end = text.index("          env:\n")
+    return (
+        text[:start]
+        + (f'          command: ["/bin/sh", "-c"]\n          args:\n            - {script!r}\n')
+        + text[end:]
+    )
+
+
+def test_a_shell_script_is_read_command_by_command() -> None:
+    # The engine after `&&` in `sh -c` is the one audited: TP 2 on 2 GPUs is right.
+    served = _shell_form(
+        K8S_VLLM,
+        f"ray start --head && exec vllm serve meta-llama/Llama-3.1-8B-Instruct --revision {SHA} "
+        "--tensor-parallel-size 2 --gpu-memory-utilization 0.90 --max-model-len 8192",
+    )
+    assert "HFD011" not in {f.rule_id for f in audit_texts({"d.yaml": served}).findings}
+    # TP 4 on 2 GPUs, inside the script: found.
+    wrong = served.replace("--tensor-parallel-size 2", "--tensor-parallel-size 4")
+    assert "HFD011" in {f.rule_id for f in audit_texts({"d.yaml": wrong}).findings}
+    # A Ray worker in the vLLM image starts no engine: no vLLM findings for it.
+    worker = _shell_form(K8S_VLLM, "exec ray start --address=$(LEADER):6379 --block")
+    rules = {f.rule_id for f in audit_texts({"d.yaml": worker}).findings}
+    assert not rules & {"HFD011", "HFD008", "HFD012"}
+
+
+def test_a_leader_worker_set_spreads_tp_x_pp_over_its_group() -> None:
+    leader = {"containers": [{
+        "name": "server", "image": "vllm/vllm-openai:v0.11.0",
+        "command": ["/bin/sh", "-c"],
+        "args": [f"ray start --head && exec vllm serve m --revision {SHA} "
+                 "--tensor-parallel-size 8 --pipeline-parallel-size 2"],
+        "resources": {"limits": {"nvidia.com/gpu": "GPUS"}},
+    }]}  # fmt: skip
+    import yaml
+
+    def lws(gpus: int) -> str:
+        doc = {
+            "apiVersion": "leaderworkerset.x-k8s.io/v1",
+            "kind": "LeaderWorkerSet",
+            "metadata": {"name": "x"},
+            "spec": {"leaderWorkerTemplate": {"size": 2, "leaderTemplate": {"spec": leader}}},
+        }
+        return yaml.safe_dump(doc).replace("GPUS", str(gpus))  # fmt: skip
+
+    def gpu_findings(text: str) -> list[str]:
+        return [f.message for f in audit_texts({"lws.yaml": text}).findings
+                if f.rule_id == "HFD011"]  # fmt: skip
+
+    assert gpu_findings(lws(8)) == []  # 8 x 2 over 2 pods: 8 each
+    assert gpu_findings(lws(16)) == ["16 GPU(s) requested but TP x PP = 8 per pod of a group of 2"]

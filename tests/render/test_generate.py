@@ -209,3 +209,50 @@ def test_a_gguf_file_locks_that_file_only(matrix: dict[str, Any], tmp_path: Path
     _generate(model, knobs, tmp_path)
     lock = json.loads((tmp_path / "model.lock.json").read_text())
     assert [f["path"] for f in lock["files"]] == ["tiny.gguf"]
+
+
+LLAMA_405B = {**LLAMA3_70B, "hidden_size": 16384, "intermediate_size": 53248,
+              "num_hidden_layers": 126, "num_attention_heads": 128, "num_key_value_heads": 8,
+              "max_position_embeddings": 131072}  # fmt: skip
+
+
+def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -> None:
+    import kubernetes_validate
+
+    model = tmp_path / "l405"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA_405B))
+    # 32k tokens x 32 requests: 8 x H100 cannot hold weights and KV cache, even at fp8.
+    plan = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32)
+    assert (plan.tp, plan.pp, plan.gpu_count) == (8, 3, 24)
+    assert "pipeline parallel across 3 nodes" in plan.reasons[-1]
+    assert plan.args[-4:] == (
+        "--pipeline-parallel-size", "3", "--distributed-executor-backend", "ray",
+    )  # fmt: skip
+    assert plan.to_dict()["nodes"] == 3
+    out = tmp_path / "out"
+    generate_deployment(plan, out, lock=False)
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert "k8s/leaderworkerset.yaml" in files
+    assert not {"compose.yaml", "kserve.yaml", "hf-endpoint.json", "k8s/deployment.yaml"} & files
+    lws = yaml.safe_load((out / "k8s/leaderworkerset.yaml").read_text())
+    group = lws["spec"]["leaderWorkerTemplate"]
+    assert group["size"] == 3
+    leader, worker = group["leaderTemplate"], group["workerTemplate"]
+    assert "--pipeline-parallel-size 3" in leader["spec"]["containers"][0]["args"][0]
+    assert "LWS_LEADER_ADDRESS" in worker["spec"]["containers"][0]["args"][0]
+    for tpl in (leader, worker):
+        assert tpl["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+        # No LeaderWorkerSet CRD schema offline: each template must be a valid pod.
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": tpl["spec"]}
+        kubernetes_validate.validate(pod, "1.37.0", strict=True)
+    for manifest in sorted((out / "k8s").glob("*.yaml")):
+        if manifest.name != "leaderworkerset.yaml":
+            for doc in yaml.safe_load_all(manifest.read_text()):
+                kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    hpa = yaml.safe_load((out / "k8s/hpa.yaml").read_text())
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
+    service = yaml.safe_load((out / "k8s/service.yaml").read_text())
+    assert service["spec"]["selector"]["role"] == "leader"
+    report = audit_paths([out])
+    assert [f.rule_id for f in report.findings if f.severity != "info"] == []

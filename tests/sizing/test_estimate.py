@@ -164,3 +164,16 @@ def test_json_contract(profiles: dict[str, ModelProfile]) -> None:
         d["weights"]["bytes_per_rank"] + d["kv_cache"]["bytes"] + d["activations"]["bytes"]
         + d["overhead"]["bytes"]
     )  # fmt: skip
+
+
+def test_pipeline_stages_split_weights_and_kv(profiles: dict[str, ModelProfile]) -> None:
+    one = size_model(profiles["llama"], engine="vllm", context=512, concurrency=4).estimate
+    two = size_model(profiles["llama"], engine="vllm", context=512, concurrency=4, pp=2).estimate
+    assert two.weights.bytes == math.ceil(one.weights.bytes / 2)
+    assert two.kv_cache.bytes == 4 * math.ceil(one.kv_bytes_per_sequence_per_rank / 2)
+    assert two.activations.bytes == one.activations.bytes  # every stage sees the whole batch
+    assert two.weights.drivers["pp"] == 2
+    with pytest.raises(InvalidSettingError, match="tei has no pipeline parallelism"):
+        size_model(profiles["llama"], engine="tei", pp=2)
+    with pytest.raises(InvalidSettingError, match="more stages than"):
+        size_model(profiles["llama"], engine="vllm", pp=1000)

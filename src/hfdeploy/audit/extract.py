@@ -164,6 +164,9 @@ def _k8s(path: str, doc: Doc) -> list[Workload]:
                 else base
             )
             w = Workload(path, doc.line(*cp), "kubernetes", name=str(c.get("name", "")), kind=kind)
+            if kind == "LeaderWorkerSet":
+                size = ((doc.data.get("spec") or {}).get("leaderWorkerTemplate") or {}).get("size")
+                w.group_size = size if isinstance(size, int) and size > 0 else 1
             w.image = c.get("image")
             w.image_line = doc.line(*cp, "image")
             command = c.get("command") or []

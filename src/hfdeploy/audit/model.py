@@ -8,6 +8,7 @@ written once. Pure.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -158,6 +159,9 @@ class Workload:
     user: str | None = None  # "root", "nonroot" or None (unknown)
     node_gpu: str | None = None  # GPU type from a node selector, when one is given
     kind: str = ""  # Kubernetes kind (Deployment, ...)
+    #: Pods that share one engine instance (a LeaderWorkerSet group's size): the GPUs of
+    #: TP x PP are spread over them.
+    group_size: int = 1
 
     def env_value(self, name: str) -> EnvVar | None:
         return next((e for e in self.env if e.name == name), None)
@@ -216,12 +220,44 @@ _ENGINE_COMMANDS: tuple[tuple[tuple[str, ...], Engine], ...] = (
 )
 
 
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
+_SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&"})
+
+
+def _script_invocation(script: str, line: int) -> Invocation | None:
+    try:
+        tokens = shlex.split(script, comments=True)
+    except ValueError:
+        return None
+    command: list[str] = []
+    for token in [*tokens, ";"]:
+        if token not in _SHELL_OPERATORS:
+            command.append(token)
+            continue
+        while command and command[0] in ("exec", "nohup", "env"):
+            command = command[1:]
+        if command:
+            found = detect_invocation(command, line, None, arg_lines=[line] * len(command))
+            if found is not None:
+                return found
+        command = []
+    return None
+
+
 def detect_invocation(
     argv: list[str], line: int, image: str | None = None, *, arg_lines: list[int] | None = None
 ) -> Invocation | None:
-    """The engine a command line starts, from the command or, for bare args, the image."""
+    """The engine a command line starts, from the command or, for bare args, the image.
+
+    A shell script (``sh -c "..."``) is read command by command; one that starts no engine
+    (a Ray worker in an engine's image, say) is no engine invocation.
+    """
     names = [a.rsplit("/", 1)[-1] for a in argv]
     lines = arg_lines or []
+    if len(names) >= 3 and names[0] in _SHELLS and "-c" in names[1:3]:
+        at = names.index("-c") + 1
+        script_line = lines[at] if len(lines) > at else line
+        return _script_invocation(" ".join(argv[at : at + 1]), script_line)
     for words, engine in _ENGINE_COMMANDS:
         for i in range(len(names)):
             if tuple(names[i : i + len(words)]) == words:

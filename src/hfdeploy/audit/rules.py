@@ -343,6 +343,8 @@ def _gpu_limit(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if w.engine not in _GPU_ENGINES or w.source in ("dockerfile", "shell"):
             continue
         need = w.tp() * w.pp()
+        if w.group_size > 1 and need % w.group_size == 0:
+            need //= w.group_size  # a LeaderWorkerSet spreads TP x PP over its group's pods
         if w.gpus is None:
             yield rule.finding(
                 facts, w.line, f"{w.engine} asks for no GPU ({need} needed for TP x PP)"
@@ -351,7 +353,8 @@ def _gpu_limit(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(
                 facts,
                 w.gpus_line or w.line,
-                f"{w.gpus} GPU(s) requested but TP x PP = {need}",
+                f"{w.gpus} GPU(s) requested but TP x PP = {need}"
+                + (f" per pod of a group of {w.group_size}" if w.group_size > 1 else ""),
                 severity="error",
             )
 

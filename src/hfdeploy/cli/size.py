@@ -26,6 +26,9 @@ ContextOpt = Annotated[
 ]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Requests held at once (vLLM --max-num-seqs).")]
 TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
+PpOpt = Annotated[
+    int, typer.Option(help="Pipeline-parallel stages (nodes of --tp GPUs; vLLM, SGLang).")
+]
 UtilOpt = Annotated[float | None, typer.Option(help="Engine memory fraction (vLLM default 0.9).")]
 BatchedOpt = Annotated[int | None, typer.Option(help="Batched-token budget (activation peak).")]
 QuantOpt = Annotated[
@@ -39,7 +42,9 @@ def render_size(out: Output, r: SizeReport) -> None:
     out.print(
         f"[bold]{p.repo_id or p.location}[/]  {p.task.task}, {p.parameters:,} parameters\n"
         f"engine [bold]{s.engine}[/]  dtype {s.dtype}  kv {s.kv_dtype}  context {s.context:,}  "
-        f"concurrency {s.concurrency}  tp {s.tp}  batched tokens {s.batched_tokens:,}"
+        f"concurrency {s.concurrency}  tp {s.tp}"
+        + (f"  pp {s.pp}" if s.pp > 1 else "")
+        + f"  batched tokens {s.batched_tokens:,}"
         + (f"  quantization {s.quantization}" if s.quantization else "")
     )
     t = Table(title="GPU memory per rank", title_justify="left")
@@ -73,7 +78,7 @@ def render_size(out: Output, r: SizeReport) -> None:
         "[bold]total[/]",
         f"[bold]{gib(e.total_bytes)}[/]",
         "",
-        f"per GPU rank; x{s.tp} GPUs" if s.tp > 1 else "one GPU",
+        f"per GPU rank; x{s.tp * s.pp} GPUs" if s.tp * s.pp > 1 else "one GPU",
     )
     out.print(t)
     fit = Table(title=f"Fit (at TP {s.tp}; budget = memory x {s.gpu_memory_utilization or 1.0:g})",
@@ -105,6 +110,7 @@ def size_command(
     context: ContextOpt = None,
     concurrency: ConcurrencyOpt = 1,
     tp: TpOpt = 1,
+    pp: PpOpt = 1,
     gpu_memory_utilization: UtilOpt = None,
     max_batched_tokens: BatchedOpt = None,
     quantization: QuantOpt = None,
@@ -116,7 +122,7 @@ def size_command(
         profile = inspect_model(model)
         report = size_model(
             profile, gpu=gpu, engine=engine, dtype=dtype, kv_dtype=kv_dtype, context=context,
-            concurrency=concurrency, tp=tp, max_batched_tokens=max_batched_tokens,
+            concurrency=concurrency, tp=tp, pp=pp, max_batched_tokens=max_batched_tokens,
             gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
         )  # fmt: skip
     if json_:

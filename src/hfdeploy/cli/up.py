@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +34,8 @@ def up_command(
     """The whole flow on one machine; ends with a measured endpoint and a report.
 
     Writes the deployment files plus report.md, report.html and report.json into --out. The
-    local server is stopped at the end (and on Ctrl-C). Exit code 0 when every step passed.
+    local server is stopped at the end, and on Ctrl-C or SIGTERM (exit 130 or 143). Exit
+    code 0 when every step passed.
     """
     from hfdeploy.up import Step, run_up
 
@@ -48,6 +50,15 @@ def up_command(
             markup=True, highlight=False,
         )  # fmt: skip
 
+    received = [signal.SIGINT]
+
+    def interrupt(signum: int, _frame: object) -> None:
+        # SIGTERM (kill, docker stop) must stop the server too: it runs in its own session
+        # and would outlive this process. KeyboardInterrupt unwinds through the finally.
+        received[0] = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         with handle_errors(json_mode=json_):
             result = run_up(
@@ -56,7 +67,9 @@ def up_command(
             )  # fmt: skip
     except KeyboardInterrupt:
         output.err.print("interrupted: the local server was stopped")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + received[0]) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if json_:
         output.data(result.to_dict())
         return

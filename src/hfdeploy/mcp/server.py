@@ -168,6 +168,9 @@ def build_server(
             int, Field(description="Requests held at once (vLLM --max-num-seqs).", gt=0)
         ] = 1,
         tp: Annotated[int, Field(description="Tensor-parallel degree.", gt=0)] = 1,
+        pp: Annotated[
+            int, Field(description="Pipeline-parallel stages (nodes of tp GPUs).", gt=0)
+        ] = 1,
         gpu_memory_utilization: Annotated[
             float | None,
             Field(description="Engine memory fraction (vLLM default 0.9).", gt=0, le=1),
@@ -190,7 +193,7 @@ def build_server(
             profile = _inspect_model(model)
             return size_model(
                 profile, gpu=gpu, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
-                context=context, concurrency=concurrency, tp=tp,
+                context=context, concurrency=concurrency, tp=tp, pp=pp,
                 gpu_memory_utilization=gpu_memory_utilization,
                 max_batched_tokens=max_batched_tokens, quantization=quantization,
             )  # fmt: skip

@@ -29,7 +29,8 @@ _HOURS_PER_MONTH = 730
 
 
 class DoesNotFitError(HfDeployError, ValueError):
-    """No GPU count up to 8 of the GPUs considered holds the model at these settings."""
+    """Nothing holds the model at these settings: no GPU count up to 8 on one node, nor (for
+    vLLM on NVLink GPUs) up to 4 nodes of 8."""
 
     def __init__(self, model: str, tried: str, options: list[str]) -> None:
         super().__init__(
@@ -63,6 +64,8 @@ class Plan:
     cost: dict[str, Any]
     envelope: Envelope
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Pipeline-parallel stages, one node of ``tp`` GPUs each (a LeaderWorkerSet when > 1).
+    pp: int = 1
 
     @property
     def served_name(self) -> str:
@@ -81,7 +84,12 @@ class Plan:
 
     @property
     def gpu_count(self) -> int:
-        return self.tp if self.gpu is not None else 0
+        """GPUs in all (every node)."""
+        return self.tp * self.pp if self.gpu is not None else 0
+
+    @property
+    def nodes(self) -> int:
+        return self.pp
 
     def to_dict(self) -> dict[str, Any]:
         """``plan.json``: the contract keys (engine, image, gpu, tensor_parallel, envelope)."""
@@ -91,6 +99,8 @@ class Plan:
             "image": self.image,
             "gpu": {"name": self.gpu.name if self.gpu else "cpu", "count": self.gpu_count},
             "tensor_parallel": self.tp,
+            "pipeline_parallel": self.pp,
+            "nodes": self.pp,
             "quantization": self.quantization,
             "model": {
                 "ref": self.profile.ref,
@@ -258,6 +268,35 @@ def _fit(
     return None
 
 
+#: Nodes tried, of 8 GPUs each, when one node is not enough (vLLM pipeline parallelism).
+_NODES = (2, 3, 4)
+
+
+def _fit_nodes(
+    p: ModelProfile, engine: EngineSpec, gpus: list[GPU], knobs: dict[str, Any]
+) -> tuple[GPU, int, int, SizeReport] | None:
+    """The cheapest (GPU, TP 8, PP nodes) that fits, fewest nodes first; vLLM only, and only
+    GPUs with NVLink (TP 8 over PCIe inside each node would dominate every decode step)."""
+    if engine.name != "vllm":
+        return None
+    for nodes in _NODES:
+        best: tuple[float, GPU, SizeReport] | None = None
+        for g in gpus:
+            if not g.nvlink_gbps:
+                continue
+            try:
+                report = size_model(p, gpu=g.name, engine="vllm", tp=8, pp=nodes, **knobs)
+            except InvalidSettingError:
+                continue
+            if report.fits[0].fits:
+                cost = (g.price_per_hour or 1e6) * 8 * nodes
+                if best is None or cost < best[0]:
+                    best = (cost, g, report)
+        if best is not None:
+            return best[1], 8, nodes, best[2]
+    return None
+
+
 def _size_engine(engine: EngineSpec) -> str:
     return {"triton": "vllm", "llama.cpp": "llama.cpp"}.get(engine.name, engine.name)
 
@@ -393,7 +432,8 @@ def plan_deployment(
     """Choose engine, GPUs and flags for ``profile``; estimate throughput, replicas, cost.
 
     Raises:
-        DoesNotFitError: nothing up to TP 8 (or fp8) fits, with the nearest options.
+        DoesNotFitError: nothing up to TP 8 (or fp8) fits, nor 2-4 nodes of 8 for vLLM on
+            NVLink GPUs, with the nearest options.
         InvalidSettingError, UnknownGPUError: bad inputs, naming the valid values.
     """
     cpu = gpu is not None and gpu.lower() == "cpu"
@@ -405,7 +445,7 @@ def plan_deployment(
         knobs["concurrency"] = concurrency
     notes: list[str] = []
     chosen_gpu: GPU | None = None
-    tp, quant = 1, None
+    tp, pp, quant = 1, 1, None
     if cpu or (not spec.gpu and gpu is None):
         sized = size_model(profile, engine=_size_engine(spec), **knobs)
         report = SizeReport(sized.profile, sized.estimate, ())
@@ -416,19 +456,38 @@ def plan_deployment(
         )
     else:
         found = _fit(profile, spec, _gpus(gpu), knobs)
-        if found is None:
-            raise _no_fit(profile, spec, gpu, knobs)
-        chosen_gpu, tp, quant, report = found
-        fit = report.fits[0]
-        reasons.append(
-            f"{tp} x {chosen_gpu.name}: the smallest TP at which weights, KV cache at "
-            f"{report.estimate.settings.context:,} tokens x {report.estimate.settings.concurrency} "
-            f"and overheads fit ({fit.headroom_bytes / 2**30:.1f} GiB headroom)"
-            + ("" if gpu else "; cheapest fitting GPU in the catalog")
-        )
+        if found is not None:
+            chosen_gpu, tp, quant, report = found
+            fit = report.fits[0]
+            reasons.append(
+                f"{tp} x {chosen_gpu.name}: the smallest TP at which weights, KV cache at "
+                f"{report.estimate.settings.context:,} tokens x "
+                f"{report.estimate.settings.concurrency} and overheads fit "
+                f"({fit.headroom_bytes / 2**30:.1f} GiB headroom)"
+                + ("" if gpu else "; cheapest fitting GPU in the catalog")
+            )
+        else:
+            multi = _fit_nodes(profile, spec, _gpus(gpu), knobs)
+            if multi is None:
+                raise _no_fit(profile, spec, gpu, knobs)
+            chosen_gpu, tp, pp, report = multi
+            fit = report.fits[0]
+            reasons.append(
+                f"{pp} nodes x {tp} x {chosen_gpu.name}: one node of 8 does not hold the "
+                f"weights and KV cache at {report.estimate.settings.context:,} tokens x "
+                f"{report.estimate.settings.concurrency}; tensor parallel within a node, "
+                f"pipeline parallel across {pp} nodes (vLLM over Ray), deployed as a "
+                f"LeaderWorkerSet ({fit.headroom_bytes / 2**30:.1f} GiB headroom per GPU)"
+            )
+            notes.append(
+                "multi-node: Kubernetes only (k8s/leaderworkerset.yaml needs the LeaderWorkerSet "
+                "controller); compose, KServe and Inference Endpoints files are not written"
+            )
         if quant:
             reasons.append("fp8 weights (on-the-fly quantization) were needed to fit")
     args = _args(spec, profile, report, tp, quant, chosen_gpu, served_name(profile))
+    if pp > 1:
+        args += ["--pipeline-parallel-size", str(pp), "--distributed-executor-backend", "ray"]
     env = dict(spec.env)
     if spec.name == "tei" and chosen_gpu is None:
         image = spec.image_ref("cpu")
@@ -437,12 +496,12 @@ def plan_deployment(
     roof = _roofline(profile, report, chosen_gpu, tp, output_tokens)
     scaling = _scaling(roof, traffic_rps, slo_p95_ms, tp)
     cold = _cold_start(spec, profile)
-    cost = _cost(chosen_gpu, tp, scaling, cold, active_hours_per_day)
+    cost = _cost(chosen_gpu, tp * pp, scaling, cold, active_hours_per_day)
     if spec.tag_source.startswith("unverified"):
         notes.append(
             f"the {spec.name} image tag {spec.tag} is not verified here: check the registry"
         )
-    env_ = _envelope(profile, spec, report, chosen_gpu, tp, roof, scaling, cold, notes)
+    env_ = _envelope(profile, spec, report, chosen_gpu, tp, roof, scaling, cold, notes, pp)
     return Plan(
         profile,
         spec,
@@ -461,6 +520,7 @@ def plan_deployment(
         cost,
         env_,
         tuple(notes),
+        pp,
     )
 
 
@@ -548,8 +608,9 @@ def _envelope(
     scaling: dict[str, Any],
     cold: dict[str, Any],
     notes: list[str],
+    pp: int = 1,
 ) -> Envelope:
-    where = f"{tp} x {gpu.name}" if gpu else "CPU"
+    where = (f"{pp} nodes x " if pp > 1 else "") + (f"{tp} x {gpu.name}" if gpu else "CPU")
     est = report.estimate
     memory = (
         f"{est.total_bytes / 2**30:.1f} GiB per GPU"

@@ -60,6 +60,7 @@ class SettingsKnobs(TypedDict, total=False):
     max_batched_tokens: int | None
     gpu_memory_utilization: float | None
     quantization: str | None
+    pp: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class ServingSettings:
     quantization: str | None
     block_size: int
     sources: dict[str, str] = field(default_factory=dict)
+    #: Pipeline-parallel stages (nodes of ``tp`` GPUs each): layers split across them.
+    pp: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,7 +171,7 @@ class MemoryEstimate:
             },
             "total": {
                 "bytes": self.total_bytes,
-                "bytes_all_ranks": self.total_bytes * s.tp,
+                "bytes_all_ranks": self.total_bytes * s.tp * s.pp,
                 "per": "GPU rank",
             },
             "notes": list(self.notes),
@@ -224,6 +227,7 @@ def resolve_settings(profile: ModelProfile, **knobs: Unpack[SettingsKnobs]) -> S
     context = knobs.get("context")
     concurrency = knobs.get("concurrency", 1)
     tp = knobs.get("tp", 1)
+    pp = knobs.get("pp", 1)
     batched_tokens = knobs.get("max_batched_tokens")
     gpu_memory_utilization = knobs.get("gpu_memory_utilization")
     quantization = knobs.get("quantization")
@@ -241,6 +245,17 @@ def resolve_settings(profile: ModelProfile, **knobs: Unpack[SettingsKnobs]) -> S
         raise InvalidSettingError("concurrency", concurrency, "must be at least 1")
     if tp < 1 or tp & (tp - 1):
         raise InvalidSettingError("tp", tp, "must be a power of two (1, 2, 4, 8)")
+    if pp < 1:
+        raise InvalidSettingError("pp", pp, "must be at least 1")
+    if pp > 1 and name not in {"vllm", "sglang"}:
+        raise InvalidSettingError(
+            "pp", pp, f"{name} has no pipeline parallelism here",
+            hint="Use --engine vllm or sglang for pipeline parallelism across nodes.",
+        )  # fmt: skip
+    if pp > 1 and profile.arch.num_layers and pp > profile.arch.num_layers:
+        raise InvalidSettingError(
+            "pp", pp, f"more stages than the {profile.arch.num_layers} layers"
+        )
     heads = profile.arch.num_attention_heads
     if tp > 1 and heads and heads % tp:
         raise InvalidSettingError(
@@ -301,7 +316,7 @@ def resolve_settings(profile: ModelProfile, **knobs: Unpack[SettingsKnobs]) -> S
     return ServingSettings(
         engine=name, dtype=d, kv_dtype=kvd, context=context, concurrency=concurrency, tp=tp,
         batched_tokens=batched_tokens, gpu_memory_utilization=util, quantization=quantization,
-        block_size=eng.block_size, sources=sources,
+        block_size=eng.block_size, sources=sources, pp=pp,
     )  # fmt: skip
 
 
@@ -346,6 +361,13 @@ def _weights(profile: ModelProfile, s: ServingSettings) -> tuple[Term, int]:
         drivers["tp"] = s.tp
         drivers["replicated_bytes"] = replicated
         basis += "; split over TP ranks, 1-D tensors (norms, biases) replicated"
+    if s.pp > 1:
+        per_rank = math.ceil(per_rank / s.pp)
+        drivers["pp"] = s.pp
+        basis += (
+            f"; layers split over {s.pp} pipeline stages (even split; the first and last "
+            "stages also hold the embeddings)"
+        )
     confidence: Confidence = (
         "high" if profile.weights_source != "config (meta device)" else "medium"
     )
@@ -459,6 +481,8 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         per_token, per_seq, per_seq_rank = (
             layout.bytes_per_token, layout.bytes_per_sequence, layout.bytes_per_sequence_per_rank,
         )  # fmt: skip
+        # Pipeline stages hold their own layers' cache: an even split of the layers.
+        per_seq_rank = math.ceil(per_seq_rank / settings.pp)
         groups, formula = layout.groups, layout.formula
         kv_drivers = {
             "context": settings.context, "concurrency": settings.concurrency,
@@ -477,7 +501,10 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         per_token = per_seq = per_seq_rank = 0
         groups, kv_drivers, basis = (), {}, no_kv_reason
     kv_term = Term(
-        per_seq_rank * settings.concurrency, "medium" if uses_kv else "high", basis, kv_drivers
+        per_seq_rank * settings.concurrency,
+        "medium" if uses_kv else "high",
+        basis + (f"; layers split over {settings.pp} pipeline stages" if settings.pp > 1 else ""),
+        kv_drivers,
     )
     acts = _activations(profile, settings)
     ctx = Term(
@@ -486,7 +513,7 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         "(619 MiB measured on an H200, torch 2.11 and CUDA 13: benchmarks/results/gpu_memory.json; "
         "varies with driver, CUDA and GPU)",
     )  # fmt: skip
-    nt = eng.non_torch_tp1 if settings.tp == 1 else eng.non_torch_tp_many
+    nt = eng.non_torch_tp1 if settings.tp * settings.pp == 1 else eng.non_torch_tp_many
     non_torch = Term(
         nt, "low",
         "prior: non-torch allocations (NCCL, attention workspaces); llm-d measured 0.13 GiB at "
