@@ -256,3 +256,27 @@ def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -
     assert service["spec"]["selector"]["role"] == "leader"
     report = audit_paths([out])
     assert [f.rule_id for f in report.findings if f.severity != "info"] == []
+
+
+def test_plan_for_targets(tmp_path: Path) -> None:
+    from hfdeploy.errors import InvalidSettingError
+    from hfdeploy.plan.planner import DoesNotFitError
+
+    model = tmp_path / "l405"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA_405B))
+    profile = inspect_model(str(model))
+    knobs: dict[str, Any] = {"gpu": "h100", "context": 32768, "concurrency": 32}
+    # compose runs on one host: a plan that needs 3 nodes cannot be made for it.
+    with pytest.raises(DoesNotFitError) as err:
+        plan_deployment(profile, targets=("compose",), **knobs)
+    assert err.value.options[0].startswith("--target k8s: a LeaderWorkerSet of 3 nodes")
+    plan = plan_deployment(profile, targets=("k8s",), **knobs)
+    assert plan.nodes == 3
+    assert plan.to_dict()["targets"] == ["k8s"]
+    with pytest.raises(InvalidSettingError, match="unknown"):
+        plan_deployment(profile, targets=("helm",), **knobs)
+    res = CliRunner().invoke(app, ["plan", str(model), "--gpu", "h100", "--context", "32768",
+                                   "--concurrency", "32", "--target", "docker,compose"])  # fmt: skip
+    assert res.exit_code == 1
+    assert "--target k8s" in res.output

@@ -10,9 +10,8 @@ import typer
 from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import ModelArg
 from hfdeploy.model.resolve import inspect_model
-from hfdeploy.plan.planner import plan_deployment
+from hfdeploy.plan.planner import TARGETS, plan_deployment
 from hfdeploy.render.generate import generate_deployment
-from hfdeploy.render.targets import TARGETS
 
 __all__ = ["generate_command"]
 
@@ -36,17 +35,18 @@ def generate_command(
     """Write Dockerfile, compose, Kubernetes, KServe and Inference Endpoints files for MODEL."""
     output = Output(json_mode=json_)
     with handle_errors(json_mode=json_):
+        targets = tuple(t.strip() for t in target.split(",") if t.strip())
         plan = plan_deployment(
             inspect_model(model), gpu=gpu, engine=engine, context=context,
-            concurrency=concurrency, traffic_rps=traffic,
+            concurrency=concurrency, traffic_rps=traffic, targets=targets,
         )  # fmt: skip
-        targets = tuple(t.strip() for t in target.split(",") if t.strip())
         written = generate_deployment(plan, out, targets=targets, lock=not no_lock)
     rel = [str(p.relative_to(out)) for p in written]
     if json_:
         output.data({"out": str(out), "files": rel, "plan": plan.to_dict()})
         return
-    where = f"{plan.tp} x {plan.gpu.name}" if plan.gpu else "CPU"
+    nodes = f"{plan.nodes} nodes x " if plan.nodes > 1 else ""
+    where = f"{nodes}{plan.tp} x {plan.gpu.name}" if plan.gpu else "CPU"
     output.print(f"{plan.engine.name} on {where} ({plan.image}); {len(rel)} files in {out}:")
     for r in rel:
         output.print(f"  {r}")

@@ -75,6 +75,13 @@ def render_plan(out: Output, p: Plan) -> None:
     out.print(p.envelope.to_text())
 
 
+def parse_targets(text: str | None) -> tuple[str, ...] | None:
+    """``docker,k8s`` -> ("docker", "k8s"); None stays None (any target)."""
+    if text is None:
+        return None
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 def plan_command(
     model: ModelArg,
     gpu: Annotated[
@@ -86,6 +93,13 @@ def plan_command(
     traffic: Annotated[float | None, typer.Option(help="Target requests per second.")] = None,
     slo: Annotated[str | None, typer.Option(help="Latency target, e.g. p95=2s.")] = None,
     active_hours: Annotated[float, typer.Option(help="Hours a day with traffic (cost).")] = 8.0,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Plan for these targets only (comma-separated: docker,compose,k8s,kserve,"
+            "hf-endpoint); multi-node plans need k8s."
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """The engine with reasons, GPUs and TP, engine flags, throughput ceiling, replicas, cost."""
@@ -101,6 +115,7 @@ def plan_command(
             traffic_rps=traffic,
             slo_p95_ms=parse_slo(slo),
             active_hours_per_day=active_hours,
+            targets=parse_targets(target),
         )
     if json_:
         out.data(plan.to_dict())

@@ -264,7 +264,7 @@ def build_server(
 
         def run() -> Any:
             p = plan(_inspect_model(model), gpu=gpu, engine=engine, context=context,
-                     concurrency=concurrency)  # fmt: skip
+                     concurrency=concurrency, targets=targets)  # fmt: skip
             written = generate(p, folder, targets=targets)
             return p, [str(w.relative_to(folder)) for w in written]
 

@@ -66,6 +66,8 @@ class Plan:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: Pipeline-parallel stages, one node of ``tp`` GPUs each (a LeaderWorkerSet when > 1).
     pp: int = 1
+    #: The targets planned for (None: any).
+    targets: tuple[str, ...] | None = None
 
     @property
     def served_name(self) -> str:
@@ -101,6 +103,7 @@ class Plan:
             "tensor_parallel": self.tp,
             "pipeline_parallel": self.pp,
             "nodes": self.pp,
+            "targets": list(self.targets) if self.targets else None,
             "quantization": self.quantization,
             "model": {
                 "ref": self.profile.ref,
@@ -268,6 +271,11 @@ def _fit(
     return None
 
 
+#: Deployment targets ``generate`` writes (and ``plan --target`` plans for).
+TARGETS = ("docker", "compose", "k8s", "kserve", "hf-endpoint")
+#: Targets that can run a multi-node plan: a LeaderWorkerSet on Kubernetes.
+MULTI_NODE_TARGETS = frozenset({"k8s"})
+
 #: Nodes tried, of 8 GPUs each, when one node is not enough (vLLM pipeline parallelism).
 _NODES = (2, 3, 4)
 
@@ -428,6 +436,7 @@ def plan_deployment(
     slo_p95_ms: float | None = None,
     output_tokens: int = 256,
     active_hours_per_day: float = 8.0,
+    targets: tuple[str, ...] | None = None,
 ) -> Plan:
     """Choose engine, GPUs and flags for ``profile``; estimate throughput, replicas, cost.
 
@@ -436,6 +445,13 @@ def plan_deployment(
             NVLink GPUs, with the nearest options.
         InvalidSettingError, UnknownGPUError: bad inputs, naming the valid values.
     """
+    if targets is not None:
+        unknown = [t for t in targets if t not in TARGETS]
+        if unknown or not targets:
+            raise InvalidSettingError(
+                "target", ",".join(targets), "unknown" if unknown else "empty",
+                hint="Use a comma-separated subset of: " + ",".join(TARGETS),
+            )  # fmt: skip
     cpu = gpu is not None and gpu.lower() == "cpu"
     spec, reasons, rejected = _choose_engine(profile, engine, cpu)
     knobs: dict[str, Any] = {}
@@ -471,6 +487,13 @@ def plan_deployment(
             if multi is None:
                 raise _no_fit(profile, spec, gpu, knobs)
             chosen_gpu, tp, pp, report = multi
+            if targets is not None and not MULTI_NODE_TARGETS & set(targets):
+                err = _no_fit(profile, spec, gpu, knobs)
+                raise DoesNotFitError(
+                    profile.repo_id or profile.location, f"one node for {','.join(targets)}",
+                    [f"--target k8s: a LeaderWorkerSet of {pp} nodes x {tp} x "
+                     f"{chosen_gpu.name}", *err.options],
+                )  # fmt: skip
             fit = report.fits[0]
             reasons.append(
                 f"{pp} nodes x {tp} x {chosen_gpu.name}: one node of 8 does not hold the "
@@ -521,6 +544,7 @@ def plan_deployment(
         env_,
         tuple(notes),
         pp,
+        targets,
     )
 
 

@@ -22,11 +22,10 @@ from typing import Any
 import yaml
 
 from hfdeploy._version import __version__
-from hfdeploy.plan.planner import MODEL_DIR, Plan
+from hfdeploy.plan.planner import MODEL_DIR, TARGETS, Plan
 
 __all__ = ["TARGETS", "render_targets", "slug"]
 
-TARGETS = ("docker", "compose", "k8s", "kserve", "hf-endpoint")
 _NONROOT_UID = {"hfdeploy": 1000, "vllm": 2000}  # engines documented to run non-root
 _PYTHON_IMAGE = "python:3.11.9-slim-bookworm"
 #: The small image the fetch Job runs (hfdeploy without the serving stack).
