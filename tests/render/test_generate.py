@@ -124,7 +124,14 @@ def test_every_target_is_valid_audited_and_stable(
     (svc,) = compose["services"].values()
     assert "./model:/repository:ro" in svc["volumes"]
     endpoint = json.loads((out / "hf-endpoint.json").read_text())
-    assert endpoint["custom_image"]["health_route"] == plan.engine.ready
+    assert endpoint["custom_image"]["healthRoute"] == plan.engine.ready
+    # The file is the keyword arguments of the official client's create call: every key is
+    # one of its parameters and every required one is there.
+    import inspect
+
+    from huggingface_hub import HfApi
+
+    inspect.signature(HfApi.create_inference_endpoint).bind(None, **endpoint)
 
     report = audit_paths([out])
     assert [

@@ -395,27 +395,41 @@ def kserve(plan: Plan) -> str:
     return _yaml(isvc)
 
 
+#: Inference Endpoints instance types for catalog GPUs. The API documents the
+#: ``nvidia-<gpu>`` naming (``nvidia-a10g``, size ``x1``); the others follow it.
+_ENDPOINT_INSTANCES = {
+    "T4": "nvidia-t4", "L4": "nvidia-l4", "A10G": "nvidia-a10g", "L40S": "nvidia-l40s",
+    "A100-80GB": "nvidia-a100", "H100-SXM": "nvidia-h100", "H200": "nvidia-h200",
+}  # fmt: skip
+
+
 def hf_endpoint(plan: Plan) -> str:
+    """Keyword arguments of ``huggingface_hub.HfApi.create_inference_endpoint``: create it
+    with ``HfApi().create_inference_endpoint(**json.load(open("hf-endpoint.json")))``."""
     e = plan.engine
     env = _env(plan)
     if e.name in ("tgi", "tei"):
         env["MODEL_ID"] = MODEL_DIR
+    instance = (
+        _ENDPOINT_INSTANCES.get(plan.gpu.name, f"nvidia-{plan.gpu.name.lower()}")
+        if plan.gpu
+        else "intel-icl"
+    )
     body: dict[str, Any] = {
         "name": slug(plan.served_name),
-        "repository": plan.profile.repo_id,
+        "repository": plan.profile.repo_id or "OWNER/NAME",
         "revision": plan.profile.commit_sha,
+        "framework": "pytorch",
         "task": plan.profile.task.task,
-        "framework": "custom",
         "accelerator": "gpu" if plan.gpu else "cpu",
-        "gpu": {"name": plan.gpu.name, "count": plan.tp} if plan.gpu else None,
+        "vendor": "aws",
+        "region": "us-east-1",
+        "instance_type": instance,
+        "instance_size": f"x{plan.tp if plan.gpu else 2}",
         "min_replica": int(plan.scaling["replicas"]),
         "max_replica": max(2, int(plan.scaling["replicas"]) * 2),
-        "custom_image": {
-            "url": plan.image,
-            "port": e.port,
-            "health_route": e.ready,
-            "env": env,
-        },
+        "custom_image": {"url": plan.image, "port": e.port, "healthRoute": e.ready},
+        "env": env,
         "container_args": _command(plan),
     }
     return json.dumps(body, indent=2) + "\n"
