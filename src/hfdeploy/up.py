@@ -12,9 +12,7 @@ half of the free memory. Every step is timed; a failure names its step and the n
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,13 +25,6 @@ from hfdeploy.envelope import Envelope, lowest
 from hfdeploy.errors import HfDeployError
 
 __all__ = ["Step", "UpError", "UpResult", "run_up"]
-
-#: Tasks hfdeploy's server runs (serve/runtime.py names them for the server itself).
-SERVED_TASKS = frozenset({
-    "feature-extraction", "sentence-similarity", "text-ranking", "reranking",
-    "text-classification", "token-classification", "text-generation",
-    "automatic-speech-recognition",
-})  # fmt: skip
 
 
 class UpError(HfDeployError):
@@ -128,26 +119,22 @@ def _serve_blocker(profile: Any, plan: Any) -> str | None:
 
     if profile.source == "hub":
         return "the model is not on disk here (a Hub model is fetched first)"
+    from hfdeploy.serve.runtime import SERVED_TASKS
+
     if profile.task.task not in SERVED_TASKS:
         return f"hfdeploy's server does not run {profile.task.task!r} models"
     if not profile.formats.safetensors:
         return "the folder has no safetensors weights for hfdeploy's server to load"
     if plan.gpu is not None and not _has_gpu():
-        return (f"the plan needs {plan.gpu_count} x {plan.gpu.name} for {plan.engine.name} "
-                "and this machine has no NVIDIA GPU")  # fmt: skip
+        return (
+            f"the plan needs {plan.placement} for {plan.engine.name} "
+            "and this machine has no NVIDIA GPU"
+        )
     free = psutil.virtual_memory().available
     if profile.size_on_disk > free / 2:
         return (f"the model ({profile.size_on_disk / 2**30:.1f} GiB) is more than half of this "
                 f"machine's free memory ({free / 2**30:.1f} GiB)")  # fmt: skip
     return None
-
-
-def _start_server(model: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "hfdeploy", "serve", model, "--port", str(port),
-           "--host", "127.0.0.1"]  # fmt: skip
-    with log.open("wb") as sink:
-        return subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> float:
@@ -167,19 +154,6 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: flo
         time.sleep(0.1)
     raise UpError("serve", f"not ready after {timeout:g} s",
                   hint=f"See {log}; a large model on CPU needs longer")  # fmt: skip
-
-
-def _stop_server(proc: subprocess.Popen[bytes]) -> int | None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode
 
 
 def run_up(
@@ -214,9 +188,8 @@ def run_up(
         data["profile"] = profile.to_dict()
     with flow.step("size and plan") as s:
         plan = plan_deployment(profile, gpu=gpu, engine=engine)
-        where = f"{plan.gpu_count} x {plan.gpu.name}" if plan.gpu else "CPU"
         gib = f"{plan.memory_bytes / 2**30:.2f} GiB" + (" per GPU" if plan.gpu else "")
-        s.detail = f"{plan.engine.name} ({plan.image}) on {where}: {gib}"
+        s.detail = f"{plan.engine.name} ({plan.image}) on {plan.placement}: {gib}"
         data["plan"] = plan.to_dict()
         data["size"] = plan.size.to_dict()
     with flow.step("generate") as s:
@@ -262,6 +235,7 @@ def run_up(
 def _serve_and_bench(
     flow: _Flow, location: str, port: int, seconds: float, timeout: float, out: Path
 ) -> None:
+    from hfdeploy.bench.process import listening, spawn, stop
     from hfdeploy.bench.run import BenchConfig, run_bench
 
     data = flow.result.data
@@ -270,13 +244,11 @@ def _serve_and_bench(
     proc = None
     try:
         with flow.step("serve") as s:
-            import socket
-
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    raise UpError("serve", f"something already listens on port {port}",
-                                  hint="Stop it, or pass another --port")  # fmt: skip
-            proc = _start_server(location, port, log)
+            if listening("127.0.0.1", port):
+                raise UpError("serve", f"something already listens on port {port}",
+                              hint="Stop it, or pass another --port")  # fmt: skip
+            proc = spawn([sys.executable, "-m", "hfdeploy", "serve", location,
+                          "--port", str(port), "--host", "127.0.0.1"], log=log)  # fmt: skip
             waited = _wait_ready(proc, url, log, timeout)
             s.detail = f"ready at {url} in {waited:.1f} s (pid {proc.pid}, log {log.name})"
             data["serve"] = {"url": url, "pid": proc.pid, "ready_s": round(waited, 3),
@@ -307,7 +279,7 @@ def _serve_and_bench(
     finally:
         if proc is not None:
             with flow.step("stop") as s:
-                code = _stop_server(proc)
+                code = stop(proc, grace=30)
                 s.detail = f"server stopped (exit code {code})"
                 data.setdefault("serve", {})["exit_code"] = code
 
@@ -315,8 +287,7 @@ def _serve_and_bench(
 def _envelope(result: UpResult, plan: Any) -> Envelope:
     data = result.data
     pe = plan.envelope
-    parts = [f"{plan.engine.name} on "
-             + (f"{plan.gpu_count} x {plan.gpu.name}" if plan.gpu else "CPU"),
+    parts = [f"{plan.engine.name} on {plan.placement}",
              f"{len(data.get('files', []))} files generated and audited"]  # fmt: skip
     confidence = pe.confidence
     why = f"plan: {pe.confidence_why}"

@@ -7,7 +7,15 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
-from hfdeploy.bench.report import percentile_rows, phase_headers, phase_rows, plots
+from hfdeploy.bench.report import (
+    PERCENTILE_HEADERS,
+    html_table,
+    md_table,
+    percentile_rows,
+    phase_headers,
+    phase_rows,
+    plots,
+)
 
 if TYPE_CHECKING:
     from hfdeploy.up import UpResult
@@ -79,14 +87,6 @@ def _envelope_md(env: dict[str, Any]) -> list[str]:
     ]
 
 
-def _table_md(headers: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
-        *("| " + " | ".join(r) + " |" for r in rows),
-    ]
-
-
 def _step_rows(data: dict[str, Any]) -> list[list[str]]:
     return [[s["name"], s["status"], f"{s['seconds']:.2f}", s["detail"]] for s in data["steps"]]
 
@@ -95,7 +95,7 @@ def up_markdown(data: dict[str, Any]) -> str:
     plan = data["plan"]
     lines = [f"# hfdeploy up: {data['model']}", ""]
     lines += [*_envelope_md(data["envelope"]), "", "## Steps", ""]
-    lines += _table_md(["step", "status", "seconds", "detail"], _step_rows(data))
+    lines.append(md_table(["step", "status", "seconds", "detail"], _step_rows(data)))
     lines += ["", "## Plan", "",
               f"- engine: {plan['engine']} (`{plan['image']}`)",
               f"- GPU: {plan['gpu']['count']} x {plan['gpu']['name']}" if plan["gpu"]["count"]
@@ -103,7 +103,7 @@ def up_markdown(data: dict[str, Any]) -> str:
               f"- command: `{' '.join(plan['command']['args'])}`", "",
               "## Memory (estimate, per GPU rank; CUDA terms only on GPU)", ""]  # fmt: skip
     terms = memory_terms(data["size"], gpu=bool(plan["gpu"]["count"]))
-    lines += _table_md(["term", "GiB"], [[k, f"{v / 2**30:.3f}"] for k, v in terms])
+    lines.append(md_table(["term", "GiB"], [[k, f"{v / 2**30:.3f}"] for k, v in terms]))
     audit = data.get("audit") or {}
     lines += ["", "## Audit of the generated files", "",
               f"{len(audit.get('findings', []))} findings over {len(audit.get('files', []))} "
@@ -113,11 +113,10 @@ def up_markdown(data: dict[str, Any]) -> str:
     bench = data.get("bench")
     if bench:
         lines += ["", "## Measured here (hfdeploy serve, this machine)", ""]
-        lines += _table_md(phase_headers(bench), phase_rows(bench))
+        lines.append(md_table(phase_headers(bench), phase_rows(bench)))
         if bench["summary"]:
             lines += ["", f"Latency at {bench['summary_phase']}:", ""]
-            lines += _table_md(["metric", "p50", "p90", "p95", "p99", "p99.9", "mean"],
-                               percentile_rows(bench["summary"]))  # fmt: skip
+            lines.append(md_table(PERCENTILE_HEADERS, percentile_rows(bench["summary"])))
         memory = bench.get("memory")
         if memory:
             lines += ["", f"Server memory during the bench: {memory['rss']['verdict']} "
@@ -135,11 +134,6 @@ def up_html(data: dict[str, Any]) -> str:
     esc = html.escape
     env = data["envelope"]
     plan = data["plan"]
-
-    def table(headers: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     conf_color = {"high": "#2ca02c", "medium": "#ff7f0e", "low": "#d62728"}[env["confidence"]]
     on_gpu = bool(plan["gpu"]["count"])
@@ -186,17 +180,16 @@ def up_html(data: dict[str, Any]) -> str:
         f"{len(audit.get('files', []))} generated files.</p>"
     )
     if audit.get("findings"):
-        parts.append(table(["severity", "rule", "where", "message"], [
+        parts.append(html_table(["severity", "rule", "where", "message"], [
             [f["severity"], f["rule_id"], f"{f['file']}:{f['line']}", f["message"]]
             for f in audit["findings"]
         ]))  # fmt: skip
     bench = data.get("bench")
     if bench:
         parts += ["<h2>Measured here: hfdeploy serve on this machine</h2>",
-                  table(phase_headers(bench), phase_rows(bench))]  # fmt: skip
+                  html_table(phase_headers(bench), phase_rows(bench))]  # fmt: skip
         if bench["summary"]:
-            parts.append(table(["metric", "p50", "p90", "p95", "p99", "p99.9", "mean"],
-                               percentile_rows(bench["summary"])))  # fmt: skip
+            parts.append(html_table(PERCENTILE_HEADERS, percentile_rows(bench["summary"])))
         parts += ["<div class='figs'>", *plots(bench), "</div>"]
         memory = bench.get("memory")
         if memory:

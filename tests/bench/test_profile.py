@@ -76,8 +76,17 @@ def test_parse_startup_phases() -> None:
 
 
 def test_coldstart_refuses_a_busy_port_and_no_command() -> None:
+    import socket
+
     with pytest.raises(InvalidSettingError):
         profile_coldstart([], url="http://127.0.0.1:1")
+    # Something already on the port would be timed instead of the new server.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(BenchError, match="already listens"):
+            profile_coldstart([sys.executable, "-c", "pass"], url=f"http://127.0.0.1:{port}")
 
 
 LEAKY = (

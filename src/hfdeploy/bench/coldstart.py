@@ -17,11 +17,7 @@ says which run is first.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +26,7 @@ from typing import Any
 from hfdeploy.bench.apis import api_by_name
 from hfdeploy.bench.dataset import Dist, synthetic_items
 from hfdeploy.bench.http import Endpoint, Pool
+from hfdeploy.bench.process import listening, spawn, stop
 from hfdeploy.errors import BenchError, InvalidSettingError
 
 __all__ = ["parse_startup_phases", "profile_coldstart"]
@@ -54,14 +51,6 @@ def parse_startup_phases(text: str) -> dict[str, float]:
     return out
 
 
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 async def _status(pool: Pool, method: str, path: str, body: bytes = b"") -> int | None:
     try:
         res = await pool.request(method, path, body, headers={"Content-Type": "application/json"})
@@ -77,10 +66,8 @@ async def _one_run(
     adapter = api_by_name(api)
     item = synthetic_items(1, input_tokens=Dist("fixed", 8), output_tokens=Dist("fixed", 4),
                            batch=2 if api == "tei-rerank" else 1, seed=0)[0]  # fmt: skip
-    with log.open("wb") as sink:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+    t0 = time.perf_counter()
+    proc = spawn(command, log=log)
     out: dict[str, Any] = dict.fromkeys(_MILESTONES)
     pool = Pool(endpoint, 1, timeout=5.0)
     paths = [ready_path] if ready_path else ["/ready", "/health"]
@@ -95,7 +82,7 @@ async def _one_run(
                     hint="Run the command by hand to see why it fails; fix it, then profile.",
                 )
             if out["listening_s"] is None:
-                if _listening(endpoint.host, endpoint.port):
+                if listening(endpoint.host, endpoint.port):
                     out["listening_s"] = round(time.perf_counter() - t0, 4)
                 else:
                     await asyncio.sleep(_POLL_S)
@@ -127,21 +114,8 @@ async def _one_run(
                 out["server_phases"] = phases
     finally:
         await pool.close()
-        _stop(proc)
+        stop(proc, grace=10)
     return out
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def profile_coldstart(
@@ -169,7 +143,7 @@ def profile_coldstart(
     if api == "auto":
         raise InvalidSettingError("--api", api, "name the API: the server is not up to ask")
     endpoint = Endpoint.parse(url)
-    if _listening(endpoint.host, endpoint.port):
+    if listening(endpoint.host, endpoint.port):
         raise BenchError(
             f"something already listens on {endpoint.host}:{endpoint.port}",
             hint="Stop it first: the measurement would time that server, not a new one.",
@@ -182,7 +156,7 @@ def profile_coldstart(
             row["run"] = i + 1
             rows.append(row)
             deadline = time.monotonic() + 10
-            while _listening(endpoint.host, endpoint.port) and time.monotonic() < deadline:
+            while listening(endpoint.host, endpoint.port) and time.monotonic() < deadline:
                 time.sleep(0.05)  # the port must be free before the next run
 
     def median(key: str) -> float | None:

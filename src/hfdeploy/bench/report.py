@@ -12,7 +12,10 @@ import json
 import math
 from typing import Any
 
-__all__ = ["to_csv", "to_html", "to_json", "to_markdown", "write_reports"]
+__all__ = [
+    "PERCENTILE_HEADERS", "html_table", "md_table", "to_csv", "to_html", "to_json",
+    "to_markdown", "write_reports",
+]  # fmt: skip
 
 _METRICS = (
     ("ttft_ms", "TTFT ms"),
@@ -22,6 +25,7 @@ _METRICS = (
     ("send_lag_ms", "send lag ms"),
 )
 _PCTS = ("p50", "p90", "p95", "p99", "p99.9", "mean")
+PERCENTILE_HEADERS = ["metric", *_PCTS]
 _CSV_FIELDS = (
     "phase", "index", "intended_ms", "send_lag_ms", "ttft_ms", "tpot_ms", "e2e_ms", "status",
     "error", "input_tokens", "output_tokens", "chunks",
@@ -90,7 +94,8 @@ PHASE_HEADERS = [
 _STREAM_ONLY = {"out tok/s", "TTFT p50", "TPOT p50"}
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
@@ -119,12 +124,12 @@ def to_markdown(result: dict[str, Any]) -> str:
     ]
     if not result["valid"]:
         lines += [f"**INVALID RUN**: {result['invalid_reason']}", ""]
-    lines += ["## Phases", "", _md_table(phase_headers(result), phase_rows(result)), ""]
+    lines += ["## Phases", "", md_table(phase_headers(result), phase_rows(result)), ""]
     if s:
         lines += [
             f"## Latency of phase {result['summary_phase']}",
             "",
-            _md_table(["metric", *_PCTS], percentile_rows(s)),
+            md_table(PERCENTILE_HEADERS, percentile_rows(s)),
             "",
             f"Errors: {s['errors']} of {s['requests']} ({s['errors_by_kind'] or 'none'}).",
             "",
@@ -289,17 +294,19 @@ def plots(result: dict[str, Any]) -> list[str]:
     return figs
 
 
+def html_table(headers: list[str], rows: list[list[str]]) -> str:
+    """An HTML table, every cell escaped."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def to_html(result: dict[str, Any]) -> str:
     """One self-contained page: no scripts, no external assets."""
     md_rows = phase_rows(result)
     s = result["summary"] or {}
-
-    def table(headers: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     c = result["config"]
     parts = [
@@ -319,11 +326,11 @@ def to_html(result: dict[str, Any]) -> str:
     ]
     if not result["valid"]:
         parts.append(f"<p class='bad'>INVALID RUN: {html.escape(result['invalid_reason'])}</p>")
-    parts += ["<h2>Phases</h2>", table(phase_headers(result), md_rows)]
+    parts += ["<h2>Phases</h2>", html_table(phase_headers(result), md_rows)]
     if s:
         parts += [
             f"<h2>Latency of phase {html.escape(result['summary_phase'])}</h2>",
-            table(["metric", *_PCTS], percentile_rows(s)),
+            html_table(PERCENTILE_HEADERS, percentile_rows(s)),
             f"<p>Errors: {s['errors']} of {s['requests']} "
             f"({html.escape(str(s['errors_by_kind'] or 'none'))}).</p>",
         ]

@@ -146,7 +146,12 @@ def print_bench(output: Output, data: dict[str, Any]) -> None:
     """The console report: phases, the main phase's percentiles, the formulas."""
     from rich.table import Table
 
-    from hfdeploy.bench.report import percentile_rows, phase_headers, phase_rows
+    from hfdeploy.bench.report import (
+        PERCENTILE_HEADERS,
+        percentile_rows,
+        phase_headers,
+        phase_rows,
+    )
 
     c = data["config"]
     output.print(
@@ -163,7 +168,7 @@ def print_bench(output: Output, data: dict[str, Any]) -> None:
     s = data["summary"]
     if s:
         p = Table(title=f"Latency, phase {data['summary_phase']}", title_justify="left")
-        for i, h in enumerate(["metric", "p50", "p90", "p95", "p99", "p99.9", "mean"]):
+        for i, h in enumerate(PERCENTILE_HEADERS):
             p.add_column(h, justify="left" if i == 0 else "right")
         for row in percentile_rows(s):
             p.add_row(*row)

@@ -45,9 +45,9 @@ def generate_command(
     if json_:
         output.data({"out": str(out), "files": rel, "plan": plan.to_dict()})
         return
-    nodes = f"{plan.nodes} nodes x " if plan.nodes > 1 else ""
-    where = f"{nodes}{plan.tp} x {plan.gpu.name}" if plan.gpu else "CPU"
-    output.print(f"{plan.engine.name} on {where} ({plan.image}); {len(rel)} files in {out}:")
+    output.print(
+        f"{plan.engine.name} on {plan.placement} ({plan.image}); {len(rel)} files in {out}:"
+    )
     for r in rel:
         output.print(f"  {r}")
     output.print(f"next: read {out / 'README.md'}; check with `hfdeploy audit {out}`")

@@ -42,8 +42,7 @@ def render_plan(out: Output, p: Plan) -> None:
         t.add_row("  why", reason)
     for name, why in p.rejected:
         t.add_row("  not " + name, why)
-    nodes = f"{p.nodes} nodes x {p.tp} x " if p.nodes > 1 else f"{p.gpu_count} x "
-    t.add_row("gpus", f"{nodes}{p.gpu.name}" if p.gpu else "CPU")
+    t.add_row("gpus", p.placement)
     t.add_row("memory", p.memory_text)
     t.add_row("command", " ".join(p.args))
     r = p.roofline

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -122,6 +121,7 @@ def memory_command(
 ) -> None:
     """Sample RSS (and GPU memory via NVML) of a process tree; verdict stable/growing/leak."""
     from hfdeploy.bench.memory import MemorySampler, memory_report
+    from hfdeploy.bench.process import spawn, stop
 
     output = Output(json_mode=json_)
     proc = None
@@ -134,7 +134,7 @@ def memory_command(
         if duration <= 0:
             raise InvalidSettingError("--duration", duration, "must be positive")
         if command:
-            proc = subprocess.Popen(command, start_new_session=True)
+            proc = spawn(command)
             pid = proc.pid
         assert pid is not None
         try:
@@ -144,12 +144,8 @@ def memory_command(
                 time.sleep(min(0.2, interval))
             samples = sampler.stop()
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            if proc is not None:
+                stop(proc, grace=10)  # the whole group: a command's children go too
         data = {"hfdeploy": "profile memory", "pid": pid, "interval_s": interval,
                 **memory_report(samples, exited=sampler.exited, warmup_s=warmup)}  # fmt: skip
         _write(out, data)

@@ -43,6 +43,13 @@ class DoesNotFitError(HfDeployError, ValueError):
         return {"options": self.options}
 
 
+def placement(gpu: GPU | None, tp: int, pp: int = 1) -> str:
+    """Where a plan runs, for people: ``CPU``, ``2 x L4`` or ``3 nodes x 8 x H100-SXM``."""
+    if gpu is None:
+        return "CPU"
+    return (f"{pp} nodes x " if pp > 1 else "") + f"{tp} x {gpu.name}"
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A deployment decision with its reasons, figures and envelope."""
@@ -92,6 +99,10 @@ class Plan:
     @property
     def nodes(self) -> int:
         return self.pp
+
+    @property
+    def placement(self) -> str:
+        return placement(self.gpu, self.tp, self.pp)
 
     def to_dict(self) -> dict[str, Any]:
         """``plan.json``: the contract keys (engine, image, gpu, tensor_parallel, envelope)."""
@@ -634,7 +645,7 @@ def _envelope(
     notes: list[str],
     pp: int = 1,
 ) -> Envelope:
-    where = (f"{pp} nodes x " if pp > 1 else "") + (f"{tp} x {gpu.name}" if gpu else "CPU")
+    where = placement(gpu, tp, pp)
     est = report.estimate
     memory = (
         f"{est.total_bytes / 2**30:.1f} GiB per GPU"

@@ -17,6 +17,7 @@ from hfdeploy.model.profile import ModelProfile
 from hfdeploy.serve.settings import ServeSettings
 
 __all__ = [
+    "SERVED_TASKS",
     "Encoded",
     "LoadedModel",
     "Runner",
@@ -79,7 +80,8 @@ class LoadedModel:
     phases: dict[str, float] = field(default_factory=dict)
 
 
-_SERVED_TASKS = {
+#: Detected task -> the task hfdeploy's server runs for it.
+SERVED_TASKS = {
     "feature-extraction": "feature-extraction",
     "sentence-similarity": "feature-extraction",
     "text-ranking": "text-ranking",
@@ -100,13 +102,13 @@ def resolve_task(profile: ModelProfile, settings: ServeSettings) -> str:
     task = settings.task or profile.task.task
     if task == "text-classification" and not settings.task and profile.task.kind == "reranker":
         task = "text-ranking"
-    served = _SERVED_TASKS.get(task)
+    served = SERVED_TASKS.get(task)
     if served is None:
         raise ModelLoadError(
             profile.location,
             f"task {task!r} is not one hfdeploy serve runs",
             hint="Pass --task with one of: "
-            + ", ".join(sorted(set(_SERVED_TASKS.values())))
+            + ", ".join(sorted(set(SERVED_TASKS.values())))
             + "; or serve it with the engine `hfdeploy plan` picks.",
         )
     return served
