@@ -130,6 +130,11 @@ def test_an_interrupt_stops_the_server_and_exits_cleanly(
                   if f"--port {port}" in " ".join(p.info["cmdline"] or [])
                   and "serve" in (p.info["cmdline"] or []) and p.pid != proc.pid]  # fmt: skip
     assert server, "the server should be running"
+    # Interrupt a running server, not the instant of its spawn: an interrupt landing inside
+    # the fork has once ended `up` with -2 instead of its own code (see the issue note).
+    log = out / "serve.log"
+    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.2)
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
