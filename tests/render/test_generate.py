@@ -19,6 +19,7 @@ from hfdeploy.audit import audit_paths
 from hfdeploy.cli.main import app
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
+from tests._k8s import validate_manifest
 from tests._synthetic import LLAMA3_8B, LLAMA3_70B, llama_shaped_checkpoint, write_gguf
 from tests.serve._fixtures import free_port, wait_ready
 
@@ -76,8 +77,6 @@ CASES = [
 def test_every_target_is_valid_audited_and_stable(
     case: str, matrix: dict[str, Any], tmp_path: Path
 ) -> None:
-    import kubernetes_validate
-
     model, knobs = matrix[case]
     plan = _generate(model, knobs, tmp_path / "a")
     out = tmp_path / "a"
@@ -108,18 +107,10 @@ def test_every_target_is_valid_audited_and_stable(
 
     for manifest in sorted((out / "k8s").glob("*.yaml")):
         for doc in yaml.safe_load_all(manifest.read_text()):
-            kubernetes_validate.validate(doc, "1.37.0", strict=True)
+            validate_manifest(doc)
     isvc = yaml.safe_load((out / "kserve.yaml").read_text())
     assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
-    # No InferenceService CRD schema is at hand offline: check its pod part as a PodSpec.
-    predictor = isvc["spec"]["predictor"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "x"},
-        "spec": {"containers": predictor["containers"], "volumes": predictor["volumes"]},
-    }
-    kubernetes_validate.validate(pod, "1.37.0", strict=True)
+    validate_manifest(isvc)  # against the InferenceService schema in tests/data/crds
     compose = yaml.safe_load((out / "compose.yaml").read_text())
     (svc,) = compose["services"].values()
     assert "./model:/repository:ro" in svc["volumes"]
@@ -224,8 +215,6 @@ LLAMA_405B = {**LLAMA3_70B, "hidden_size": 16384, "intermediate_size": 53248,
 
 
 def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -> None:
-    import kubernetes_validate
-
     model = tmp_path / "l405"
     model.mkdir()
     (model / "config.json").write_text(json.dumps(LLAMA_405B))
@@ -250,13 +239,9 @@ def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -
     assert "LWS_LEADER_ADDRESS" in worker["spec"]["containers"][0]["args"][0]
     for tpl in (leader, worker):
         assert tpl["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
-        # No LeaderWorkerSet CRD schema offline: each template must be a valid pod.
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": tpl["spec"]}
-        kubernetes_validate.validate(pod, "1.37.0", strict=True)
     for manifest in sorted((out / "k8s").glob("*.yaml")):
-        if manifest.name != "leaderworkerset.yaml":
-            for doc in yaml.safe_load_all(manifest.read_text()):
-                kubernetes_validate.validate(doc, "1.37.0", strict=True)
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            validate_manifest(doc)  # the LeaderWorkerSet against tests/data/crds
     hpa = yaml.safe_load((out / "k8s/hpa.yaml").read_text())
     assert hpa["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
     service = yaml.safe_load((out / "k8s/service.yaml").read_text())
