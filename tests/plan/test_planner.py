@@ -62,7 +62,9 @@ def test_70b_on_80gb_gpus_gets_a_tp_whose_kv_budget_holds(llama70b: Path) -> Non
     assert args[args.index("--tensor-parallel-size") + 1] == str(plan.tp)
     assert args[args.index("--max-model-len") + 1] == "8192"
     assert int(args[args.index("--max-num-seqs") + 1]) >= 16
-    assert args[args.index("--model") + 1] == "/repository"
+    # `vllm serve MODEL`: the image's entrypoint takes the model first, not as --model
+    # (deprecated with `vllm serve` and due to be removed).
+    assert args[0] == "/repository" and "--model" not in args
     assert "--host" in args
     assert any(
         f"{plan.tp} x H100-SXM" in r and "KV cache at 8,192 tokens" in r for r in plan.reasons
@@ -192,3 +194,33 @@ def test_catalog_facts() -> None:
     for e in cat.values():
         assert e.port > 0
         assert e.tag and e.tag != "latest"
+
+
+def test_sglang_tensor_parallel_flag_is_one_its_parser_defines(llama70b: Path) -> None:
+    # SGLang defines --tp-size (alias --tensor-parallel-size); the catalog once wrote
+    # --tp, which only worked as an argparse abbreviation (scripts/check_engine_flags.py).
+    plan = plan_deployment(inspect_model(str(llama70b)), gpu="h100", engine="sglang")
+    assert plan.tp > 1
+    assert plan.args[plan.args.index("--tp-size") + 1] == str(plan.tp)
+    assert "--tp" not in plan.args
+
+
+def test_an_image_that_needs_a_driver_says_so(llama8b: Path) -> None:
+    plan = plan_deployment(inspect_model(str(llama8b)), gpu="h100")
+    assert plan.engine.name == "vllm"
+    assert any("driver 580" in f for f in plan.envelope.uncertainty_factors)
+
+
+def test_engine_flag_check_finds_a_flag_the_release_lacks(tmp_path: Path) -> None:
+    import zipfile
+
+    from scripts.check_engine_flags import defined_flags
+
+    wheel = tmp_path / "sglang-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        field = 'class P:\n    tp_size: A[int, Arg(aliases=["--tensor-parallel-size"])] = 1\n'
+        zf.writestr("sglang/srt/arg_groups/fields/parallel.py", field)
+        zf.writestr("sglang/srt/server_args.py", 'parser.add_argument("--config")\n')
+    flags = defined_flags("sglang", wheel)
+    assert {"--tp-size", "--tensor-parallel-size", "--config"} <= flags
+    assert "--tp" not in flags

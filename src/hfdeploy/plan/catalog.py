@@ -38,6 +38,9 @@ class EngineSpec:
     maintenance: bool
     note: str
     min_startup_s: float = 120
+    # The model path is the first argument (``vllm serve MODEL``), not a flag's value.
+    model_positional: bool = False
+    requires: str = ""  # what the image needs of the node (driver), stated in plans
     tag_by_arch: dict[str, str] = field(default_factory=dict)
     model_types: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
@@ -59,7 +62,8 @@ class EngineSpec:
             "kinds": list(self.kinds), "gpu": self.gpu, "tensor_parallel": self.tensor_parallel,
             "formats": list(self.formats), "args": dict(self.args), "env": dict(self.env),
             "maintenance": self.maintenance, "note": self.note,
-            "min_startup_s": self.min_startup_s,
+            "min_startup_s": self.min_startup_s, "model_positional": self.model_positional,
+            "requires": self.requires,
             "tag_by_arch": dict(self.tag_by_arch), "model_types": list(self.model_types),
             "tasks": list(self.tasks),
         }  # fmt: skip

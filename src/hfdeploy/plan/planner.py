@@ -361,7 +361,10 @@ def _args(
         add("port", engine.port)
         out.append(a["metrics"])
         return out
-    add("model", MODEL_DIR)
+    if engine.model_positional:
+        out.append(MODEL_DIR)
+    else:
+        add("model", MODEL_DIR)
     if engine.name in ("vllm", "sglang"):
         out.extend(["--served-model-name", served])
     if tp > 1:
@@ -531,6 +534,8 @@ def plan_deployment(
     scaling = _scaling(roof, traffic_rps, slo_p95_ms, tp)
     cold = _cold_start(spec, profile)
     cost = _cost(chosen_gpu, tp * pp, scaling, cold, active_hours_per_day)
+    if spec.requires and chosen_gpu is not None:
+        notes.append(f"the image {image} needs {spec.requires}")
     if spec.tag_source.startswith("unverified"):
         notes.append(
             f"the {spec.name} image tag {spec.tag} is not verified here: check the registry"

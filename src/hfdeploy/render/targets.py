@@ -327,7 +327,8 @@ def _leader_worker_set(
     plan: Plan, name: str, labels: dict[str, str], replicas: int
 ) -> dict[str, Any]:
     """Multi-node vLLM: one leader (Ray head + the API server) and ``pp - 1`` workers (Ray)."""
-    serve = shlex.join(["python3", "-m", "vllm.entrypoints.openai.api_server", *_command(plan)])
+    # The image's own entrypoint (`vllm serve`), after ray start in the same shell.
+    serve = shlex.join(["vllm", "serve", *_command(plan)])
     leader = _pod_spec(plan, name)
     leader["containers"][0]["command"] = ["/bin/sh", "-c"]
     leader["containers"][0]["args"] = [f"ray start --head --port=6379 && exec {serve}"]
