@@ -48,7 +48,8 @@ def _plan_roofline(folder: Path, gpu: str, conc: int, ctx: int) -> dict[str, Any
     from hfdeploy.plan.planner import plan_deployment
 
     plan = plan_deployment(inspect_model(str(folder)), gpu=gpu, context=ctx, concurrency=conc)
-    assert plan.tp == 1 and plan.quantization is None, (plan.tp, plan.quantization)
+    if plan.tp != 1 or plan.quantization is not None:
+        raise SystemExit(f"{conc} x {ctx}: planned TP {plan.tp}, {plan.quantization}; want 1 GPU")
     return dict(plan.roofline)
 
 
