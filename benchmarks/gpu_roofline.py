@@ -15,8 +15,10 @@ decode does with CUDA graphs, minus sampling and paged-cache indexing, so it is 
 the best a real engine can reach. The step is timed eagerly and replayed from a CUDA graph.
 
 Reported per point: the plan's step time and regime, the measured step time (graph and
-eager), measured / plan (at least 1 if the plan's figure is a ceiling), and the bandwidth
-the graph step reached (bytes it must read / its time).
+eager; the graph step with weights as x @ W and as F.linear(x, W^T), the faster counted),
+measured / plan (at least 1 if the plan's figure is a ceiling), and the bandwidth the
+graph step reached (bytes it must read / its time). Also the bandwidth of a plain
+streaming read (a sum over 8 GiB), for what the memory system gives at best.
 
 Needs CUDA (prints a message and exits 0 without it). From the repository root:
   PYTHONPATH=src python benchmarks/gpu_roofline.py
@@ -91,11 +93,17 @@ def main() -> int:
         }
         for _ in range(layers)
     ]
+    # nn.Linear's layout, [out, in], as the engines hold weights (F.linear): timed too.
+    for lw in weights:
+        for key in ("qkv", "o", "gate_up", "down"):
+            lw[key + "_t"] = lw[key].t().contiguous()
     embed = w(vocab, hid)
     norm = torch.ones(hid, device=dev, dtype=bf)
     lm_head = w(hid, vocab)
     torch.cuda.synchronize()
-    weight_bytes = sum(t.numel() * t.element_size() for lw in weights for t in lw.values())
+    weight_bytes = sum(
+        t.numel() * t.element_size() for lw in weights for k, t in lw.items() if k[-2:] != "_t"
+    )
     weight_bytes += (norm.numel() + lm_head.numel()) * 2  # the embedding is gathered, not read
     print(f"{name}: weights allocated in {time.perf_counter() - t0:.1f}s, "
           f"{weight_bytes / 2**30:.2f} GiB read per step")  # fmt: skip
@@ -103,21 +111,26 @@ def main() -> int:
     def rms(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x, (x.shape[-1],), g, 1e-5)
 
-    def make_step(tokens: torch.Tensor, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
+    def make_step(
+        tokens: torch.Tensor, kv: list[tuple[torch.Tensor, torch.Tensor]], linear: bool
+    ) -> Any:
         b = tokens.shape[0]
+
+        def mm(x: torch.Tensor, lw: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+            return F.linear(x, lw[key + "_t"]) if linear else x @ lw[key]
 
         def step() -> torch.Tensor:
             x = embed[tokens]
             for lw, (k_cache, v_cache) in zip(weights, kv, strict=True):
-                qkv = rms(x, lw["ln1"]) @ lw["qkv"]
+                qkv = mm(rms(x, lw["ln1"]), lw, "qkv")
                 q, k, v = qkv.split([heads * hd, kvh * hd, kvh * hd], dim=-1)
                 # the new token's K and V go to the last slot of the buffer
                 k_cache[:, :, -1] = k.view(b, kvh, hd)
                 v_cache[:, :, -1] = v.view(b, kvh, hd)
                 a = F.scaled_dot_product_attention(q.view(b, kvh, group, hd), k_cache, v_cache)
-                x = x + a.reshape(b, heads * hd) @ lw["o"]
-                gate, up = (rms(x, lw["ln2"]) @ lw["gate_up"]).chunk(2, dim=-1)
-                x = x + (F.silu(gate) * up) @ lw["down"]
+                x = x + mm(a.reshape(b, heads * hd), lw, "o")
+                gate, up = mm(rms(x, lw["ln2"]), lw, "gate_up").chunk(2, dim=-1)
+                x = x + mm(F.silu(gate) * up, lw, "down")
             return rms(x, norm) @ lm_head
 
         return step
@@ -134,6 +147,16 @@ def main() -> int:
         times.sort()
         return times[len(times) // 2]  # median, ms
 
+    # What the memory system gives a plain streaming read (a reduction over 8 GiB).
+    big = torch.empty(4 * 2**30, device=dev, dtype=bf).normal_()
+    big.sum()
+    reduce = big.sum
+    read_ms = time_it(reduce, 10)
+    read_tb_s = round(big.numel() * 2 / read_ms / 1e9, 2)
+    del reduce, big
+    torch.cuda.empty_cache()
+    print(f"streaming read: {read_tb_s} TB/s")
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "llama-8b"
@@ -149,21 +172,27 @@ def main() -> int:
             ]  # fmt: skip
             kv_bytes = 2 * layers * conc * kvh * filled * hd * 2
             tokens = torch.randint(0, vocab, (conc,), device=dev)
-            step = make_step(tokens, kv)
-            for _ in range(3):
-                step()
-            eager_ms = time_it(step, 10)
-            graph = torch.cuda.CUDAGraph()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            graph_by_layout = {}
+            eager_ms = 0.0
+            for linear in (False, True):
+                step = make_step(tokens, kv, linear)
                 for _ in range(3):
                     step()
-            torch.cuda.current_stream().wait_stream(side)
-            with torch.cuda.graph(graph):
-                step()
-            graph.replay()
-            graph_ms = time_it(graph.replay, 30)
+                if not linear:
+                    eager_ms = time_it(step, 10)
+                graph = torch.cuda.CUDAGraph()
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for _ in range(3):
+                        step()
+                torch.cuda.current_stream().wait_stream(side)
+                with torch.cuda.graph(graph):
+                    step()
+                graph.replay()
+                graph_by_layout["linear" if linear else "matmul"] = time_it(graph.replay, 30)
+                del graph
+            graph_ms = min(graph_by_layout.values())
             plan_ms = roof["decode_step_ms"]
             row = {
                 "concurrency": conc,
@@ -173,6 +202,7 @@ def main() -> int:
                 "plan_step_ms": plan_ms,
                 "plan_tokens_per_s": roof["decode_tokens_per_s_per_replica"],
                 "measured_graph_step_ms": round(graph_ms, 3),
+                "graph_step_ms_by_layout": {k: round(v, 3) for k, v in graph_by_layout.items()},
                 "measured_eager_step_ms": round(eager_ms, 3),
                 "graph_over_plan": round(graph_ms / plan_ms, 3),
                 "eager_over_plan": round(eager_ms / plan_ms, 3),
@@ -182,7 +212,7 @@ def main() -> int:
             }
             rows.append(row)
             print(json.dumps(row))
-            del graph, kv, step
+            del kv, step
             torch.cuda.empty_cache()
     out = {
         **header("gpu_roofline"),
@@ -190,6 +220,7 @@ def main() -> int:
         "catalog_gpu": gpu,
         "torch": torch.__version__,
         "model": "Llama-3-8B shape (tests/_synthetic.py LLAMA3_8B), bf16, random weights",
+        "streaming_read_tb_per_s": read_tb_s,
         "rows": rows,
         "summary": {
             "graph_over_plan_min": min(r["graph_over_plan"] for r in rows),
