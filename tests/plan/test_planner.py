@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,44 @@ def test_traffic_gives_replicas_and_slo_check(llama8b: Path) -> None:
     assert busy.scaling["replicas"] > one.scaling["replicas"]
     assert busy.scaling["slo_met_by_estimate"] is False
     assert busy.cost["dedicated_per_month"] > one.cost["dedicated_per_month"]
+
+
+def test_replicas_come_from_the_batch_the_engine_runs(llama8b: Path) -> None:
+    profile = inspect_model(str(llama8b))
+    plan = plan_deployment(profile, gpu="h200", context=8192, traffic_rps=20)
+    roof, sc = plan.roofline, plan.scaling
+    # The engine batches up to its max-num-seqs; capacity is planned at that batch, not at
+    # the requested concurrency (1), which once gave 43 replicas for 20 req/s on an H200.
+    max_seqs = int(plan.args[plan.args.index("--max-num-seqs") + 1])
+    assert roof["max_batch"] == max_seqs == sc["batch_per_replica"] > 1
+    top = roof["batch_curve"][-1]
+    assert sc["capacity_rps_per_replica"] == round(top["expected_tokens_per_s"] / 256, 2)
+    assert sc["replicas"] == math.ceil(20 / (top["expected_tokens_per_s"] / 256 * 0.7))
+    assert sc["replicas"] <= 3
+    # Expected speed is the ceiling at the measured efficiency, never above it.
+    assert roof["expected_decode_tokens_per_s_per_replica"] == pytest.approx(
+        roof["decode_tokens_per_s_per_replica"] * roof["efficiency"], rel=1e-3
+    )
+    assert 0 < roof["efficiency"] < 1
+
+
+def test_an_slo_caps_the_batch(llama8b: Path) -> None:
+    profile = inspect_model(str(llama8b))
+    free = plan_deployment(profile, gpu="h200", context=8192, traffic_rps=20)
+    curve = free.roofline["batch_curve"]
+    # An SLO between two points of the curve: the larger batch misses it.
+    lo, hi = curve[3], curve[4]
+    slo = (lo["expected_step_ms"] + hi["expected_step_ms"]) / 2 * 256
+    capped = plan_deployment(profile, gpu="h200", context=8192, traffic_rps=20, slo_p95_ms=slo)
+    assert capped.scaling["batch_per_replica"] == lo["batch"]
+    assert capped.scaling["e2e_ms_estimate"] <= slo
+    assert capped.scaling["slo_met_by_estimate"] is True
+    assert capped.scaling["replicas"] > free.scaling["replicas"]
+    # No batch meets it: plan for throughput and give the latency floor.
+    hopeless = plan_deployment(profile, gpu="h200", context=8192, traffic_rps=20, slo_p95_ms=1)
+    assert hopeless.scaling["slo_met_by_estimate"] is False
+    assert hopeless.scaling["batch_per_replica"] == curve[-1]["batch"]
+    assert "one sequence alone takes" in hopeless.scaling["basis"]
 
 
 @pytest.mark.parametrize(

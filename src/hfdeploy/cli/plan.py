@@ -49,11 +49,19 @@ def render_plan(out: Output, p: Plan) -> None:
     if r.get("applies"):
         t.add_row(
             "roofline",
-            f"{r['regime']}; {r['decode_tokens_per_s_per_replica']:,} tokens/s per replica at "
-            f"{r['at_concurrency']} sequences; "
+            f"{r['regime']}; ceiling {r['decode_tokens_per_s_per_replica']:,} tokens/s per "
+            f"replica at {r['at_concurrency']} sequences (expected "
+            f"{r['expected_decode_tokens_per_s_per_replica']:,} at {r['efficiency']:g} of it); "
             f"single stream {r['single_stream_tokens_per_s']:,} tokens/s",
         )
     s = p.scaling
+    if r.get("applies"):
+        t.add_row(
+            "under load",
+            f"{s['batch_per_replica']} sequences per replica: {s['capacity_rps_per_replica']:g} "
+            f"req/s, {s['e2e_ms_estimate']:,} ms for {r['output_tokens']} output tokens "
+            "(expected speed)",
+        )
     t.add_row("replicas", f"{s['replicas']} ({s['basis']}); {s['direction']}")
     c = p.cold_start
     t.add_row(

@@ -25,6 +25,14 @@ _TP_DEGREES = (1, 2, 4, 8)
 _PULL_GBPS = 0.25  # registry pull, GB/s (prior)
 _LOAD_GBPS = 1.0  # weight read from a network volume, GB/s (prior)
 _UTILIZATION = 0.7  # plan replicas to run at 70% of estimated capacity
+# Fraction of the roofline a decode step reaches: a minimal CUDA-graph decode of an
+# 8B Llama on an H200 ran at 1.34-1.68x the memory-bound step and 2.23x the compute-bound
+# one (benchmarks/results/gpu_roofline.json); the low end of each, as priors.
+_DECODE_EFFICIENCY = {"memory-bound": 0.6, "compute-bound": 0.45}
+_EFFICIENCY_BASIS = (
+    "measured: a CUDA-graph decode step of an 8B Llama on an H200 took 1.34-1.68x the "
+    "memory-bound and 2.23x the compute-bound roofline (benchmarks/gpu_roofline.py)"
+)
 _HOURS_PER_MONTH = 730
 
 
@@ -376,8 +384,7 @@ def _args(
     if s.gpu_memory_utilization:
         add("memory_fraction", f"{s.gpu_memory_utilization:g}")
     if fit and fit.max_concurrency and engine.name in ("vllm", "sglang"):
-        # As many sequences as the KV budget holds at the full context (capped).
-        add("max_seqs", max(1, min(fit.max_concurrency, 256)))
+        add("max_seqs", serving_batch(report))
     if engine.name == "tei":
         add("batch_tokens", s.batched_tokens)
     add("host", "0.0.0.0")
@@ -385,6 +392,16 @@ def _args(
     if "metrics" in a:
         out.append(a["metrics"])
     return out
+
+
+def serving_batch(report: SizeReport) -> int:
+    """The most sequences the engine runs at once (its max-num-seqs): as many as the KV
+    budget holds at the full context, capped at 256; the requested concurrency when the
+    estimate has no fit row (no GPU)."""
+    fit = report.fits[0] if report.fits else None
+    if fit and fit.max_concurrency:
+        return max(1, min(fit.max_concurrency, 256))
+    return report.estimate.settings.concurrency
 
 
 def _roofline(
@@ -403,20 +420,41 @@ def _roofline(
         active = p.parameters - p.weights.expert_parameters * (
             1 - p.arch.moe.active / p.arch.moe.num_experts
         )
+
+    def step_s(batch: int) -> tuple[float, str]:
+        """One decode step of ``batch`` sequences: the bytes or the FLOPs, whichever is longer."""
+        # on average half the context is filled
+        t_mem = (weights_rank + e.kv_bytes_per_sequence_per_rank * batch / 2) / bw
+        t_cmp = 2 * active / tp * batch / flops if flops else 0.0
+        return max(t_mem, t_cmp), "memory-bound" if t_mem >= t_cmp else "compute-bound"
+
     conc = s.concurrency
-    kv_rank = e.kv_bytes_per_sequence_per_rank * conc // 2  # on average half the context is filled
-    step_bytes = weights_rank + kv_rank
-    step_flops = 2 * active / tp * conc
-    t_mem = step_bytes / bw
-    t_cmp = step_flops / flops if flops else 0.0
-    step = max(t_mem, t_cmp)
+    step, regime = step_s(conc)
+    expected_step = step / _DECODE_EFFICIENCY[regime]
+    # Under load the engine batches up to its max-num-seqs: the step at each batch size up
+    # to that, at the expected efficiency, is what replicas and latency are planned from.
+    top = serving_batch(report)
+    curve = []
+    for b in sorted({min(2**i, top) for i in range(top.bit_length() + 1)}):
+        t, r = step_s(b)
+        t /= _DECODE_EFFICIENCY[r]
+        curve.append({"batch": b, "expected_step_ms": round(t * 1000, 2),
+                      "expected_tokens_per_s": round(b / t, 1), "regime": r})  # fmt: skip
     return {
         "applies": True,
-        "regime": "memory-bound" if t_mem >= t_cmp else "compute-bound",
+        "regime": regime,
+        # Ceilings: no engine decodes faster than the bytes (or FLOPs) allow.
         "single_stream_tokens_per_s": round(bw / weights_rank, 1),
         "decode_tokens_per_s_per_replica": round(conc / step, 1),
         "decode_step_ms": round(step * 1000, 2),
+        # Expected: the ceiling at the efficiency a real decode step was measured at.
+        "efficiency": _DECODE_EFFICIENCY[regime],
+        "expected_decode_tokens_per_s_per_replica": round(conc / expected_step, 1),
+        "expected_decode_step_ms": round(expected_step * 1000, 2),
+        "efficiency_basis": _EFFICIENCY_BASIS,
         "at_concurrency": conc,
+        "max_batch": top,
+        "batch_curve": curve,
         "output_tokens": output_tokens,
         "basis": f"{gpu.name}: {gpu.bandwidth_gbps:g} GB/s, {flops / 1e12:g} TFLOP/s dense; "
         f"weights {weights_rank / 2**30:.1f} GiB per rank + KV at half context",
@@ -593,17 +631,37 @@ def _scaling(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"traffic_rps": traffic, "replicas": 1, "basis": "one replica"}
     if roof.get("applies"):
-        capacity = roof["decode_tokens_per_s_per_replica"] / roof["output_tokens"]
-        e2e_ms = roof["decode_step_ms"] * roof["output_tokens"]
-        out |= {"capacity_rps_per_replica": round(capacity, 2), "e2e_ms_estimate": round(e2e_ms)}
+        # Sized on the expected speed (not the ceiling: replicas planned on the roofline
+        # alone come up 1.3-2.2x short, benchmarks/results/gpu_roofline.json), at the
+        # largest batch whose end-to-end time meets the SLO (the engine's max-num-seqs
+        # when there is none): continuous batching serves that many sequences at once.
+        n_out = roof["output_tokens"]
+        curve = roof["batch_curve"]
+        meets = [c for c in curve if slo_ms is None or c["expected_step_ms"] * n_out <= slo_ms]
+        # No batch meets the SLO: plan for throughput and say what the latency floor is.
+        at = meets[-1] if meets else curve[-1]
+        capacity = at["expected_tokens_per_s"] / n_out
+        e2e_ms = at["expected_step_ms"] * n_out
+        out |= {
+            "capacity_rps_per_replica": round(capacity, 2),
+            "batch_per_replica": at["batch"],
+            "e2e_ms_estimate": round(e2e_ms),
+        }
         if traffic:
             out["replicas"] = max(1, math.ceil(traffic / (capacity * _UTILIZATION)))
             out["basis"] = (
-                f"{traffic:g} req/s / ({capacity:.2f} req/s per replica x {_UTILIZATION:g})"
+                f"{traffic:g} req/s / ({capacity:.2f} req/s per replica at {at['batch']} "
+                f"sequences x {_UTILIZATION:g})"
             )
         if slo_ms is not None:
             out["slo_p95_ms"] = slo_ms
-            out["slo_met_by_estimate"] = e2e_ms <= slo_ms
+            out["slo_met_by_estimate"] = bool(meets)
+            if not meets:
+                out["basis"] += (
+                    f"; no batch meets the {slo_ms:g} ms SLO: one sequence alone takes "
+                    f"{curve[0]['expected_step_ms'] * n_out:,.0f} ms for {n_out} tokens "
+                    "(a faster GPU, more TP, or fewer output tokens)"
+                )
     elif traffic:
         out["basis"] = "capacity unknown for this task: measure one replica with `hfdeploy bench`"
     out["direction"] = (
@@ -675,7 +733,11 @@ def _envelope(
         *notes,
     ]
     if roof.get("applies"):
-        factors.append("throughput is a roofline ceiling, not a measurement")
+        factors.append(
+            f"throughput: the roofline ceiling x {roof['efficiency']:g}, the efficiency a "
+            "minimal CUDA-graph decode reached on an H200; a real engine's differs: measure "
+            "one replica with `hfdeploy bench`"
+        )
     verification = (
         f"hfdeploy size {p.ref} --engine {spec.name} --json",
         "hfdeploy audit on the deployment files that run it",
