@@ -469,6 +469,7 @@ def readme(plan: Plan, files: list[str]) -> str:
         f"- Startup budget {plan.cold_start['startup_probe_budget_s']}s "
         "from a cold-start estimate of "
         f"{plan.cold_start['total_s']}s ({plan.cold_start['basis']}).",
+        *_capacity_lines(plan),
         "",
         "## Envelope",
         "",
@@ -482,6 +483,19 @@ def readme(plan: Plan, files: list[str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _capacity_lines(plan: Plan) -> list[str]:
+    s, r = plan.scaling, plan.roofline
+    if not r.get("applies"):
+        return []
+    port, n = plan.engine.port, r["output_tokens"]
+    return [
+        f"- Capacity, expected (not measured): {s['batch_per_replica']} sequences per replica, "
+        f"{s['capacity_rps_per_replica']:g} req/s, {s['e2e_ms_estimate']:,} ms for {n} output "
+        f"tokens. Measure it: `hfdeploy bench http://localhost:{port} --profile sweep "
+        f"--output-tokens {n}`.",
+    ]
 
 
 def render_targets(plan: Plan, targets: tuple[str, ...] = TARGETS) -> dict[str, str]:
