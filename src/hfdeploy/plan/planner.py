@@ -15,6 +15,7 @@ from hfdeploy.envelope import Confidence, Envelope, lowest
 from hfdeploy.errors import HfDeployError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.catalog import EngineSpec, engine_catalog, find_engine
+from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance
 from hfdeploy.sizing.gpus import GPU, find_gpu, gpu_catalog
 from hfdeploy.sizing.report import SizeReport, size_model
 
@@ -83,6 +84,8 @@ class Plan:
     pp: int = 1
     #: The targets planned for (None: any).
     targets: tuple[str, ...] | None = None
+    #: The Inference Endpoints instance (None: not planned for hf-endpoint, or multi-node).
+    endpoint: EndpointChoice | None = None
 
     @property
     def served_name(self) -> str:
@@ -123,6 +126,7 @@ class Plan:
             "pipeline_parallel": self.pp,
             "nodes": self.pp,
             "targets": list(self.targets) if self.targets else None,
+            "endpoint": self.endpoint.to_dict() if self.endpoint else None,
             "quantization": self.quantization,
             "model": {
                 "ref": self.profile.ref,
@@ -572,6 +576,15 @@ def plan_deployment(
     scaling = _scaling(roof, traffic_rps, slo_p95_ms, tp)
     cold = _cold_start(spec, profile)
     cost = _cost(chosen_gpu, tp * pp, scaling, cold, active_hours_per_day)
+    endpoint = None
+    if pp == 1 and (targets is None or "hf-endpoint" in targets):
+        endpoint = endpoint_instance(
+            chosen_gpu,
+            tp,
+            report.estimate.total_bytes if chosen_gpu else report.estimate.host_bytes,
+        )
+        if endpoint.note:
+            notes.append(endpoint.note)
     if spec.requires and chosen_gpu is not None:
         notes.append(f"the image {image} needs {spec.requires}")
     if spec.tag_source.startswith("unverified"):
@@ -599,6 +612,7 @@ def plan_deployment(
         tuple(notes),
         pp,
         targets,
+        endpoint,
     )
 
 

@@ -396,14 +396,6 @@ def kserve(plan: Plan) -> str:
     return _yaml(isvc)
 
 
-#: Inference Endpoints instance types for catalog GPUs. The API documents the
-#: ``nvidia-<gpu>`` naming (``nvidia-a10g``, size ``x1``); the others follow it.
-_ENDPOINT_INSTANCES = {
-    "T4": "nvidia-t4", "L4": "nvidia-l4", "A10G": "nvidia-a10g", "L40S": "nvidia-l40s",
-    "A100-80GB": "nvidia-a100", "H100-SXM": "nvidia-h100", "H200": "nvidia-h200",
-}  # fmt: skip
-
-
 def hf_endpoint(plan: Plan) -> str:
     """Keyword arguments of ``huggingface_hub.HfApi.create_inference_endpoint``: create it
     with ``HfApi().create_inference_endpoint(**json.load(open("hf-endpoint.json")))``."""
@@ -411,22 +403,20 @@ def hf_endpoint(plan: Plan) -> str:
     env = _env(plan)
     if e.name in ("tgi", "tei"):
         env["MODEL_ID"] = MODEL_DIR
-    instance = (
-        _ENDPOINT_INSTANCES.get(plan.gpu.name, f"nvidia-{plan.gpu.name.lower()}")
-        if plan.gpu
-        else "intel-icl"
-    )
+    where = plan.endpoint
+    if where is None or where.instance_type is None:
+        raise ValueError("the plan has no Inference Endpoints instance")
     body: dict[str, Any] = {
         "name": slug(plan.served_name),
         "repository": plan.profile.repo_id or "OWNER/NAME",
         "revision": plan.profile.commit_sha,
         "framework": "pytorch",
         "task": plan.profile.task.task,
-        "accelerator": "gpu" if plan.gpu else "cpu",
-        "vendor": "aws",
-        "region": "us-east-1",
-        "instance_type": instance,
-        "instance_size": f"x{plan.tp if plan.gpu else 2}",
+        "accelerator": where.accelerator,
+        "vendor": where.vendor,
+        "region": where.region,
+        "instance_type": where.instance_type,
+        "instance_size": where.instance_size,
         "min_replica": int(plan.scaling["replicas"]),
         "max_replica": max(2, int(plan.scaling["replicas"]) * 2),
         "custom_image": {"url": plan.image, "port": e.port, "healthRoute": e.ready},
@@ -508,6 +498,8 @@ def render_targets(plan: Plan, targets: tuple[str, ...] = TARGETS) -> dict[str, 
                     out["Dockerfile"] = dockerfile(plan)
             case "compose" | "kserve" | "hf-endpoint" if plan.pp > 1:
                 continue  # one host, one pod or one endpoint cannot hold a multi-node plan
+            case "hf-endpoint" if plan.endpoint is None or plan.endpoint.instance_type is None:
+                continue  # no instance offered: the plan's notes say why
             case "compose":
                 out["compose.yaml"] = compose(plan)
             case "k8s":
