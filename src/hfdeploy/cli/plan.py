@@ -74,9 +74,16 @@ def render_plan(out: Output, p: Plan) -> None:
         t.add_row(
             "cost",
             f"${cost['dedicated_per_month']:,}/month dedicated; "
-            f"${cost['scale_to_zero_per_month']:,}/month scale-to-zero at "
-            f"{cost['active_hours_per_day']:g} h/day "
-            f"(dedicated is cheaper above {cost['break_even_active_hours_per_day']} h/day)",
+            f"${cost['scale_to_zero_per_month']:,}/month scale-to-zero "
+            f"({cost['scale_to_zero_billed_hours_per_day']:g} billed h/day"
+            + (
+                f", {cost['cold_start_share_of_requests']:.2%} of requests wait for a cold start"
+                if cost["cold_start_share_of_requests"] is not None
+                else ""
+            )
+            + f"); {cost['cheaper']} is cheaper. Scale-to-zero saves under 5% above "
+            f"{cost['break_even_requests_per_hour']:g} requests/hour round the clock "
+            f"(idle timeout {cost['idle_timeout_s'] / 60:g} min)",
         )
     out.print(t)
     out.print(p.envelope.to_text())

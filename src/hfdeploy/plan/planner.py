@@ -686,6 +686,41 @@ def _scaling(
     return out
 
 
+# Scale-to-zero: an idle replica goes after this long without requests (Inference Endpoints'
+# default, "1 hour by default"; Knative, under KServe, waits about a minute).
+_IDLE_TIMEOUT_S = 3600.0
+# Scale-to-zero is "not worth it" once it saves less than this share of the dedicated bill.
+_S2Z_MIN_SAVING = 0.05
+
+
+def _s2z_billed_share(rate: float, cold_s: float, idle_s: float) -> float:
+    """Share of the time a scale-to-zero replica is billed under Poisson traffic at ``rate``/s.
+
+    A cycle: a cold start (``cold_s``, billed), then up until a gap of ``idle_s`` with no
+    request (expected (e^(rate*idle) - 1) / rate, the last idle stretch included), then
+    off until the next request (1 / rate). Billed share = 1 - 1 / (rate*cold + e^(rate*idle));
+    1 minus it is also the share of requests that meet a cold start.
+    """
+    if rate <= 0:
+        return 0.0
+    x = rate * idle_s
+    if x > 700:  # e^x overflows; the replica never goes idle
+        return 1.0
+    return 1.0 - 1.0 / (rate * cold_s + math.exp(x))
+
+
+def _break_even_rate(cold_s: float, idle_s: float) -> float:
+    """Requests/s above which round-the-clock scale-to-zero saves less than _S2Z_MIN_SAVING."""
+    lo, hi = 0.0, 1.0
+    for _ in range(200):  # bisection: the billed share rises with the rate
+        mid = (lo + hi) / 2
+        if 1 - _s2z_billed_share(mid, cold_s, idle_s) > _S2Z_MIN_SAVING:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 def _cost(
     gpu: GPU | None, tp: int, scaling: dict[str, Any], cold: dict[str, Any], hours: float
 ) -> dict[str, Any]:
@@ -693,20 +728,44 @@ def _cost(
         return {"applies": False, "why": "CPU deployment or no price in the catalog"}
     per_replica_h = gpu.price_per_hour * tp
     replicas = scaling["replicas"]
-    dedicated = per_replica_h * replicas * _HOURS_PER_MONTH
-    cold_h = cold["total_s"] / 3600
     days = _HOURS_PER_MONTH / 24
-    s2z = per_replica_h * replicas * (hours + cold_h) * days  # one cold start per active period
+    dedicated = per_replica_h * replicas * _HOURS_PER_MONTH
+    cold_s, idle_s = float(cold["total_s"]), _IDLE_TIMEOUT_S
+    rate = scaling.get("traffic_rps")
+    if rate:
+        # Billed while traffic lasts (by the renewal model), then one idle tail a day.
+        share = _s2z_billed_share(rate, cold_s, idle_s)
+        billed_h = hours * share + idle_s / 3600
+        cold_share = 1 - share
+        if hours + idle_s / 3600 < 24:  # off overnight: the day's first request waits too
+            cold_share = min(1.0, cold_share + 1 / max(1.0, rate * hours * 3600))
+        how = f"Poisson traffic at {rate:g} req/s for {hours:g} h/day"
+    else:
+        # No traffic given: up for the active hours, one cold start and one idle tail a day.
+        billed_h = hours + (cold_s + idle_s) / 3600
+        cold_share = None
+        how = f"up {hours:g} h/day (no --traffic: every active hour billed)"
+    billed_h = min(24.0, billed_h)
+    s2z = per_replica_h * replicas * billed_h * days
+    even = _break_even_rate(cold_s, idle_s)
+    cheaper = "scale-to-zero" if s2z < dedicated * (1 - _S2Z_MIN_SAVING) else "dedicated"
     return {
         "applies": True,
         "price_per_gpu_hour": gpu.price_per_hour,
         "dedicated_per_month": round(dedicated, 2),
         "scale_to_zero_per_month": round(s2z, 2),
+        "scale_to_zero_billed_hours_per_day": round(billed_h, 2),
         "active_hours_per_day": hours,
-        "break_even_active_hours_per_day": round(24 - cold_h, 2),
+        "idle_timeout_s": idle_s,
         "cold_start_penalty_s": cold["total_s"],
+        "cold_start_share_of_requests": None if cold_share is None else round(cold_share, 6),
+        "break_even_traffic_rps": round(even, 6),
+        "break_even_requests_per_hour": round(even * 3600, 2),
+        "cheaper": cheaper,
         "basis": f"{replicas} replica(s) x {tp} x {gpu.name} at ${gpu.price_per_hour}/h "
-        "(indicative, unverified); scale-to-zero pays active hours plus one cold start a day",
+        f"(indicative, unverified); scale-to-zero: {how}, idle timeout {idle_s:g} s, "
+        f"cold start {cold_s:g} s billed; break-even: round-the-clock traffic at which "
+        f"scale-to-zero saves under {_S2Z_MIN_SAVING:.0%}",
     }
 
 
