@@ -55,22 +55,82 @@ def _plan_roofline(folder: Path, gpu: str, conc: int, ctx: int) -> dict[str, Any
     return dict(plan.roofline)
 
 
+def _shapes() -> dict[str, dict[str, Any]]:
+    from tests._synthetic import LLAMA3_8B, LLAMA3_70B
+
+    # The 70B shape's matrices (8192 wide, 28672 inner) with 10 of its 80 layers, so it
+    # fits one GPU: the per-layer efficiency is what a 70B on TP ranks sees.
+    return {
+        "llama3-8b": LLAMA3_8B,
+        "llama3-70b-shape-10-layers": {**LLAMA3_70B, "num_hidden_layers": 10},
+    }
+
+
 def main() -> int:
     import torch
-    import torch.nn.functional as F
 
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to measure")
         return 0
-    from tests._synthetic import LLAMA3_8B
-
-    dev = torch.device("cuda")
     name = torch.cuda.get_device_name(0)
     gpu = next((v for k, v in GPU_NAMES.items() if k in name), None)
     if gpu is None:
         print(f"{name} is not one this script maps to the catalog: {sorted(GPU_NAMES)}")
         return 0
-    c = LLAMA3_8B
+    dev = torch.device("cuda")
+    # What the memory system gives a plain streaming read (a reduction over 8 GiB).
+    big = torch.empty(4 * 2**30, device=dev, dtype=torch.bfloat16).normal_()
+    big.sum()
+    reduce = big.sum
+    read_ms = _time_it(torch, reduce, 10)
+    read_tb_s = round(big.numel() * 2 / read_ms / 1e9, 2)
+    del reduce, big
+    torch.cuda.empty_cache()
+    print(f"{name}: streaming read {read_tb_s} TB/s")
+    rows = []
+    for label, config in _shapes().items():
+        rows += _measure(torch, dev, gpu, label, config)
+        torch.cuda.empty_cache()
+    out = {
+        **header("gpu_roofline"),
+        "gpu": name,
+        "catalog_gpu": gpu,
+        "torch": torch.__version__,
+        "models": "Llama-3 shapes from tests/_synthetic.py, bf16, random weights",
+        "streaming_read_tb_per_s": read_tb_s,
+        "rows": rows,
+        "summary": {
+            label: {
+                "graph_over_plan_min": min(r["graph_over_plan"] for r in rs),
+                "graph_over_plan_max": max(r["graph_over_plan"] for r in rs),
+            }
+            for label in _shapes()
+            if (rs := [r for r in rows if r["model"] == label])
+        }
+        | {"plan_is_a_ceiling": all(r["graph_over_plan"] >= 1 for r in rows)},
+    }
+    dest = Path(os.environ["OUT"]) / RESULTS.name if os.environ.get("OUT") else RESULTS
+    dest.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out["summary"]))
+    return 0
+
+
+def _time_it(torch: Any, fn: Any, n: int) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(n):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return float(times[len(times) // 2])  # median, ms
+
+
+def _measure(torch: Any, dev: Any, gpu: str, label: str, c: dict[str, Any]) -> list[dict[str, Any]]:
+    import torch.nn.functional as F
+
     hid, inter, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
     heads, kvh, vocab = c["num_attention_heads"], c["num_key_value_heads"], c["vocab_size"]
     hd = hid // heads
@@ -78,7 +138,7 @@ def main() -> int:
     torch.manual_seed(0)
     bf = torch.bfloat16
 
-    def w(*shape: int) -> torch.Tensor:
+    def w(*shape: int) -> Any:
         return torch.randn(*shape, device=dev, dtype=bf) * 0.02
 
     t0 = time.perf_counter()
@@ -105,21 +165,19 @@ def main() -> int:
         t.numel() * t.element_size() for lw in weights for k, t in lw.items() if k[-2:] != "_t"
     )
     weight_bytes += (norm.numel() + lm_head.numel()) * 2  # the embedding is gathered, not read
-    print(f"{name}: weights allocated in {time.perf_counter() - t0:.1f}s, "
+    print(f"{label}: weights allocated in {time.perf_counter() - t0:.1f}s, "
           f"{weight_bytes / 2**30:.2f} GiB read per step")  # fmt: skip
 
-    def rms(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def rms(x: Any, g: Any) -> Any:
         return F.rms_norm(x, (x.shape[-1],), g, 1e-5)
 
-    def make_step(
-        tokens: torch.Tensor, kv: list[tuple[torch.Tensor, torch.Tensor]], linear: bool
-    ) -> Any:
+    def make_step(tokens: Any, kv: list[tuple[Any, Any]], linear: bool) -> Any:
         b = tokens.shape[0]
 
-        def mm(x: torch.Tensor, lw: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+        def mm(x: Any, lw: dict[str, Any], key: str) -> Any:
             return F.linear(x, lw[key + "_t"]) if linear else x @ lw[key]
 
-        def step() -> torch.Tensor:
+        def step() -> Any:
             x = embed[tokens]
             for lw, (k_cache, v_cache) in zip(weights, kv, strict=True):
                 qkv = mm(rms(x, lw["ln1"]), lw, "qkv")
@@ -135,33 +193,11 @@ def main() -> int:
 
         return step
 
-    def time_it(fn: Any, n: int) -> float:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        times = []
-        for _ in range(n):
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        times.sort()
-        return times[len(times) // 2]  # median, ms
-
-    # What the memory system gives a plain streaming read (a reduction over 8 GiB).
-    big = torch.empty(4 * 2**30, device=dev, dtype=bf).normal_()
-    big.sum()
-    reduce = big.sum
-    read_ms = time_it(reduce, 10)
-    read_tb_s = round(big.numel() * 2 / read_ms / 1e9, 2)
-    del reduce, big
-    torch.cuda.empty_cache()
-    print(f"streaming read: {read_tb_s} TB/s")
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "llama-8b"
+        folder = Path(tmp) / label
         folder.mkdir()
-        (folder / "config.json").write_text(json.dumps(LLAMA3_8B))
+        (folder / "config.json").write_text(json.dumps(c))
         for conc, ctx in POINTS:
             roof = _plan_roofline(folder, gpu, conc, ctx)
             filled = ctx // 2
@@ -179,7 +215,7 @@ def main() -> int:
                 for _ in range(3):
                     step()
                 if not linear:
-                    eager_ms = time_it(step, 10)
+                    eager_ms = _time_it(torch, step, 10)
                 graph = torch.cuda.CUDAGraph()
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
@@ -190,11 +226,14 @@ def main() -> int:
                 with torch.cuda.graph(graph):
                     step()
                 graph.replay()
-                graph_by_layout["linear" if linear else "matmul"] = time_it(graph.replay, 30)
+                graph_by_layout["linear" if linear else "matmul"] = _time_it(
+                    torch, graph.replay, 30
+                )
                 del graph
             graph_ms = min(graph_by_layout.values())
             plan_ms = roof["decode_step_ms"]
             row = {
+                "model": label,
                 "concurrency": conc,
                 "context": ctx,
                 "kv_tokens_per_sequence": filled,
@@ -214,24 +253,7 @@ def main() -> int:
             print(json.dumps(row))
             del kv, step
             torch.cuda.empty_cache()
-    out = {
-        **header("gpu_roofline"),
-        "gpu": name,
-        "catalog_gpu": gpu,
-        "torch": torch.__version__,
-        "model": "Llama-3-8B shape (tests/_synthetic.py LLAMA3_8B), bf16, random weights",
-        "streaming_read_tb_per_s": read_tb_s,
-        "rows": rows,
-        "summary": {
-            "graph_over_plan_min": min(r["graph_over_plan"] for r in rows),
-            "graph_over_plan_max": max(r["graph_over_plan"] for r in rows),
-            "plan_is_a_ceiling": all(r["graph_over_plan"] >= 1 for r in rows),
-        },
-    }
-    dest = Path(os.environ["OUT"]) / RESULTS.name if os.environ.get("OUT") else RESULTS
-    dest.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out["summary"]))
-    return 0
+    return rows  # the weights go with this frame
 
 
 if __name__ == "__main__":
