@@ -263,3 +263,17 @@ def test_engine_flag_check_finds_a_flag_the_release_lacks(tmp_path: Path) -> Non
     flags = defined_flags("sglang", wheel)
     assert {"--tp-size", "--tensor-parallel-size", "--config"} <= flags
     assert "--tp" not in flags
+
+
+def test_decode_efficiency_follows_the_measured_widths(llama8b: Path, llama70b: Path) -> None:
+    from hfdeploy.plan.planner import _decode_efficiency
+
+    # benchmarks/results/gpu_roofline.json: 8B (hidden 4096) and 70B-shaped (8192) layers.
+    assert _decode_efficiency("memory-bound", 4096) == 0.59
+    assert _decode_efficiency("memory-bound", 8192) == 0.77
+    assert _decode_efficiency("memory-bound", 5793) == 0.68  # halfway in log2
+    assert _decode_efficiency("memory-bound", 1024) == 0.59  # held at the ends
+    assert _decode_efficiency("compute-bound", 16384) == 0.62
+    small = plan_deployment(inspect_model(str(llama8b)), gpu="h100")
+    big = plan_deployment(inspect_model(str(llama70b)), gpu="h100")
+    assert small.roofline["efficiency"] < big.roofline["efficiency"]

@@ -26,14 +26,23 @@ _TP_DEGREES = (1, 2, 4, 8)
 _PULL_GBPS = 0.25  # registry pull, GB/s (prior)
 _LOAD_GBPS = 1.0  # weight read from a network volume, GB/s (prior)
 _UTILIZATION = 0.7  # plan replicas to run at 70% of estimated capacity
-# Fraction of the roofline a decode step reaches: a minimal CUDA-graph decode of an
-# 8B Llama on an H200 ran at 1.34-1.68x the memory-bound step and 2.23x the compute-bound
-# one (benchmarks/results/gpu_roofline.json); the low end of each, as priors.
-_DECODE_EFFICIENCY = {"memory-bound": 0.6, "compute-bound": 0.45}
+# Fraction of the roofline a decode step reaches, by model width: a minimal CUDA-graph decode
+# on an H200 (benchmarks/results/gpu_roofline.json) took at worst 1.69x the memory-bound and
+# 2.34x the compute-bound step for an 8B Llama (hidden 4096), 1.30x and 1.62x for 70B-shaped
+# layers (hidden 8192). Interpolated on log2(hidden), held at the ends.
+_DECODE_EFFICIENCY = {"memory-bound": (0.59, 0.77), "compute-bound": (0.43, 0.62)}
 _EFFICIENCY_BASIS = (
-    "measured: a CUDA-graph decode step of an 8B Llama on an H200 took 1.34-1.68x the "
-    "memory-bound and 2.23x the compute-bound roofline (benchmarks/gpu_roofline.py)"
+    "measured: a CUDA-graph decode step on an H200 reached 0.59-0.77 of the memory-bound and "
+    "0.43-0.62 of the compute-bound roofline, 8B to 70B-shaped layers (benchmarks/gpu_roofline.py)"
 )
+
+
+def _decode_efficiency(regime: str, hidden: int) -> float:
+    narrow, wide = _DECODE_EFFICIENCY[regime]
+    t = min(1.0, max(0.0, math.log2(max(hidden, 1) / 4096)))  # 0 at 4096, 1 at 8192
+    return round(narrow + (wide - narrow) * t, 2)
+
+
 _HOURS_PER_MONTH = 730
 
 
@@ -434,14 +443,15 @@ def _roofline(
 
     conc = s.concurrency
     step, regime = step_s(conc)
-    expected_step = step / _DECODE_EFFICIENCY[regime]
+    hidden = p.arch.hidden_size
+    expected_step = step / _decode_efficiency(regime, hidden)
     # Under load the engine batches up to its max-num-seqs: the step at each batch size up
     # to that, at the expected efficiency, is what replicas and latency are planned from.
     top = serving_batch(report)
     curve = []
     for b in sorted({min(2**i, top) for i in range(top.bit_length() + 1)}):
         t, r = step_s(b)
-        t /= _DECODE_EFFICIENCY[r]
+        t /= _decode_efficiency(r, hidden)
         curve.append({"batch": b, "expected_step_ms": round(t * 1000, 2),
                       "expected_tokens_per_s": round(b / t, 1), "regime": r})  # fmt: skip
     return {
@@ -452,7 +462,7 @@ def _roofline(
         "decode_tokens_per_s_per_replica": round(conc / step, 1),
         "decode_step_ms": round(step * 1000, 2),
         # Expected: the ceiling at the efficiency a real decode step was measured at.
-        "efficiency": _DECODE_EFFICIENCY[regime],
+        "efficiency": _decode_efficiency(regime, hidden),
         "expected_decode_tokens_per_s_per_replica": round(conc / expected_step, 1),
         "expected_decode_step_ms": round(expected_step * 1000, 2),
         "efficiency_basis": _EFFICIENCY_BASIS,
