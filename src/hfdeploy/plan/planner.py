@@ -656,7 +656,7 @@ def _scaling(
     out: dict[str, Any] = {"traffic_rps": traffic, "replicas": 1, "basis": "one replica"}
     if roof.get("applies"):
         # Sized on the expected speed (not the ceiling: replicas planned on the roofline
-        # alone come up 1.3-2.2x short, benchmarks/results/gpu_roofline.json), at the
+        # alone come up 1.1-2.3x short, benchmarks/results/gpu_roofline.json), at the
         # largest batch whose end-to-end time meets the SLO (the engine's max-num-seqs
         # when there is none): continuous batching serves that many sequences at once.
         n_out = roof["output_tokens"]
