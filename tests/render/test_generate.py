@@ -89,6 +89,7 @@ def test_every_target_is_valid_audited_and_stable(
         "README.md",
         "model.lock.json",
         "fetch.Dockerfile",
+        "constraints.txt",
         *(f"k8s/{n}.yaml" for n in ("deployment", "service", "hpa", "pdb", "pvc", "fetch-job")),
     }
     if plan.engine.name == "hfdeploy":
