@@ -273,3 +273,52 @@ def test_plan_for_targets(tmp_path: Path) -> None:
                                    "--concurrency", "32", "--target", "docker,compose"])  # fmt: skip
     assert res.exit_code == 1
     assert "--target k8s" in res.output
+
+
+def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
+    model = tmp_path / "l8"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="triton", context=8192)
+    out = tmp_path / "out"
+    generate_deployment(plan, out, lock=False)
+    # Before: `command: []` and no model repository, so the container served nothing.
+    assert list(plan.args) == ["tritonserver", "--model-repository=/models"]
+    name = plan.served_name
+    engine_args = json.loads((out / f"triton/{name}/1/model.json").read_text())
+    max_seqs = plan.size.fits[0].max_concurrency
+    assert engine_args == {
+        "model": "/repository", "tensor_parallel_size": 1, "max_model_len": 8192,
+        "gpu_memory_utilization": 0.9, "max_num_seqs": min(max_seqs, 256),
+        "disable_log_stats": False,
+    }  # fmt: skip
+    config = (out / f"triton/{name}/config.pbtxt").read_text()
+    for line in (f'name: "{name}"', 'backend: "vllm"', "decoupled: true", "kind: KIND_MODEL"):
+        assert line in config
+    compose = yaml.safe_load((out / "compose.yaml").read_text())
+    (svc,) = compose["services"].values()
+    assert "./triton:/models:ro" in svc["volumes"]
+    assert svc["command"] == ["tritonserver", "--model-repository=/models"]
+    # Kubernetes: the same two files from a ConfigMap, at the paths Triton reads.
+    cm = yaml.safe_load((out / "k8s/triton-config.yaml").read_text())
+    assert cm["data"]["model.json"] == (out / f"triton/{name}/1/model.json").read_text()
+    pod = yaml.safe_load((out / "k8s/deployment.yaml").read_text())["spec"]["template"]["spec"]
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "triton"]
+    assert [i["path"] for i in vol["configMap"]["items"]] == [
+        f"{name}/config.pbtxt",
+        f"{name}/1/model.json",
+    ]
+    assert {"name": "metrics", "containerPort": 8002} in pod["containers"][0]["ports"]
+    for manifest in sorted((out / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            validate_manifest(doc)
+    for doc in yaml.safe_load_all((out / "kserve.yaml").read_text()):
+        validate_manifest(doc)  # the ConfigMap travels with the InferenceService
+    hpa = yaml.safe_load((out / "k8s/hpa.yaml").read_text())
+    assert (
+        hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "nv_inference_pending_request_count"
+    )
+    assert not (out / "hf-endpoint.json").exists()
+    assert "hf-endpoint.json is not written" in (out / "README.md").read_text()
+    report = audit_paths([out])
+    assert [f.rule_id for f in report.findings if f.severity != "info"] == []

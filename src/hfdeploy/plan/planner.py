@@ -21,6 +21,8 @@ from hfdeploy.sizing.report import SizeReport, size_model
 
 __all__ = ["DoesNotFitError", "Plan", "plan_deployment"]
 
+#: Where Triton's model repository is mounted (compose: ./triton; Kubernetes: a ConfigMap).
+TRITON_REPOSITORY = "/models"
 MODEL_DIR = "/repository"
 _TP_DEGREES = (1, 2, 4, 8)
 _PULL_GBPS = 0.25  # registry pull, GB/s (prior)
@@ -373,6 +375,10 @@ def _args(
             served,
         ]
         return out
+    if engine.name == "triton":
+        # The vLLM backend reads its engine arguments from the model repository, which
+        # generate writes (triton/<name>/1/model.json) and mounts at TRITON_REPOSITORY.
+        return ["tritonserver", f"{a['model_repository']}={TRITON_REPOSITORY}"]
     if engine.name == "llama.cpp":
         gguf = p.formats.gguf[0].file if p.formats.gguf else "model.gguf"
         add("model", f"{MODEL_DIR}/{gguf}")
@@ -587,7 +593,12 @@ def plan_deployment(
     cold = _cold_start(spec, profile)
     cost = _cost(chosen_gpu, tp * pp, scaling, cold, active_hours_per_day)
     endpoint = None
-    if pp == 1 and (targets is None or "hf-endpoint" in targets):
+    if spec.name == "triton" and (targets is None or "hf-endpoint" in targets):
+        endpoint = EndpointChoice("aws", "us-east-1", "gpu", None, None,
+            "Triton reads its model repository from a volume beside the model, which "
+            "Inference Endpoints does not mount: hf-endpoint.json is not written")  # fmt: skip
+        notes.append(endpoint.note)
+    elif pp == 1 and (targets is None or "hf-endpoint" in targets):
         endpoint = endpoint_instance(
             chosen_gpu,
             tp,
