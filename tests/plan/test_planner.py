@@ -182,6 +182,15 @@ def test_gguf_goes_to_llama_cpp(tmp_path: Path) -> None:
     plan = plan_deployment(inspect_model(str(path)))
     assert plan.engine.name == "llama.cpp"
     assert plan.args[:2] == ("-m", "/repository/tiny.gguf")
+    # llama-server gives each of its --parallel slots --ctx-size / --parallel tokens: the
+    # plan asks for the whole context per slot (it once gave each slot context/concurrency).
+    four = plan_deployment(inspect_model(str(path)), context=2048, concurrency=4)
+    args = list(four.args)
+    assert args[args.index("--parallel") + 1] == "4"
+    assert args[args.index("--ctx-size") + 1] == str(2048 * 4)
+    assert "-ngl" not in args  # CPU
+    on_gpu = list(plan_deployment(inspect_model(str(path)), gpu="l4").args)
+    assert on_gpu[on_gpu.index("-ngl") + 1] == "999"
 
 
 def test_tgi_only_when_asked(llama8b: Path) -> None:

@@ -382,8 +382,12 @@ def _args(
     if engine.name == "llama.cpp":
         gguf = p.formats.gguf[0].file if p.formats.gguf else "model.gguf"
         add("model", f"{MODEL_DIR}/{gguf}")
-        add("max_len", s.context)
+        # llama-server splits --ctx-size among its --parallel slots (n_ctx / n_parallel per
+        # slot): the whole context for each of `concurrency` slots, as the KV cache was sized.
+        add("max_len", s.context * s.concurrency)
         add("max_seqs", s.concurrency)
+        if gpu is not None:
+            add("gpu_layers", 999)  # every layer on the GPU, whatever the build's default
         add("host", "0.0.0.0")
         add("port", engine.port)
         out.append(a["metrics"])
