@@ -322,3 +322,33 @@ def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
     assert "hf-endpoint.json is not written" in (out / "README.md").read_text()
     report = audit_paths([out])
     assert [f.rule_id for f in report.findings if f.severity != "info"] == []
+
+
+def test_sglang_runs_its_launcher(tmp_path: Path) -> None:
+    # lmsysorg/sglang has no ENTRYPOINT that starts the server (SGLang's own compose sets
+    # `entrypoint: python3 -m sglang.launch_server`): flags alone would be run as a program.
+    model = tmp_path / "l8"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="sglang")
+    out = tmp_path / "out"
+    generate_deployment(plan, out, lock=False)
+    launcher = ["python3", "-m", "sglang.launch_server"]
+    (svc,) = yaml.safe_load((out / "compose.yaml").read_text())["services"].values()
+    assert svc["entrypoint"] == launcher
+    assert svc["command"][:2] == ["--model-path", "/repository"]
+    container = yaml.safe_load((out / "k8s/deployment.yaml").read_text())["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    assert container["command"] == launcher
+    assert container["args"] == list(plan.args)
+    isvc = yaml.safe_load((out / "kserve.yaml").read_text())
+    assert isvc["spec"]["predictor"]["containers"][0]["command"] == launcher
+    endpoint = json.loads((out / "hf-endpoint.json").read_text())
+    assert endpoint["container_command"] == launcher
+    # and the vLLM image, whose ENTRYPOINT is `vllm serve`, gets arguments only
+    vllm = plan_deployment(inspect_model(str(model)), gpu="h100")
+    generate_deployment(vllm, tmp_path / "vllm", lock=False)
+    (svc,) = yaml.safe_load((tmp_path / "vllm/compose.yaml").read_text())["services"].values()
+    assert "entrypoint" not in svc
+    assert not audit_paths([out]).findings

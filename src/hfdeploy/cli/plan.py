@@ -44,7 +44,7 @@ def render_plan(out: Output, p: Plan) -> None:
         t.add_row("  not " + name, why)
     t.add_row("gpus", p.placement)
     t.add_row("memory", p.memory_text)
-    t.add_row("command", " ".join(p.args))
+    t.add_row("command", " ".join([*p.engine.entrypoint, *p.args]))
     r = p.roofline
     if r.get("applies"):
         t.add_row(

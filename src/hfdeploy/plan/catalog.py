@@ -41,6 +41,8 @@ class EngineSpec:
     # The model path is the first argument (``vllm serve MODEL``), not a flag's value.
     model_positional: bool = False
     requires: str = ""  # what the image needs of the node (driver), stated in plans
+    #: The command that starts the server when the image's ENTRYPOINT does not (SGLang).
+    entrypoint: tuple[str, ...] = ()
     tag_by_arch: dict[str, str] = field(default_factory=dict)
     model_types: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
@@ -63,7 +65,7 @@ class EngineSpec:
             "formats": list(self.formats), "args": dict(self.args), "env": dict(self.env),
             "maintenance": self.maintenance, "note": self.note,
             "min_startup_s": self.min_startup_s, "model_positional": self.model_positional,
-            "requires": self.requires,
+            "requires": self.requires, "entrypoint": list(self.entrypoint),
             "tag_by_arch": dict(self.tag_by_arch), "model_types": list(self.model_types),
             "tasks": list(self.tasks),
         }  # fmt: skip
@@ -75,7 +77,7 @@ def engine_catalog() -> dict[str, EngineSpec]:
     out = {}
     for name, e in raw["engines"].items():
         values: dict[str, Any] = {
-            k: tuple(v) if k in ("kinds", "formats", "model_types", "tasks") else v
+            k: tuple(v) if k in ("kinds", "formats", "model_types", "tasks", "entrypoint") else v
             for k, v in e.items()
         }
         out[name] = EngineSpec(name=name, **values)

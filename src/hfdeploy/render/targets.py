@@ -153,6 +153,7 @@ def compose(plan: Plan) -> str:
     svc: dict[str, Any] = {
         "image": plan.image,
         # hfdeploy's image has its command as ENTRYPOINT; engine images take arguments.
+        **({"entrypoint": list(plan.engine.entrypoint)} if plan.engine.entrypoint else {}),
         **({} if plan.engine.name == "hfdeploy" else {"command": _command(plan)}),
         "ports": [f"{plan.engine.port}:{plan.engine.port}"],
         "environment": _env(plan),
@@ -206,6 +207,7 @@ def _container(plan: Plan) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": "server",
         "image": plan.image,
+        **({"command": list(e.entrypoint)} if e.entrypoint else {}),
         **({} if e.name == "hfdeploy" else {"args": _command(plan)}),
         "env": [{"name": k, "value": v} for k, v in _env(plan).items()],
         "ports": [{"name": "http", "containerPort": e.port}],
@@ -514,6 +516,7 @@ def hf_endpoint(plan: Plan) -> str:
         "max_replica": max(2, int(plan.scaling["replicas"]) * 2),
         "custom_image": {"url": plan.image, "port": e.port, "healthRoute": e.ready},
         "env": env,
+        **({"container_command": list(e.entrypoint)} if e.entrypoint else {}),
         "container_args": _command(plan),
     }
     return json.dumps(body, indent=2) + "\n"
