@@ -283,10 +283,19 @@ class HubUnavailableError(HfDeployError, ConnectionError):
 class MissingDependencyError(HfDeployError, ImportError):
     """An optional dependency is needed for this path and is not installed."""
 
-    def __init__(self, package: str, *, extra: str, purpose: str) -> None:
+    def __init__(
+        self, package: str, *, extra: str, purpose: str, failure: ImportError | None = None
+    ) -> None:
+        # Installed but broken (a version another package refuses, say) is not "missing".
+        missing = failure is None or (
+            isinstance(failure, ModuleNotFoundError) and failure.name == package
+        )
         super().__init__(
-            f"{package} is needed to {purpose} and is not installed",
-            hint=f"pip install 'hfdeploy[{extra}]'",
+            f"{package} is needed to {purpose} and is not installed"
+            if missing
+            else f"{package} is needed to {purpose} but fails to import: {failure}",
+            hint=f"pip install 'hfdeploy[{extra}]'"
+            + ("" if missing else " (its pinned versions work together)"),
         )
         self.package = package
         self.extra = extra

@@ -106,3 +106,30 @@ def test_kv_row_gives_the_kv_reason_not_another_note(
     kv_row = next(line for line in r.output.splitlines() if "kv cache" in line)
     assert "weights counted" not in kv_row
     assert "no KV cache" in kv_row
+
+
+def test_hints_keep_their_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from hfdeploy.cli._output import fail
+    from hfdeploy.errors import MissingDependencyError
+
+    # Rich read "[serve]" as markup and printed "pip install 'hfdeploy'" (seen on a GPU host).
+    with pytest.raises(typer.Exit):
+        fail(MissingDependencyError("fastapi", extra="serve", purpose="serve a model"))
+    err = capsys.readouterr().err
+    assert "pip install 'hfdeploy[serve]'" in err
+    assert "fastapi is needed to serve a model and is not installed" in err
+
+
+def test_an_installed_but_broken_dependency_is_not_called_missing() -> None:
+    from hfdeploy.errors import MissingDependencyError
+
+    # transformers 5.17 refuses huggingface-hub 2.4 at import: installed, not missing.
+    broken = ImportError("huggingface-hub>=1.5.0,<2.0 is required ... found 2.4.0")
+    e = MissingDependencyError("transformers", extra="serve", purpose="serve", failure=broken)
+    assert "fails to import: huggingface-hub>=1.5.0,<2.0" in e.message
+    assert "not installed" not in e.message
+    gone = ModuleNotFoundError("No module named 'transformers'", name="transformers")
+    e = MissingDependencyError("transformers", extra="serve", purpose="serve", failure=gone)
+    assert e.message.endswith("is not installed")

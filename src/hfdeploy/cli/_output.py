@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hfdeploy.errors import HfDeployError
 
@@ -52,7 +53,7 @@ class Output:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(f"[yellow]warning:[/] {message}")
+            self.err.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def fail(err: HfDeployError, *, json_mode: bool = False) -> NoReturn:
@@ -62,8 +63,9 @@ def fail(err: HfDeployError, *, json_mode: bool = False) -> NoReturn:
     if json_mode:
         sys.stdout.write(json.dumps({"error": err.to_dict()}, indent=2, default=str) + "\n")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[bold red]error:[/] {err.message}", markup=True)
-    console.print(f"[dim]next:[/] {err.hint}", markup=True)
+    # Messages and hints are plain text: "hfdeploy[serve]" is not Rich markup.
+    console.print(f"[bold red]error:[/] {escape(err.message)}", markup=True)
+    console.print(f"[dim]next:[/] {escape(err.hint)}", markup=True)
     raise typer.Exit(code=1)
 
 

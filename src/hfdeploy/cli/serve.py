@@ -96,7 +96,9 @@ def serve_command(
             try:
                 __import__(module)
             except ImportError as e:
-                raise MissingDependencyError(module, extra="serve", purpose="serve a model") from e
+                raise MissingDependencyError(
+                    module, extra="serve", purpose="serve a model", failure=e
+                ) from e
         from hfdeploy.serve.server import run_server
         from hfdeploy.serve.settings import resolve_serve_settings
 
