@@ -74,6 +74,9 @@ BROKEN = [
     ("HFD015", "k8s/deploy.yaml", K8S_VLLM.replace("              value: /models/hf\n", "              value: /cache\n").replace("            - name: shm\n              mountPath: /dev/shm\n", "            - name: shm\n              mountPath: /dev/shm\n            - name: cache\n              mountPath: /cache\n").replace("      volumes:\n", "      volumes:\n        - name: cache\n          emptyDir: {}\n")),
     ("HFD016", "k8s/deploy.yaml", K8S_VLLM.replace("/models/hf", "/root/.cache/huggingface")),
     ("HFD016", "Dockerfile", DOCKERFILE.replace("/home/app/.cache/huggingface", "/root/.cache/huggingface")),
+    # --model to the vllm-openai image's `vllm serve`: warned about from vLLM 0.30 (v0.11 is fine)
+    ("HFD018", "k8s/deploy.yaml", K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:v0.30.0")),
+    ("HFD018", "k8s/deploy.yaml", K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:v0.31.0").replace("          args:\n", "          command: [python3, -m, vllm.entrypoints.openai.api_server]\n          args:\n")),
 ]  # fmt: skip
 
 

@@ -197,7 +197,10 @@ def test_audit_tool_by_path_under_the_root_inline_and_refused_outside(tmp_path: 
 
     root = tmp_path / "root"
     (root / "k8s").mkdir(parents=True)
-    bad = K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest")
+    # a mutable tag, the model first (with --model, `latest` would also draw HFD018)
+    bad = K8S_VLLM.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest").replace(
+        "            - --model\n", ""
+    )
     (root / "k8s" / "deploy.yaml").write_text(bad)
     (tmp_path / "outside.yaml").write_text(bad)
 

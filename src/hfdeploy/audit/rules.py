@@ -444,6 +444,32 @@ def _fits(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(facts, w.invocation.line if w.invocation else w.line, message)
 
 
+_VLLM_API_SERVER = "vllm.entrypoints.openai.api_server"
+_VLLM_TAG = re.compile(r"vllm-openai(?:-[\w]+)?:v?(\d+)\.(\d+)")
+
+
+def _deprecated_vllm(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    for w in facts.workloads:
+        inv = w.invocation
+        if inv is None or inv.engine != "vllm":
+            continue
+        version = _VLLM_TAG.search(w.image or "")
+        if version and (int(version.group(1)), int(version.group(2))) < (0, 30):
+            continue  # verified against 0.30's source; older releases did not warn
+        if inv.argv and inv.argv[0] == _VLLM_API_SERVER:
+            yield rule.finding(
+                facts, inv.line,
+                f"`python -m {_VLLM_API_SERVER}` is deprecated and may be removed: "
+                "run `vllm serve MODEL`",
+            )  # fmt: skip
+        elif inv.has("--model"):
+            yield rule.finding(
+                facts, inv.flag_line("--model"),
+                f"`vllm serve` takes the model first; --model {inv.flag('--model')} "
+                "will be removed in a future version",
+            )  # fmt: skip
+
+
 _CHECKS: dict[str, Check] = {
     "HFD001": _hub_download,
     "HFD002": _baked,
@@ -462,6 +488,7 @@ _CHECKS: dict[str, Check] = {
     "HFD015": _cache_ephemeral,
     "HFD016": _root_cache,
     "HFD017": _fits,
+    "HFD018": _deprecated_vllm,
 }
 
 
