@@ -81,3 +81,26 @@ def test_generate_writes_the_instance_or_leaves_the_file_out(tmp_path: Path) -> 
     readme = (tmp_path / "mi300x/README.md").read_text()
     assert "hf-endpoint.json is not written" in readme
     assert mi300x.to_dict()["endpoint"]["instance_type"] is None
+
+
+def test_rare_traffic_scales_the_endpoint_to_zero(tmp_path: Path) -> None:
+    model = tmp_path / "l8"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    profile = inspect_model(str(model))
+    rare = plan_deployment(profile, gpu="h200", traffic_rps=1 / 3600, active_hours_per_day=24)
+    assert rare.cost["cheaper"] == "scale-to-zero"
+    assert rare.endpoint is not None and rare.endpoint.scale_to_zero_minutes == 60
+    assert any("scales to zero after 60 min idle" in n for n in rare.notes)
+    generate_deployment(rare, tmp_path / "rare", lock=False)
+    body = json.loads((tmp_path / "rare/hf-endpoint.json").read_text())
+    assert (body["min_replica"], body["scale_to_zero_timeout"]) == (0, 60)
+    # Busy traffic, or no traffic given: the endpoint keeps its replicas.
+    for plan in (
+        plan_deployment(profile, gpu="h200", traffic_rps=5.0, active_hours_per_day=24),
+        plan_deployment(profile, gpu="h200"),
+    ):
+        generate_deployment(plan, tmp_path / "kept", lock=False)
+        body = json.loads((tmp_path / "kept/hf-endpoint.json").read_text())
+        assert body["min_replica"] == plan.scaling["replicas"] >= 1
+        assert "scale_to_zero_timeout" not in body

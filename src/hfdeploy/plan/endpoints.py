@@ -30,12 +30,14 @@ class EndpointChoice:
     instance_size: str | None
     #: Why the instance differs from the plan (another GPU, more GPUs), or why there is none.
     note: str = ""
+    #: Minutes idle before the endpoint scales to zero (None: it keeps its replicas).
+    scale_to_zero_minutes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "vendor": self.vendor, "region": self.region, "accelerator": self.accelerator,
             "instance_type": self.instance_type, "instance_size": self.instance_size,
-            "note": self.note or None,
+            "note": self.note or None, "scale_to_zero_minutes": self.scale_to_zero_minutes,
         }  # fmt: skip
 
 

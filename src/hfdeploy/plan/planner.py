@@ -7,6 +7,7 @@ in the envelope.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -610,6 +611,17 @@ def plan_deployment(
         )
         if endpoint.note:
             notes.append(endpoint.note)
+        if endpoint.instance_type and cost.get("cheaper") == "scale-to-zero" and traffic_rps:
+            # Traffic known and scale-to-zero cheaper: the Endpoints file scales to zero.
+            minutes = round(cost["idle_timeout_s"] / 60)
+            endpoint = dataclasses.replace(endpoint, scale_to_zero_minutes=minutes)
+            notes.append(
+                f"hf-endpoint.json scales to zero after {minutes} min idle: "
+                f"${cost['scale_to_zero_per_month']:,}/month against "
+                f"${cost['dedicated_per_month']:,} dedicated, with "
+                f"{cost['cold_start_share_of_requests']:.1%} of requests waiting for a "
+                f"{cost['cold_start_penalty_s']}s cold start"
+            )
     if spec.requires and chosen_gpu is not None:
         notes.append(f"the image {image} needs {spec.requires}")
     if spec.tag_source.startswith("unverified"):

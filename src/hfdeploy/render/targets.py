@@ -512,8 +512,13 @@ def hf_endpoint(plan: Plan) -> str:
         "region": where.region,
         "instance_type": where.instance_type,
         "instance_size": where.instance_size,
-        "min_replica": int(plan.scaling["replicas"]),
+        "min_replica": 0 if where.scale_to_zero_minutes else int(plan.scaling["replicas"]),
         "max_replica": max(2, int(plan.scaling["replicas"]) * 2),
+        **(
+            {"scale_to_zero_timeout": where.scale_to_zero_minutes}
+            if where.scale_to_zero_minutes
+            else {}
+        ),
         "custom_image": {"url": plan.image, "port": e.port, "healthRoute": e.ready},
         "env": env,
         **({"container_command": list(e.entrypoint)} if e.entrypoint else {}),
