@@ -130,6 +130,7 @@ def _time_it(torch: Any, fn: Any, n: int) -> float:
 
 def _measure(torch: Any, dev: Any, gpu: str, label: str, c: dict[str, Any]) -> list[dict[str, Any]]:
     import torch.nn.functional as F
+    from tests._synthetic import config_folder
 
     hid, inter, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
     heads, kvh, vocab = c["num_attention_heads"], c["num_key_value_heads"], c["vocab_size"]
@@ -195,9 +196,7 @@ def _measure(torch: Any, dev: Any, gpu: str, label: str, c: dict[str, Any]) -> l
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / label
-        folder.mkdir()
-        (folder / "config.json").write_text(json.dumps(c))
+        folder = config_folder(Path(tmp) / label, c)
         for conc, ctx in POINTS:
             roof = _plan_roofline(folder, gpu, conc, ctx)
             filled = ctx // 2

@@ -19,7 +19,6 @@ The flag collection is a superset (quoted ``--flags`` in the argument modules, p
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import tarfile
@@ -76,26 +75,22 @@ def defined_flags(engine: str, archive: Path) -> set[str]:
 def emitted_flags(engine: str) -> dict[str, list[str]]:
     """Every flag the planner writes for ``engine`` over a matrix of models: flag -> cases."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests._synthetic import LLAMA3_8B, LLAMA3_70B  # config-only model shapes
+    from tests._synthetic import LLAMA3_8B, LLAMA3_70B, LLAMA_405B, config_folder
 
     cases = {
         "8B on L4": (LLAMA3_8B, {"gpu": "l4"}),
         "8B on H100": (LLAMA3_8B, {"gpu": "h100"}),
         "70B on H100 (tensor parallel)": (LLAMA3_70B, {"gpu": "h100"}),
+        "405B-shaped on 8 H100 (fp8)": (LLAMA_405B, {"gpu": "h100"}),
     }
-    big = {**LLAMA3_70B, "hidden_size": 16384, "intermediate_size": 53248,
-           "num_hidden_layers": 126, "num_attention_heads": 128}  # fmt: skip
-    cases["405B-shaped on 8 H100 (fp8)"] = (big, {"gpu": "h100"})
     if engine == "vllm":
         cases["405B-shaped on 3 nodes (pipeline parallel)"] = (
-            big, {"gpu": "h100", "context": 32768, "concurrency": 32}
+            LLAMA_405B, {"gpu": "h100", "context": 32768, "concurrency": 32}
         )  # fmt: skip
     out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, (config, knobs) in cases.items():
-            folder = Path(tmp) / re.sub(r"\W+", "-", label)
-            folder.mkdir()
-            (folder / "config.json").write_text(json.dumps(config))
+            folder = config_folder(Path(tmp) / re.sub(r"\W+", "-", label), config)
             plan = plan_deployment(inspect_model(str(folder)), engine=engine, **knobs)
             for arg in plan.args:
                 if arg.startswith("--"):

@@ -49,13 +49,19 @@ def closure(root: str, extras: set[str]) -> dict[str, str]:
     return seen
 
 
-def main() -> int:
-    # The root's requirements from pyproject.toml (an editable install's metadata can lag).
+def serve_closure() -> dict[str, str]:
+    """hfdeploy[serve]'s closure, from pyproject.toml's requirements (an editable install's
+    own metadata can lag behind them) through the installed distributions."""
     project = tomllib.loads((OUT.parents[3] / "pyproject.toml").read_text())["project"]
     pins: dict[str, str] = {}
     for line in [*project["dependencies"], *project["optional-dependencies"]["serve"]]:
         req = Requirement(line)
         pins |= closure(req.name, set(req.extras))
+    return pins
+
+
+def main() -> int:
+    pins = serve_closure()
     lines = [
         "# hfdeploy[serve]'s dependency closure at the versions its tests ran with;",
         "# written by scripts/freeze_serve_constraints.py (Python 3.11, Linux x86-64).",

@@ -14,6 +14,8 @@ from typing import Any
 __all__ = [
     "LLAMA3_8B",
     "LLAMA3_70B",
+    "LLAMA_405B",
+    "config_folder",
     "llama_shaped_checkpoint",
     "write_gguf",
     "write_safetensors_header",
@@ -31,6 +33,12 @@ LLAMA3_70B: dict[str, Any] = {
 LLAMA3_8B: dict[str, Any] = LLAMA3_70B | {
     "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
     "num_attention_heads": 32, "num_key_value_heads": 8,
+}  # fmt: skip
+
+# 405B-shaped: one node of 8 x 80 GB cannot hold it with a long context (multi-node plans).
+LLAMA_405B: dict[str, Any] = LLAMA3_70B | {
+    "hidden_size": 16384, "intermediate_size": 53248, "num_hidden_layers": 126,
+    "num_attention_heads": 128,
 }  # fmt: skip
 
 
@@ -78,6 +86,13 @@ def _llama_tensors(c: dict[str, Any]) -> list[tuple[str, list[int]]]:
         ]  # fmt: skip
     out += [("model.norm.weight", [h]), ("lm_head.weight", [c["vocab_size"], h])]
     return out
+
+
+def config_folder(folder: Path, config: dict[str, Any]) -> Path:
+    """A model folder holding ``config.json`` alone (sized from its shapes, no weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
 
 
 def llama_shaped_checkpoint(folder: Path, config: dict[str, Any], *, shards: int) -> int:

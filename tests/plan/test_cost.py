@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from hfdeploy import inspect_model
 from hfdeploy.plan.planner import _break_even_rate, _s2z_billed_share, plan_deployment
-from tests._synthetic import LLAMA3_8B
+from tests._synthetic import LLAMA3_8B, config_folder
 
 
 def _simulate(
@@ -61,9 +60,7 @@ def test_break_even_traffic() -> None:
 
 
 def test_plan_says_which_is_cheaper(tmp_path: Path) -> None:
-    model = tmp_path / "l8"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    model = config_folder(tmp_path / "l8", LLAMA3_8B)
     profile = inspect_model(str(model))
     rare = plan_deployment(profile, gpu="h100", traffic_rps=1 / 3600, active_hours_per_day=24)
     busy = plan_deployment(profile, gpu="h100", traffic_rps=1.0, active_hours_per_day=24)

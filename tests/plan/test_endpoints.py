@@ -13,7 +13,7 @@ from hfdeploy.plan.endpoints import _offers, endpoint_instance
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
 from hfdeploy.sizing.gpus import find_gpu, gpu_catalog
-from tests._synthetic import LLAMA3_8B
+from tests._synthetic import LLAMA3_8B, config_folder
 
 GIB = 2**30
 
@@ -65,9 +65,7 @@ def test_cpu_sizes_follow_memory() -> None:
 def test_generate_writes_the_instance_or_leaves_the_file_out(tmp_path: Path) -> None:
     from huggingface_hub import HfApi
 
-    model = tmp_path / "l8"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    model = config_folder(tmp_path / "l8", LLAMA3_8B)
     profile = inspect_model(str(model))
     h100 = plan_deployment(profile, gpu="h100")
     generate_deployment(h100, tmp_path / "h100", lock=False)
@@ -84,9 +82,7 @@ def test_generate_writes_the_instance_or_leaves_the_file_out(tmp_path: Path) -> 
 
 
 def test_rare_traffic_scales_the_endpoint_to_zero(tmp_path: Path) -> None:
-    model = tmp_path / "l8"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    model = config_folder(tmp_path / "l8", LLAMA3_8B)
     profile = inspect_model(str(model))
     rare = plan_deployment(profile, gpu="h200", traffic_rps=1 / 3600, active_hours_per_day=24)
     assert rare.cost["cheaper"] == "scale-to-zero"

@@ -14,7 +14,13 @@ from hfdeploy.cli.main import app
 from hfdeploy.errors import InvalidSettingError, UnknownGPUError
 from hfdeploy.plan.catalog import engine_catalog
 from hfdeploy.plan.planner import DoesNotFitError, plan_deployment
-from tests._synthetic import LLAMA3_8B, LLAMA3_70B, llama_shaped_checkpoint, write_gguf
+from tests._synthetic import (
+    LLAMA3_8B,
+    LLAMA3_70B,
+    config_folder,
+    llama_shaped_checkpoint,
+    write_gguf,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +32,7 @@ def llama70b(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def llama8b(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("m") / "llama8b"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(LLAMA3_8B))  # config only
-    return folder
+    return config_folder(tmp_path_factory.mktemp("m") / "llama8b", LLAMA3_8B)  # config only
 
 
 def _plan_contract(d: dict) -> None:

@@ -13,8 +13,6 @@ from packaging.utils import canonicalize_name
 
 from hfdeploy.render.targets import CONSTRAINTS, constraints
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _pins() -> dict[str, str]:
     out = {}
@@ -30,18 +28,9 @@ def _pins() -> dict[str, str]:
 def test_every_package_of_the_serve_closure_is_pinned() -> None:
     # The closure as the installed distributions describe it, from pyproject's requirements:
     # a new dependency (or a new transitive one) without a pin fails here.
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from freeze_serve_constraints import closure
-    finally:
-        sys.path.pop(0)
-    import tomllib
+    from scripts.freeze_serve_constraints import serve_closure
 
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    names: set[str] = set()
-    for line in [*project["dependencies"], *project["optional-dependencies"]["serve"]]:
-        req = Requirement(line)
-        names |= set(closure(req.name, set(req.extras)))
+    names = set(serve_closure())
     pins = _pins()
     assert names - set(pins) == set(), "run scripts/freeze_serve_constraints.py"
     assert pins["torch"] == "2.13.0"  # the project's torch pin

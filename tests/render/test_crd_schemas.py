@@ -7,7 +7,6 @@ any InferenceService or LeaderWorkerSet.
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import jsonschema
@@ -19,21 +18,16 @@ from hfdeploy import inspect_model
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
 from tests._k8s import CRDS, validate_manifest
-from tests._synthetic import LLAMA3_8B
-from tests.render.test_generate import LLAMA_405B
+from tests._synthetic import LLAMA3_8B, LLAMA_405B, config_folder
 
 
 @pytest.fixture(scope="module")
 def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     root = tmp_path_factory.mktemp("crd")
-    model = root / "l405"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA_405B))
+    model = config_folder(root / "l405", LLAMA_405B)
     big = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32)
     generate_deployment(big, root / "lws", lock=False)
-    small = root / "l8b"
-    small.mkdir()
-    (small / "config.json").write_text(json.dumps(LLAMA3_8B))
+    small = config_folder(root / "l8b", LLAMA3_8B)
     generate_deployment(
         plan_deployment(inspect_model(str(small)), gpu="h100"), root / "kserve", lock=False
     )

@@ -20,7 +20,14 @@ from hfdeploy.cli.main import app
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
 from tests._k8s import validate_manifest
-from tests._synthetic import LLAMA3_8B, LLAMA3_70B, llama_shaped_checkpoint, write_gguf
+from tests._synthetic import (
+    LLAMA3_8B,
+    LLAMA3_70B,
+    LLAMA_405B,
+    config_folder,
+    llama_shaped_checkpoint,
+    write_gguf,
+)
 from tests.serve._fixtures import free_port, wait_ready
 
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
@@ -31,9 +38,7 @@ def matrix(
     tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], minilm_dir: Path
 ) -> dict[str, tuple[Path, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("gen-models")
-    llama8b = root / "llama8b"
-    llama8b.mkdir()
-    (llama8b / "config.json").write_text(json.dumps(LLAMA3_8B))
+    llama8b = config_folder(root / "llama8b", LLAMA3_8B)
     llama70b = root / "llama70b"
     llama_shaped_checkpoint(llama70b, LLAMA3_70B, shards=2)
     gguf = root / "tiny.gguf"
@@ -210,15 +215,8 @@ def test_a_gguf_file_locks_that_file_only(matrix: dict[str, Any], tmp_path: Path
     assert [f["path"] for f in lock["files"]] == ["tiny.gguf"]
 
 
-LLAMA_405B = {**LLAMA3_70B, "hidden_size": 16384, "intermediate_size": 53248,
-              "num_hidden_layers": 126, "num_attention_heads": 128, "num_key_value_heads": 8,
-              "max_position_embeddings": 131072}  # fmt: skip
-
-
 def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -> None:
-    model = tmp_path / "l405"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA_405B))
+    model = config_folder(tmp_path / "l405", LLAMA_405B)
     # 32k tokens x 32 requests: 8 x H100 cannot hold weights and KV cache, even at fp8.
     plan = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32)
     assert (plan.tp, plan.pp, plan.gpu_count) == (8, 3, 24)
@@ -255,9 +253,7 @@ def test_plan_for_targets(tmp_path: Path) -> None:
     from hfdeploy.errors import InvalidSettingError
     from hfdeploy.plan.planner import DoesNotFitError
 
-    model = tmp_path / "l405"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA_405B))
+    model = config_folder(tmp_path / "l405", LLAMA_405B)
     profile = inspect_model(str(model))
     knobs: dict[str, Any] = {"gpu": "h100", "context": 32768, "concurrency": 32}
     # compose runs on one host: a plan that needs 3 nodes cannot be made for it.
@@ -276,9 +272,7 @@ def test_plan_for_targets(tmp_path: Path) -> None:
 
 
 def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
-    model = tmp_path / "l8"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    model = config_folder(tmp_path / "l8", LLAMA3_8B)
     plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="triton", context=8192)
     out = tmp_path / "out"
     generate_deployment(plan, out, lock=False)
@@ -327,9 +321,7 @@ def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
 def test_sglang_runs_its_launcher(tmp_path: Path) -> None:
     # lmsysorg/sglang has no ENTRYPOINT that starts the server (SGLang's own compose sets
     # `entrypoint: python3 -m sglang.launch_server`): flags alone would be run as a program.
-    model = tmp_path / "l8"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    model = config_folder(tmp_path / "l8", LLAMA3_8B)
     plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="sglang")
     out = tmp_path / "out"
     generate_deployment(plan, out, lock=False)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hfdeploy.cli.main import app
-from tests._synthetic import LLAMA3_8B
+from tests._synthetic import LLAMA3_8B, config_folder
 from tests.serve._fixtures import free_port
 
 runner = CliRunner()
@@ -62,9 +62,7 @@ def test_up_on_the_bundled_model(minilm_dir: Path, tmp_path: Path) -> None:
 
 
 def test_up_skips_serving_what_this_machine_cannot_run(tmp_path: Path) -> None:
-    model = tmp_path / "l8"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(LLAMA3_8B))
+    model = config_folder(tmp_path / "l8", LLAMA3_8B)
     out = tmp_path / "deploy"
     res = runner.invoke(app, ["up", str(model), "--out", str(out)])
     assert res.exit_code == 0, res.output
