@@ -43,6 +43,8 @@ class EngineSpec:
     requires: str = ""  # what the image needs of the node (driver), stated in plans
     #: The command that starts the server when the image's ENTRYPOINT does not (SGLang).
     entrypoint: tuple[str, ...] = ()
+    #: The port of the metrics route when it is not the serving port (Triton: 8002).
+    metrics_port: int | None = None
     tag_by_arch: dict[str, str] = field(default_factory=dict)
     model_types: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
@@ -66,6 +68,7 @@ class EngineSpec:
             "maintenance": self.maintenance, "note": self.note,
             "min_startup_s": self.min_startup_s, "model_positional": self.model_positional,
             "requires": self.requires, "entrypoint": list(self.entrypoint),
+            "metrics_port": self.metrics_port,
             "tag_by_arch": dict(self.tag_by_arch), "model_types": list(self.model_types),
             "tasks": list(self.tasks),
         }  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 
 from hfdeploy.sizing.gpus import GPU, find_gpu
 
-__all__ = ["EndpointChoice", "endpoint_instance"]
+__all__ = ["EndpointChoice", "endpoint_instance", "no_endpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,11 @@ def _offers() -> dict[str, Any]:
     text = resources.files("hfdeploy.plan").joinpath("endpoints.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def no_endpoint(reason: str) -> EndpointChoice:
+    """No instance for a plan, for a reason of the engine's (the note says it)."""
+    return EndpointChoice(_offers()["vendor"], _offers()["region"], "gpu", None, None, reason)
 
 
 def endpoint_instance(gpu: GPU | None, tp: int, memory_bytes: int) -> EndpointChoice:

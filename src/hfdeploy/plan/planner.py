@@ -16,7 +16,8 @@ from hfdeploy.envelope import Confidence, Envelope, lowest
 from hfdeploy.errors import HfDeployError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.catalog import EngineSpec, engine_catalog, find_engine
-from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance
+from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance, no_endpoint
+from hfdeploy.sizing.estimate import MemoryEstimate
 from hfdeploy.sizing.gpus import GPU, find_gpu, gpu_catalog
 from hfdeploy.sizing.report import SizeReport, size_model
 
@@ -35,9 +36,9 @@ _UTILIZATION = 0.7  # plan replicas to run at 70% of estimated capacity
 # layers (hidden 8192). Interpolated on log2(hidden), held at the ends.
 _DECODE_EFFICIENCY = {"memory-bound": (0.59, 0.77), "compute-bound": (0.43, 0.62)}
 _EFFICIENCY_BASIS = (
-    "measured: a CUDA-graph decode step on an H200 reached 0.59-0.77 of the memory-bound and "
-    "0.43-0.62 of the compute-bound roofline, 8B to 70B-shaped layers (benchmarks/gpu_roofline.py)"
-)
+    "measured: a CUDA-graph decode step on an H200 reached {}-{} of the memory-bound and "
+    "{}-{} of the compute-bound roofline, 8B to 70B-shaped layers (benchmarks/gpu_roofline.py)"
+).format(*_DECODE_EFFICIENCY["memory-bound"], *_DECODE_EFFICIENCY["compute-bound"])
 
 
 def _decode_efficiency(regime: str, hidden: int) -> float:
@@ -62,6 +63,12 @@ class DoesNotFitError(HfDeployError, ValueError):
 
     def fields(self) -> dict[str, Any]:
         return {"options": self.options}
+
+
+def memory_bytes(estimate: MemoryEstimate, gpu: GPU | None) -> int:
+    """What a plan needs: per GPU rank on a GPU; on CPU, without the CUDA terms (context,
+    non-torch, graphs)."""
+    return estimate.total_bytes if gpu is not None else estimate.host_bytes
 
 
 def placement(gpu: GPU | None, tp: int, pp: int = 1) -> str:
@@ -105,9 +112,7 @@ class Plan:
 
     @property
     def memory_bytes(self) -> int:
-        """Per GPU rank on a GPU; on CPU, without the CUDA terms (context, non-torch, graphs)."""
-        est = self.size.estimate
-        return est.total_bytes if self.gpu is not None else est.host_bytes
+        return memory_bytes(self.size.estimate, self.gpu)
 
     @property
     def memory_text(self) -> str:
@@ -599,16 +604,13 @@ def plan_deployment(
     cost = _cost(chosen_gpu, tp * pp, scaling, cold, active_hours_per_day)
     endpoint = None
     if spec.name == "triton" and (targets is None or "hf-endpoint" in targets):
-        endpoint = EndpointChoice("aws", "us-east-1", "gpu", None, None,
+        endpoint = no_endpoint(
             "Triton reads its model repository from a volume beside the model, which "
-            "Inference Endpoints does not mount: hf-endpoint.json is not written")  # fmt: skip
+            "Inference Endpoints does not mount: hf-endpoint.json is not written"
+        )
         notes.append(endpoint.note)
     elif pp == 1 and (targets is None or "hf-endpoint" in targets):
-        endpoint = endpoint_instance(
-            chosen_gpu,
-            tp,
-            report.estimate.total_bytes if chosen_gpu else report.estimate.host_bytes,
-        )
+        endpoint = endpoint_instance(chosen_gpu, tp, memory_bytes(report.estimate, chosen_gpu))
         if endpoint.note:
             notes.append(endpoint.note)
         if endpoint.instance_type and cost.get("cheaper") == "scale-to-zero" and traffic_rps:
@@ -819,12 +821,8 @@ def _envelope(
     pp: int = 1,
 ) -> Envelope:
     where = placement(gpu, tp, pp)
-    est = report.estimate
-    memory = (
-        f"{est.total_bytes / 2**30:.1f} GiB per GPU"
-        if gpu
-        else f"{est.host_bytes / 2**30:.2f} GiB on CPU"
-    )
+    need = memory_bytes(report.estimate, gpu) / 2**30
+    memory = f"{need:.1f} GiB per GPU" if gpu else f"{need:.2f} GiB on CPU"
     result = (
         f"{spec.name} on {where} for {p.repo_id or p.location} ({p.task.task}); "
         f"{memory}; {scaling['replicas']} replica(s)"

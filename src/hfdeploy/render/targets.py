@@ -226,11 +226,12 @@ def _container(plan: Plan) -> dict[str, Any]:
     }  # fmt: skip
     if plan.tp > 1:
         c["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
+    if e.metrics_port:
+        c["ports"].append({"name": "metrics", "containerPort": e.metrics_port})
     if e.name == "triton":
         c["volumeMounts"].append(
             {"name": "triton", "mountPath": TRITON_REPOSITORY, "readOnly": True}
         )
-        c["ports"].append({"name": "metrics", "containerPort": TRITON_METRICS_PORT})
     return c
 
 
@@ -393,9 +394,6 @@ def _leader_worker_set(
 
 # --- Triton (vLLM backend) ---------------------------------------------------------------
 
-#: Triton serves Prometheus metrics on its own port.
-TRITON_METRICS_PORT = 8002
-
 
 def triton_repository(plan: Plan) -> dict[str, str]:
     """The model repository Triton's vLLM backend loads: ``triton/<name>/config.pbtxt`` and
@@ -556,7 +554,7 @@ def readme(plan: Plan, files: list[str]) -> str:
         "",
         "- `hfdeploy audit .` finds nothing above info in these files.",
         f"- Ready route `{e.ready}`; liveness `{e.live}`; "
-        f"metrics `{':' + str(TRITON_METRICS_PORT) if e.name == 'triton' else ''}{e.metrics}` "
+        f"metrics `{f':{e.metrics_port}' if e.metrics_port else ''}{e.metrics}` "
         f"(`{e.metrics_prefix}*`).",
         f"- Startup budget {plan.cold_start['startup_probe_budget_s']}s "
         "from a cold-start estimate of "
