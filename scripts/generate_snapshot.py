@@ -21,11 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from typer.testing import CliRunner  # noqa: E402
-
-from hfdeploy.cli.main import app  # noqa: E402
-from tests import _models  # noqa: E402
-from tests._synthetic import (  # noqa: E402
+from tests import _models
+from tests._synthetic import (
     LLAMA3_8B,
     LLAMA3_70B,
     LLAMA_405B,
@@ -33,6 +30,9 @@ from tests._synthetic import (  # noqa: E402
     llama_shaped_checkpoint,
     write_gguf,
 )
+from typer.testing import CliRunner
+
+from hfdeploy.cli.main import app
 
 
 def _models_at(root: Path) -> dict[str, Path]:
