@@ -64,7 +64,9 @@ class API(ls.LitAPI):
         return {"embedding": vector.tolist()}
 if __name__ == "__main__":
     api = API(max_batch_size=%(batch)d, batch_timeout=0.005)
-    ls.LitServer(api, accelerator="cpu", workers_per_device=1).run(port=int(sys.argv[2]))
+    ls.LitServer(api, accelerator="cpu", workers_per_device=1).run(
+        port=int(sys.argv[2]), generate_client_file=False
+    )
 """
 
 FASTAPI_APP = """
