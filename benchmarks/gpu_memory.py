@@ -167,7 +167,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing measured (this script needs a GPU)")
         return 0
-    from hfdeploy.sizing.engines import CUDA_CONTEXT_BYTES
+    from hfdeploy.sizing.estimate import CUDA_CONTEXT_BYTES
 
     torch.zeros(1, device="cuda")
     free, total = torch.cuda.mem_get_info()

@@ -52,7 +52,9 @@ def _plan_roofline(folder: Path, gpu: str, conc: int, ctx: int) -> dict[str, Any
     plan = plan_deployment(inspect_model(str(folder)), gpu=gpu, context=ctx, concurrency=conc)
     if plan.tp != 1 or plan.quantization is not None:
         raise SystemExit(f"{conc} x {ctx}: planned TP {plan.tp}, {plan.quantization}; want 1 GPU")
-    return dict(plan.roofline)
+    if plan.roofline is None:
+        raise SystemExit(f"{conc} x {ctx}: the plan has no roofline")
+    return plan.roofline.to_dict()
 
 
 def _shapes() -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hfdeploy import inspect_model
-from hfdeploy.plan.catalog import engine_catalog
+from hfdeploy.catalog.engines import engine_catalog
 from hfdeploy.plan.planner import plan_deployment
 
 # Modules that define each engine's server flags, and those whose dataclass fields become
@@ -92,7 +92,7 @@ def emitted_flags(engine: str) -> dict[str, list[str]]:
         for label, (config, knobs) in cases.items():
             folder = config_folder(Path(tmp) / re.sub(r"\W+", "-", label), config)
             plan = plan_deployment(inspect_model(str(folder)), engine=engine, **knobs)
-            for arg in plan.args:
+            for arg in plan.command.args:
                 if arg.startswith("--"):
                     out.setdefault(arg.split("=", 1)[0], []).append(label)
     return out
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
         print(f"only {len(defined)} flags found in {archive.name}: not a {engine} release?")
         return 2
     emitted = emitted_flags(engine)
-    print(f"{engine}: catalog tag {spec.image}:{spec.tag}; source {archive.name}; "
+    print(f"{engine}: catalog tag {spec.deploy.image}:{spec.deploy.tag}; source {archive.name}; "
           f"{len(defined)} flags defined there")  # fmt: skip
     missing = []
     for flag in sorted(emitted):

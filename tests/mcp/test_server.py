@@ -144,7 +144,7 @@ def test_resources_are_the_catalogs() -> None:
 
 
 def _cli_json_free_gpus() -> Any:
-    from hfdeploy.sizing.gpus import gpu_catalog
+    from hfdeploy.catalog.gpus import gpu_catalog
 
     return gpu_catalog().to_dict()
 

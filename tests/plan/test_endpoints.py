@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from hfdeploy import inspect_model
+from hfdeploy.catalog.gpus import find_gpu, gpu_catalog
 from hfdeploy.plan.endpoints import _offers, endpoint_instance
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
-from hfdeploy.sizing.gpus import find_gpu, gpu_catalog
 from tests._synthetic import LLAMA3_8B, config_folder
 
 GIB = 2**30
@@ -85,7 +85,7 @@ def test_rare_traffic_scales_the_endpoint_to_zero(tmp_path: Path) -> None:
     model = config_folder(tmp_path / "l8", LLAMA3_8B)
     profile = inspect_model(str(model))
     rare = plan_deployment(profile, gpu="h200", traffic_rps=1 / 3600, active_hours_per_day=24)
-    assert rare.cost["cheaper"] == "scale-to-zero"
+    assert rare.cost.cheaper == "scale-to-zero"
     assert rare.endpoint is not None and rare.endpoint.scale_to_zero_minutes == 60
     assert any("scales to zero after 60 min idle" in n for n in rare.notes)
     generate_deployment(rare, tmp_path / "rare", lock=False)
@@ -98,5 +98,5 @@ def test_rare_traffic_scales_the_endpoint_to_zero(tmp_path: Path) -> None:
     ):
         generate_deployment(plan, tmp_path / "kept", lock=False)
         body = json.loads((tmp_path / "kept/hf-endpoint.json").read_text())
-        assert body["min_replica"] == plan.scaling["replicas"] >= 1
+        assert body["min_replica"] == plan.scaling.replicas >= 1
         assert "scale_to_zero_timeout" not in body

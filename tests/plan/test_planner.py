@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hfdeploy import inspect_model, size_model
+from hfdeploy.catalog.engines import engine_catalog
 from hfdeploy.cli.main import app
 from hfdeploy.errors import InvalidSettingError, UnknownGPUError
-from hfdeploy.plan.catalog import engine_catalog
 from hfdeploy.plan.planner import DoesNotFitError, plan_deployment
 from tests._synthetic import (
     LLAMA3_8B,
@@ -62,7 +62,7 @@ def test_70b_on_80gb_gpus_gets_a_tp_whose_kv_budget_holds(llama70b: Path) -> Non
         profile, gpu="H100-SXM", engine="vllm", tp=plan.tp // 2, context=8192, concurrency=16
     )
     assert not smaller.fits[0].fits  # and the next TP down does not
-    args = list(plan.args)
+    args = list(plan.command.args)
     assert args[args.index("--tensor-parallel-size") + 1] == str(plan.tp)
     assert args[args.index("--max-model-len") + 1] == "8192"
     assert int(args[args.index("--max-num-seqs") + 1]) >= 16
@@ -74,12 +74,12 @@ def test_70b_on_80gb_gpus_gets_a_tp_whose_kv_budget_holds(llama70b: Path) -> Non
         f"{plan.tp} x H100-SXM" in r and "KV cache at 8,192 tokens" in r for r in plan.reasons
     )
     _plan_contract(plan.to_dict())
-    assert plan.roofline["regime"] == "memory-bound"
-    assert plan.cold_start["startup_probe_budget_s"] >= plan.cold_start["total_s"]
+    assert plan.roofline.regime == "memory-bound"
+    assert plan.cold_start.startup_probe_budget_s >= plan.cold_start.total_s
 
 
 def test_catalog_gpu_choice_is_the_cheapest_that_fits(llama8b: Path) -> None:
-    from hfdeploy.sizing.gpus import gpu_catalog
+    from hfdeploy.catalog.gpus import gpu_catalog
 
     profile = inspect_model(str(llama8b))
     plan = plan_deployment(profile, context=8192, concurrency=8)
@@ -104,9 +104,9 @@ def test_traffic_gives_replicas_and_slo_check(llama8b: Path) -> None:
     busy = plan_deployment(
         profile, gpu="l40s", context=4096, concurrency=8, traffic_rps=50, slo_p95_ms=1
     )
-    assert busy.scaling["replicas"] > one.scaling["replicas"]
-    assert busy.scaling["slo_met_by_estimate"] is False
-    assert busy.cost["dedicated_per_month"] > one.cost["dedicated_per_month"]
+    assert busy.scaling.replicas > one.scaling.replicas
+    assert busy.scaling.slo.met_by_estimate is False
+    assert busy.cost.dedicated_per_month > one.cost.dedicated_per_month
 
 
 def test_replicas_come_from_the_batch_the_engine_runs(llama8b: Path) -> None:
@@ -115,36 +115,36 @@ def test_replicas_come_from_the_batch_the_engine_runs(llama8b: Path) -> None:
     roof, sc = plan.roofline, plan.scaling
     # The engine batches up to its max-num-seqs; capacity is planned at that batch, not at
     # the requested concurrency (1), which once gave 43 replicas for 20 req/s on an H200.
-    max_seqs = int(plan.args[plan.args.index("--max-num-seqs") + 1])
-    assert roof["max_batch"] == max_seqs == sc["batch_per_replica"] > 1
-    top = roof["batch_curve"][-1]
-    assert sc["capacity_rps_per_replica"] == round(top["expected_tokens_per_s"] / 256, 2)
-    assert sc["replicas"] == math.ceil(20 / (top["expected_tokens_per_s"] / 256 * 0.7))
-    assert sc["replicas"] <= 3
+    max_seqs = int(plan.command.args[plan.command.args.index("--max-num-seqs") + 1])
+    assert roof.max_batch == max_seqs == sc.capacity.batch_per_replica > 1
+    top = roof.batch_curve[-1]
+    assert sc.capacity.rps_per_replica == round(top.expected_tokens_per_s / 256, 2)
+    assert sc.replicas == math.ceil(20 / (top.expected_tokens_per_s / 256 * 0.7))
+    assert sc.replicas <= 3
     # Expected speed is the ceiling at the measured efficiency, never above it.
-    assert roof["expected_decode_tokens_per_s_per_replica"] == pytest.approx(
-        roof["decode_tokens_per_s_per_replica"] * roof["efficiency"], rel=1e-3
+    assert roof.expected_decode_tokens_per_s_per_replica == pytest.approx(
+        roof.decode_tokens_per_s_per_replica * roof.efficiency, rel=1e-3
     )
-    assert 0 < roof["efficiency"] < 1
+    assert 0 < roof.efficiency < 1
 
 
 def test_an_slo_caps_the_batch(llama8b: Path) -> None:
     profile = inspect_model(str(llama8b))
     free = plan_deployment(profile, gpu="h200", context=8192, traffic_rps=20)
-    curve = free.roofline["batch_curve"]
+    curve = free.roofline.batch_curve
     # An SLO between two points of the curve: the larger batch misses it.
     lo, hi = curve[3], curve[4]
-    slo = (lo["expected_step_ms"] + hi["expected_step_ms"]) / 2 * 256
+    slo = (lo.expected_step_ms + hi.expected_step_ms) / 2 * 256
     capped = plan_deployment(profile, gpu="h200", context=8192, traffic_rps=20, slo_p95_ms=slo)
-    assert capped.scaling["batch_per_replica"] == lo["batch"]
-    assert capped.scaling["e2e_ms_estimate"] <= slo
-    assert capped.scaling["slo_met_by_estimate"] is True
-    assert capped.scaling["replicas"] > free.scaling["replicas"]
+    assert capped.scaling.capacity.batch_per_replica == lo.batch
+    assert capped.scaling.capacity.e2e_ms_estimate <= slo
+    assert capped.scaling.slo.met_by_estimate is True
+    assert capped.scaling.replicas > free.scaling.replicas
     # No batch meets it: plan for throughput and give the latency floor.
     hopeless = plan_deployment(profile, gpu="h200", context=8192, traffic_rps=20, slo_p95_ms=1)
-    assert hopeless.scaling["slo_met_by_estimate"] is False
-    assert hopeless.scaling["batch_per_replica"] == curve[-1]["batch"]
-    assert "one sequence alone takes" in hopeless.scaling["basis"]
+    assert hopeless.scaling.slo.met_by_estimate is False
+    assert hopeless.scaling.capacity.batch_per_replica == curve[-1].batch
+    assert "one sequence alone takes" in hopeless.scaling.basis
 
 
 @pytest.mark.parametrize(
@@ -184,15 +184,15 @@ def test_gguf_goes_to_llama_cpp(tmp_path: Path) -> None:
     write_gguf(path)
     plan = plan_deployment(inspect_model(str(path)))
     assert plan.engine.name == "llama.cpp"
-    assert plan.args[:2] == ("-m", "/repository/tiny.gguf")
+    assert plan.command.args[:2] == ("-m", "/repository/tiny.gguf")
     # llama-server gives each of its --parallel slots --ctx-size / --parallel tokens: the
     # plan asks for the whole context per slot (it once gave each slot context/concurrency).
     four = plan_deployment(inspect_model(str(path)), context=2048, concurrency=4)
-    args = list(four.args)
+    args = list(four.command.args)
     assert args[args.index("--parallel") + 1] == "4"
     assert args[args.index("--ctx-size") + 1] == str(2048 * 4)
     assert "-ngl" not in args  # CPU
-    on_gpu = list(plan_deployment(inspect_model(str(path)), gpu="l4").args)
+    on_gpu = list(plan_deployment(inspect_model(str(path)), gpu="l4").command.args)
     assert on_gpu[on_gpu.index("-ngl") + 1] == "999"
 
 
@@ -201,7 +201,7 @@ def test_tgi_only_when_asked(llama8b: Path) -> None:
     assert plan_deployment(profile, gpu="a100-80gb").engine.name == "vllm"
     tgi = plan_deployment(profile, gpu="a100-80gb", engine="tgi")
     assert tgi.engine.name == "tgi"
-    assert "--model-id" in tgi.args
+    assert "--model-id" in tgi.command.args
 
 
 def test_errors_name_the_way_out(llama70b: Path, tiny_models: dict[str, Path]) -> None:
@@ -241,10 +241,13 @@ def test_catalog_facts() -> None:
     cat = engine_catalog()
     assert cat["tgi"].maintenance is True
     assert cat["tei"].tensor_parallel is False
-    assert cat["hfdeploy"].ready == "/ready"
-    for e in cat.values():
-        assert e.port > 0
-        assert e.tag and e.tag != "latest"
+    assert cat["hfdeploy"].deploy is not None
+    assert cat["hfdeploy"].deploy.routes.ready == "/ready"
+    deployable = [e.deploy for e in cat.values() if e.deploy is not None]
+    assert len(deployable) == 7
+    for d in deployable:
+        assert d.routes.port > 0
+        assert d.tag and d.tag != "latest"
 
 
 def test_sglang_tensor_parallel_flag_is_one_its_parser_defines(llama70b: Path) -> None:
@@ -252,8 +255,8 @@ def test_sglang_tensor_parallel_flag_is_one_its_parser_defines(llama70b: Path) -
     # --tp, which only worked as an argparse abbreviation (scripts/check_engine_flags.py).
     plan = plan_deployment(inspect_model(str(llama70b)), gpu="h100", engine="sglang")
     assert plan.tp > 1
-    assert plan.args[plan.args.index("--tp-size") + 1] == str(plan.tp)
-    assert "--tp" not in plan.args
+    assert plan.command.args[plan.command.args.index("--tp-size") + 1] == str(plan.tp)
+    assert "--tp" not in plan.command.args
 
 
 def test_an_image_that_needs_a_driver_says_so(llama8b: Path) -> None:
@@ -278,14 +281,14 @@ def test_engine_flag_check_finds_a_flag_the_release_lacks(tmp_path: Path) -> Non
 
 
 def test_decode_efficiency_follows_the_measured_widths(llama8b: Path, llama70b: Path) -> None:
-    from hfdeploy.plan.planner import _decode_efficiency
+    from hfdeploy.plan.roofline import decode_efficiency
 
     # benchmarks/results/gpu_roofline.json: 8B (hidden 4096) and 70B-shaped (8192) layers.
-    assert _decode_efficiency("memory-bound", 4096) == 0.59
-    assert _decode_efficiency("memory-bound", 8192) == 0.77
-    assert _decode_efficiency("memory-bound", 5793) == 0.68  # halfway in log2
-    assert _decode_efficiency("memory-bound", 1024) == 0.59  # held at the ends
-    assert _decode_efficiency("compute-bound", 16384) == 0.62
+    assert decode_efficiency("memory-bound", 4096) == 0.59
+    assert decode_efficiency("memory-bound", 8192) == 0.77
+    assert decode_efficiency("memory-bound", 5793) == 0.68  # halfway in log2
+    assert decode_efficiency("memory-bound", 1024) == 0.59  # held at the ends
+    assert decode_efficiency("compute-bound", 16384) == 0.62
     small = plan_deployment(inspect_model(str(llama8b)), gpu="h100")
     big = plan_deployment(inspect_model(str(llama70b)), gpu="h100")
-    assert small.roofline["efficiency"] < big.roofline["efficiency"]
+    assert small.roofline.efficiency < big.roofline.efficiency

@@ -121,7 +121,7 @@ def test_every_target_is_valid_audited_and_stable(
     (svc,) = compose["services"].values()
     assert "./model:/repository:ro" in svc["volumes"]
     endpoint = json.loads((out / "hf-endpoint.json").read_text())
-    assert endpoint["custom_image"]["healthRoute"] == plan.engine.ready
+    assert endpoint["custom_image"]["healthRoute"] == plan.routes.ready
     # The file is the keyword arguments of the official client's create call: every key is
     # one of its parameters and every required one is there.
     import inspect
@@ -155,10 +155,9 @@ def test_tp_gets_shm_and_gpus_equal_tp(matrix: dict[str, Any], tmp_path: Path) -
     assert {"name": "shm", "mountPath": "/dev/shm"} in c["volumeMounts"]
     start = c["startupProbe"]
     assert (
-        start["periodSeconds"] * start["failureThreshold"]
-        >= plan.cold_start["startup_probe_budget_s"]
+        start["periodSeconds"] * start["failureThreshold"] >= plan.cold_start.startup_probe_budget_s
     )
-    assert c["livenessProbe"]["httpGet"]["path"] == plan.engine.live
+    assert c["livenessProbe"]["httpGet"]["path"] == plan.routes.live
     compose = yaml.safe_load((tmp_path / "compose.yaml").read_text())
     (svc,) = compose["services"].values()
     assert svc["shm_size"]
@@ -221,7 +220,7 @@ def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -
     plan = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32)
     assert (plan.tp, plan.pp, plan.gpu_count) == (8, 3, 24)
     assert "pipeline parallel across 3 nodes" in plan.reasons[-1]
-    assert plan.args[-4:] == (
+    assert plan.command.args[-4:] == (
         "--pipeline-parallel-size", "3", "--distributed-executor-backend", "ray",
     )  # fmt: skip
     assert plan.to_dict()["nodes"] == 3
@@ -277,7 +276,7 @@ def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
     out = tmp_path / "out"
     generate_deployment(plan, out, lock=False)
     # Before: `command: []` and no model repository, so the container served nothing.
-    assert list(plan.args) == ["tritonserver", "--model-repository=/models"]
+    assert list(plan.command.args) == ["tritonserver", "--model-repository=/models"]
     name = plan.served_name
     engine_args = json.loads((out / f"triton/{name}/1/model.json").read_text())
     max_seqs = plan.size.fits[0].max_concurrency
@@ -333,7 +332,7 @@ def test_sglang_runs_its_launcher(tmp_path: Path) -> None:
         "spec"
     ]["containers"][0]
     assert container["command"] == launcher
-    assert container["args"] == list(plan.args)
+    assert container["args"] == list(plan.command.args)
     isvc = yaml.safe_load((out / "kserve.yaml").read_text())
     assert isvc["spec"]["predictor"]["containers"][0]["command"] == launcher
     endpoint = json.loads((out / "hf-endpoint.json").read_text())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hfdeploy import inspect_model, size_model
+from hfdeploy.catalog.gpus import find_gpu, gpu_catalog
 from hfdeploy.model.profile import ModelProfile
-from hfdeploy.sizing.gpus import find_gpu, gpu_catalog
 from tests._synthetic import LLAMA3_70B, llama_shaped_checkpoint
 
 

@@ -7,8 +7,8 @@ repo in the local Hugging Face cache) and the GPU type is known (a node selector
 from __future__ import annotations
 
 from hfdeploy.audit.model import MAX_LEN_FLAGS, MEM_FRACTION_FLAGS, Workload
+from hfdeploy.catalog.gpus import GPU, gpu_catalog
 from hfdeploy.errors import HfDeployError
-from hfdeploy.sizing.gpus import GPU, gpu_catalog
 
 __all__ = ["does_not_fit", "gpu_from_label"]
 

@@ -302,10 +302,10 @@ def _probes(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
 
 def _startup_floor(engine: str) -> float:
     """The start-up budget an engine needs at least: the engine catalog's, shared with plan."""
-    from hfdeploy.plan.catalog import engine_catalog
+    from hfdeploy.catalog.engines import engine_catalog
 
     spec = engine_catalog().get(engine)
-    return float(spec.min_startup_s) if spec else 120.0
+    return float(spec.deploy.min_startup_s) if spec and spec.deploy else 120.0
 
 
 def _shm(rule: Rule, facts: FileFacts) -> Iterator[Finding]:

@@ -10,7 +10,8 @@ import typer
 from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import ModelArg
 from hfdeploy.model.resolve import inspect_model
-from hfdeploy.plan.planner import TARGETS, plan_deployment
+from hfdeploy.plan.planner import plan_deployment
+from hfdeploy.plan.result import TARGETS
 from hfdeploy.render.generate import generate_deployment
 
 __all__ = ["generate_command"]

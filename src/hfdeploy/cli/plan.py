@@ -12,7 +12,8 @@ from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import JsonOpt, ModelArg
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.resolve import inspect_model
-from hfdeploy.plan.planner import Plan, plan_deployment
+from hfdeploy.plan.planner import plan_deployment
+from hfdeploy.plan.result import Plan
 
 __all__ = ["parse_slo", "plan_command", "render_plan"]
 
@@ -44,46 +45,41 @@ def render_plan(out: Output, p: Plan) -> None:
         t.add_row("  not " + name, why)
     t.add_row("gpus", p.placement)
     t.add_row("memory", p.memory_text)
-    t.add_row("command", " ".join([*p.engine.entrypoint, *p.args]))
-    r = p.roofline
-    if r.get("applies"):
+    t.add_row("command", " ".join([*p.deploy.entrypoint, *p.command.args]))
+    r, s = p.roofline, p.scaling
+    if r is not None:
         t.add_row(
             "roofline",
-            f"{r['regime']}; ceiling {r['decode_tokens_per_s_per_replica']:,} tokens/s per "
-            f"replica at {r['at_concurrency']} sequences (expected "
-            f"{r['expected_decode_tokens_per_s_per_replica']:,} at {r['efficiency']:g} of it); "
-            f"single stream {r['single_stream_tokens_per_s']:,} tokens/s",
+            f"{r.regime}; ceiling {r.decode_tokens_per_s_per_replica:,} tokens/s per "
+            f"replica at {r.at_concurrency} sequences (expected "
+            f"{r.expected_decode_tokens_per_s_per_replica:,} at {r.efficiency:g} of it); "
+            f"single stream {r.single_stream_tokens_per_s:,} tokens/s",
         )
-    s = p.scaling
-    if r.get("applies"):
+    if r is not None and (cap := s.capacity) is not None:
         t.add_row(
             "under load",
-            f"{s['batch_per_replica']} sequences per replica: {s['capacity_rps_per_replica']:g} "
-            f"req/s, {s['e2e_ms_estimate']:,} ms for {r['output_tokens']} output tokens "
+            f"{cap.batch_per_replica} sequences per replica: {cap.rps_per_replica:g} "
+            f"req/s, {cap.e2e_ms_estimate:,} ms for {r.output_tokens} output tokens "
             "(expected speed)",
         )
-    t.add_row("replicas", f"{s['replicas']} ({s['basis']}); {s['direction']}")
+    t.add_row("replicas", f"{s.replicas} ({s.basis}); {s.direction}")
     c = p.cold_start
     t.add_row(
         "cold start",
-        f"{c['total_s']}s (pull {c['image_pull_s']}s, weights {c['weight_load_s']}s, "
-        f"warmup {c['warmup_s']}s); startupProbe budget {c['startup_probe_budget_s']}s",
+        f"{c.total_s}s (pull {c.image_pull_s}s, weights {c.weight_load_s}s, "
+        f"warmup {c.warmup_s}s); startupProbe budget {c.startup_probe_budget_s}s",
     )
-    cost = p.cost
-    if cost.get("applies"):
+    if (cost := p.cost) is not None:
+        share = cost.cold_start_share_of_requests
         t.add_row(
             "cost",
-            f"${cost['dedicated_per_month']:,}/month dedicated; "
-            f"${cost['scale_to_zero_per_month']:,}/month scale-to-zero "
-            f"({cost['scale_to_zero_billed_hours_per_day']:g} billed h/day"
-            + (
-                f", {cost['cold_start_share_of_requests']:.2%} of requests wait for a cold start"
-                if cost["cold_start_share_of_requests"] is not None
-                else ""
-            )
-            + f"); {cost['cheaper']} is cheaper. Scale-to-zero saves under 5% above "
-            f"{cost['break_even_requests_per_hour']:g} requests/hour round the clock "
-            f"(idle timeout {cost['idle_timeout_s'] / 60:g} min)",
+            f"${cost.dedicated_per_month:,}/month dedicated; "
+            f"${cost.scale_to_zero_per_month:,}/month scale-to-zero "
+            f"({cost.scale_to_zero_billed_hours_per_day:g} billed h/day"
+            + (f", {share:.2%} of requests wait for a cold start" if share is not None else "")
+            + f"); {cost.cheaper} is cheaper. Scale-to-zero saves under 5% above "
+            f"{cost.break_even_requests_per_hour:g} requests/hour round the clock "
+            f"(idle timeout {cost.idle_timeout_s / 60:g} min)",
         )
     out.print(t)
     out.print(p.envelope.to_text())

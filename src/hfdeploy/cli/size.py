@@ -7,18 +7,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hfdeploy.catalog.engines import sizing_engines
 from hfdeploy.cli._output import Output, gib, handle_errors
 from hfdeploy.cli.inspect import JsonOpt, ModelArg
 from hfdeploy.model.resolve import inspect_model
-from hfdeploy.sizing.engines import ENGINES
-from hfdeploy.sizing.estimate import DTYPES, KV_DTYPES, QUANTIZATIONS
 from hfdeploy.sizing.report import SizeReport, size_model
+from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, QUANTIZATIONS
 
 __all__ = ["render_size", "size_command"]
 
 
 GpuOpt = Annotated[str | None, typer.Option(help="Fit against one GPU (default: the catalog).")]
-EngineOpt = Annotated[str | None, typer.Option(help="Serving engine: " + ", ".join(ENGINES) + ".")]
+EngineOpt = Annotated[
+    str | None, typer.Option(help="Serving engine: " + ", ".join(sizing_engines()) + ".")
+]
 DtypeOpt = Annotated[str, typer.Option(help="Serving dtype: " + ", ".join(DTYPES) + ".")]
 KvDtypeOpt = Annotated[str, typer.Option(help="KV cache dtype: " + ", ".join(KV_DTYPES) + ".")]
 ContextOpt = Annotated[

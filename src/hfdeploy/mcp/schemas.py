@@ -84,17 +84,35 @@ class GpuList(_Open):
     gpus: list[Gpu]
 
 
-class Engine(_Open):
+class EngineSizing(_Open):
     name: str
     kv_cache: bool
     memory_fraction: float | None
     memory_flag: str | None
-    tensor_parallel: bool
     note: str
 
 
+class EngineDeploy(_Open):
+    image: str
+    tag: str
+    routes: dict[str, Any]
+    flags: dict[str, str]
+
+
+class Engine(_Open):
+    name: str
+    note: str
+    kinds: list[str]
+    formats: list[str]
+    gpu: bool
+    tensor_parallel: bool
+    sizing: EngineSizing | None
+    deploy: EngineDeploy | None
+
+
 class EngineList(_Open):
-    """The engines hfdeploy sizes for, with how each spends GPU memory."""
+    """The engine catalog: what each engine serves, how it spends GPU memory (``sizing``; None:
+    not sized) and how hfdeploy deploys it (``deploy``; None: sizing or audit only)."""
 
     engines: list[Engine]
 

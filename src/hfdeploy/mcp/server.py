@@ -23,6 +23,8 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from hfdeploy._version import __version__
+from hfdeploy.catalog.engines import engine_catalog, engines_envelope, sizing_engines
+from hfdeploy.catalog.gpus import gpu_catalog
 from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
 from hfdeploy.mcp.schemas import (
@@ -36,10 +38,8 @@ from hfdeploy.mcp.schemas import (
     SizeOutput,
 )
 from hfdeploy.model.resolve import inspect_model as _inspect_model
-from hfdeploy.sizing.engines import ENGINES, engines_envelope
-from hfdeploy.sizing.estimate import DTYPES, KV_DTYPES, QUANTIZATIONS
-from hfdeploy.sizing.gpus import gpu_catalog
 from hfdeploy.sizing.report import size_model
+from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, QUANTIZATIONS
 
 __all__ = ["TOOLS", "build_server"]
 
@@ -149,7 +149,9 @@ def build_server(
         ] = None,
         engine: Annotated[
             str | None,
-            Field(description="Serving engine: " + ", ".join(ENGINES) + "; default by task."),
+            Field(
+                description="Serving engine: " + ", ".join(sizing_engines()) + "; default by task."
+            ),
         ] = None,
         dtype: Annotated[
             str, Field(description="Serving dtype: " + ", ".join(DTYPES) + ".")
@@ -404,7 +406,7 @@ def build_server(
     @server.tool(annotations=_READ_ONLY)
     async def list_engines() -> Annotated[CallToolResult, EngineList]:
         """The serving engines hfdeploy sizes for, with how each spends GPU memory."""
-        data = {"engines": [e.to_dict() for e in ENGINES.values()]}
+        data = {"engines": [e.to_dict() for e in engine_catalog().values()]}
         return _answer(data, engines_envelope())
 
     @server.resource(
@@ -419,7 +421,7 @@ def build_server(
         description="The engine catalog (the list_engines object).",
     )  # fmt: skip
     def engines_resource() -> str:
-        return json.dumps({"engines": [e.to_dict() for e in ENGINES.values()]}, indent=2)
+        return json.dumps({"engines": [e.to_dict() for e in engine_catalog().values()]}, indent=2)
 
     @server.resource(
         "hfdeploy://catalog/audit-rules", name="audit-rules", mime_type="application/json",

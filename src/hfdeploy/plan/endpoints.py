@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from hfdeploy.sizing.gpus import GPU, find_gpu
+from hfdeploy.catalog.gpus import GPU, find_gpu
 
 __all__ = ["EndpointChoice", "endpoint_instance", "no_endpoint"]
 

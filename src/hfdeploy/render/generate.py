@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.lock import LOCK_NAME, LockedFile, ModelLock, hash_file
-from hfdeploy.plan.planner import Plan
+from hfdeploy.plan.result import Plan
 from hfdeploy.render.targets import TARGETS, render_targets
 
 __all__ = ["generate_deployment", "local_lock"]

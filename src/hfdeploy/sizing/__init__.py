@@ -1,14 +1,10 @@
 """MemoryEstimate: weights, KV cache, activations, overhead; fit over the GPU catalog."""
 
-from hfdeploy.sizing.estimate import (
-    MemoryEstimate,
-    ServingSettings,
-    estimate_memory,
-    resolve_settings,
-)
+from hfdeploy.catalog.gpus import GPU, find_gpu, gpu_catalog
+from hfdeploy.sizing.estimate import MemoryEstimate, estimate_memory
 from hfdeploy.sizing.fit import FitRow, fit_table
-from hfdeploy.sizing.gpus import GPU, find_gpu, gpu_catalog
 from hfdeploy.sizing.report import SizeReport, size_model
+from hfdeploy.sizing.settings import ServingSettings, resolve_settings
 
 __all__ = [
     "GPU",

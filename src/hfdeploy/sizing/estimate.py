@@ -1,4 +1,4 @@
-"""ModelProfile + serving settings → MemoryEstimate (reference/sizing.md).
+"""ModelProfile + serving settings → MemoryEstimate (docs/architecture.md, "The sizing model").
 
 Pure arithmetic. ``total_per_gpu = weights_per_rank + kv_cache + activations +
 overhead`` (CUDA context, non-torch memory, CUDA graphs). Each term names the inputs
@@ -9,80 +9,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal
 
-from hfdeploy.errors import InvalidSettingError
+from hfdeploy.catalog.engines import GIB, EngineSizing, EngineSpec, engine_catalog, sizing_engines
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.model.safetensors import DTYPE_BITS
-from hfdeploy.sizing.engines import (
-    CUDA_CONTEXT_BYTES,
-    ENGINES,
-    GIB,
-    VLLM_ACTIVATION_PRIORS_GIB,
-    EngineSizing,
-    default_engine,
-)
 from hfdeploy.sizing.kv import kv_layout
+from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, ServingSettings
 
-__all__ = [
-    "DTYPES",
-    "KV_DTYPES",
-    "MemoryEstimate",
-    "ServingSettings",
-    "SettingsKnobs",
-    "Term",
-    "estimate_memory",
-    "resolve_settings",
-]
+__all__ = ["CUDA_CONTEXT_BYTES", "MemoryEstimate", "Term", "estimate_memory"]
 
 Confidence = Literal["high", "medium", "low"]
 
-DTYPES = {"auto": None, "float32": "F32", "float16": "F16", "bfloat16": "BF16"}
-#: Checkpoint dtype -> the serving dtype name that keeps it (F64 is served as float32).
-_DTYPE_NAMES = {v: k for k, v in DTYPES.items() if v} | {"F64": "float32"}
-KV_DTYPES = {
-    "auto": None, "float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "fp8": 1.0,
-    "fp8_e4m3": 1.0, "fp8_e5m2": 1.0,
-}  # fmt: skip
-QUANTIZATIONS = ("int8", "int4", "fp8")
-DEFAULT_CONTEXT_CAP = 8192
-
-
-class SettingsKnobs(TypedDict, total=False):
-    """The serving knobs a caller may set; every one has a default (see resolve_settings)."""
-
-    engine: str | None
-    dtype: str
-    kv_dtype: str
-    context: int | None
-    concurrency: int
-    tp: int
-    max_batched_tokens: int | None
-    gpu_memory_utilization: float | None
-    quantization: str | None
-    pp: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServingSettings:
-    """The knobs an estimate depends on, after defaults are applied."""
-
-    engine: str
-    dtype: str
-    kv_dtype: str
-    context: int
-    concurrency: int
-    tp: int
-    batched_tokens: int
-    gpu_memory_utilization: float | None
-    quantization: str | None
-    block_size: int
-    sources: dict[str, str] = field(default_factory=dict)
-    #: Pipeline-parallel stages (nodes of ``tp`` GPUs each): layers split across them.
-    pp: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: CUDA context (driver, cuBLAS/cuDNN workspaces) outside any engine budget: 619 MiB measured
+#: on an H200 with torch 2.11 / CUDA 13 (benchmarks/results/gpu_memory.json), rounded up.
+CUDA_CONTEXT_BYTES = int(0.625 * GIB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +76,9 @@ class MemoryEstimate:
         )
 
     @property
-    def engine(self) -> EngineSizing:
-        return ENGINES[self.settings.engine]
+    def engine(self) -> EngineSpec:
+        """The catalog entry of the engine whose memory model applies."""
+        return engine_catalog()[self.settings.engine]
 
     def to_dict(self) -> dict[str, Any]:
         """The core of the ``hfdeploy size --json`` object (fits are added by the caller)."""
@@ -176,148 +118,6 @@ class MemoryEstimate:
             },
             "notes": list(self.notes),
         }
-
-
-def _serving_dtype(profile: ModelProfile, engine: EngineSizing, requested: str) -> tuple[str, str]:
-    if requested != "auto":
-        if requested not in DTYPES:
-            raise InvalidSettingError(
-                "dtype", requested, "unknown", hint="Use one of: " + ", ".join(DTYPES)
-            )
-        return requested, "--dtype"
-    ckpt = profile.weights.checkpoint_dtype or "BF16"
-    name = _DTYPE_NAMES[ckpt]
-    match engine.auto_dtype:
-        case "vllm":
-            if ckpt in {"F32", "F64"}:
-                return "float16", f"auto: {engine.name} serves a {ckpt} checkpoint in float16"
-            return name, f"auto: checkpoint dtype {ckpt}"
-        case "f16":
-            return "float16", f"auto: {engine.name} runs float16 on GPU"
-        case _:
-            return name, f"auto: checkpoint dtype {ckpt}"
-
-
-def _kv_dtype(profile: ModelProfile, requested: str, dtype: str) -> tuple[str, str]:
-    if requested not in KV_DTYPES:
-        raise InvalidSettingError(
-            "kv_dtype", requested, "unknown", hint="Use one of: " + ", ".join(KV_DTYPES)
-        )
-    if requested != "auto":
-        return requested, "--kv-dtype"
-    scheme = (profile.quantization or {}).get("kv_cache_scheme")
-    if isinstance(scheme, dict) and scheme.get("num_bits") == 8:
-        return "fp8", "auto: the checkpoint's kv_cache_scheme (8-bit)"
-    return dtype, "auto: the serving dtype"
-
-
-def resolve_settings(profile: ModelProfile, **knobs: Unpack[SettingsKnobs]) -> ServingSettings:
-    """Apply defaults and validate the knobs once, at the boundary.
-
-    Defaults: the engine by the model's kind, dtypes ``auto``, the context at the model's
-    maximum capped at 8192, concurrency 1, TP 1, the engine's batched-token budget and
-    memory fraction, no quantization what-if.
-
-    Raises:
-        InvalidSettingError: a value out of range, with a valid one in the hint.
-    """
-    engine = knobs.get("engine")
-    dtype = knobs.get("dtype", "auto")
-    kv_dtype = knobs.get("kv_dtype", "auto")
-    context = knobs.get("context")
-    concurrency = knobs.get("concurrency", 1)
-    tp = knobs.get("tp", 1)
-    pp = knobs.get("pp", 1)
-    batched_tokens = knobs.get("max_batched_tokens")
-    gpu_memory_utilization = knobs.get("gpu_memory_utilization")
-    quantization = knobs.get("quantization")
-    gguf = profile.weights_source.startswith("gguf")
-    name = engine or default_engine(profile.task.kind, gguf=gguf)
-    if name not in ENGINES:
-        raise InvalidSettingError(
-            "engine", name, "unknown engine", hint="Use one of: " + ", ".join(ENGINES)
-        )
-    eng = ENGINES[name]
-    sources: dict[str, str] = {
-        "engine": "--engine" if engine else f"default for {profile.task.kind}"
-    }
-    if concurrency < 1:
-        raise InvalidSettingError("concurrency", concurrency, "must be at least 1")
-    if tp < 1 or tp & (tp - 1):
-        raise InvalidSettingError("tp", tp, "must be a power of two (1, 2, 4, 8)")
-    if pp < 1:
-        raise InvalidSettingError("pp", pp, "must be at least 1")
-    if pp > 1 and name not in {"vllm", "sglang"}:
-        raise InvalidSettingError(
-            "pp", pp, f"{name} has no pipeline parallelism here",
-            hint="Use --engine vllm or sglang for pipeline parallelism across nodes.",
-        )  # fmt: skip
-    if pp > 1 and profile.arch.num_layers and pp > profile.arch.num_layers:
-        raise InvalidSettingError(
-            "pp", pp, f"more stages than the {profile.arch.num_layers} layers"
-        )
-    heads = profile.arch.num_attention_heads
-    if tp > 1 and heads and heads % tp:
-        raise InvalidSettingError(
-            "tp", tp, f"does not divide num_attention_heads={heads}",
-            hint="Pick a TP degree that divides the attention head count.",
-        )  # fmt: skip
-    if gpu_memory_utilization is not None and not 0.05 <= gpu_memory_utilization <= 1.0:
-        raise InvalidSettingError(
-            "gpu_memory_utilization", gpu_memory_utilization, "must be within 0.05..1.0",
-            hint="vLLM's default is 0.9.",
-        )  # fmt: skip
-    if quantization is not None:
-        if quantization not in QUANTIZATIONS:
-            raise InvalidSettingError(
-                "quantization", quantization, "unknown", hint="Use int8, int4 or fp8."
-            )
-        if profile.quant_method:
-            raise InvalidSettingError(
-                "quantization", quantization,
-                f"the checkpoint is already quantized ({profile.quant_method})",
-                hint="Drop --quantization: its stored bytes are already counted.",
-            )  # fmt: skip
-    max_ctx = profile.max_context
-    if context is None:
-        context = min(max_ctx, DEFAULT_CONTEXT_CAP) if max_ctx else DEFAULT_CONTEXT_CAP
-        sources["context"] = (
-            f"default: model maximum {max_ctx} capped at {DEFAULT_CONTEXT_CAP}"
-            if max_ctx and max_ctx > DEFAULT_CONTEXT_CAP
-            else f"default: model maximum {max_ctx}" if max_ctx
-            else f"default {DEFAULT_CONTEXT_CAP} (the model states no maximum)"
-        )  # fmt: skip
-    else:
-        if context < 1:
-            raise InvalidSettingError("context", context, "must be at least 1")
-        if max_ctx and context > max_ctx:
-            raise InvalidSettingError(
-                "context", context, f"exceeds the model's maximum of {max_ctx} tokens",
-                hint=f"Use --context {max_ctx} or less (RoPE scaling is not assumed).",
-            )  # fmt: skip
-        sources["context"] = "--context"
-    d, sources["dtype"] = _serving_dtype(profile, eng, dtype)
-    kvd, sources["kv_dtype"] = _kv_dtype(profile, kv_dtype, d)
-    if batched_tokens is None:
-        if eng.batched_tokens is None:
-            batched_tokens = context * concurrency
-            sources["batched_tokens"] = "concurrency x context (one prefill of every request)"
-        else:
-            # Engines warm up at their full batch-token budget, so the peak follows it.
-            batched_tokens = eng.batched_tokens
-            sources["batched_tokens"] = f"{name} default ({eng.batched_tokens_flag})"
-    elif batched_tokens < 1:
-        raise InvalidSettingError("max_batched_tokens", batched_tokens, "must be at least 1")
-    else:
-        sources["batched_tokens"] = "--max-batched-tokens"
-    util = gpu_memory_utilization if gpu_memory_utilization is not None else eng.memory_fraction
-    if gpu_memory_utilization is not None:
-        sources["gpu_memory_utilization"] = "--gpu-memory-utilization"
-    return ServingSettings(
-        engine=name, dtype=d, kv_dtype=kvd, context=context, concurrency=concurrency, tp=tp,
-        batched_tokens=batched_tokens, gpu_memory_utilization=util, quantization=quantization,
-        block_size=eng.block_size, sources=sources, pp=pp,
-    )  # fmt: skip
 
 
 def _dtype_bytes(name: str) -> float:
@@ -376,7 +176,7 @@ def _weights(profile: ModelProfile, s: ServingSettings) -> tuple[Term, int]:
 
 def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
     a = profile.arch
-    eng = ENGINES[s.engine]
+    eng = sizing_engines()[s.engine]
     b = _dtype_bytes(s.dtype)
     tp = s.tp
     tokens = s.batched_tokens
@@ -407,8 +207,7 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
     logits = 0.0
     if profile.task.kind in {"generator", "speech", "seq2seq"} and a.vocab_size:
         rows = min(tokens, s.concurrency)
-        copies = 4 if eng.name in {"vllm", "sglang", "tgi"} else 2
-        logits = rows * a.vocab_size * 4 * copies
+        logits = rows * a.vocab_size * 4 * eng.logit_copies
         drivers["logit_rows"] = rows
         drivers["vocab_size"] = a.vocab_size
     moe_extra = 0.0
@@ -422,7 +221,8 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
     )
     total = forward + logits + moe_extra
     confidence: Confidence = "low"
-    if eng.name == "vllm" and profile.parameters >= 3_000_000_000:
+    priors = eng.activation_priors_gib
+    if priors and profile.parameters >= 3_000_000_000:
         key = (
             "moe" if a.moe else "multimodal" if profile.task.task == "image-text-to-text"
             else "llama" if profile.model_type == "llama"
@@ -430,13 +230,13 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
             else "dense"
         )  # fmt: skip
         # Not divided by TP: hidden states are replicated on every rank; conservative.
-        prior = VLLM_ACTIVATION_PRIORS_GIB[key] * GIB * tokens / 8192
+        prior = priors[key] * GIB * tokens / 8192
         drivers["llm_d_prior_gib"] = round(prior / GIB, 2)
         if prior > total:
             total = prior
             formula = (
                 f"llm-d's measured vLLM peak for {key} models on H100 "
-                f"({VLLM_ACTIVATION_PRIORS_GIB[key]} GiB at 8192 batched tokens), scaled by "
+                f"({priors[key]} GiB at 8192 batched tokens), scaled by "
                 "batched_tokens / 8192 (kept whole on every TP rank); it exceeds the per-token "
                 "formula (torch.compile and sampler buffers)"
             )
@@ -464,7 +264,7 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         >>> s = resolve_settings(profile, context=8192, concurrency=16)  # doctest: +SKIP
         >>> estimate_memory(profile, s).total_bytes  # doctest: +SKIP
     """
-    eng = ENGINES[settings.engine]
+    eng = sizing_engines()[settings.engine]
     notes: list[str] = []
     weights, weights_total = _weights(profile, settings)
     kv_b = KV_DTYPES[settings.kv_dtype] or _dtype_bytes(settings.kv_dtype)

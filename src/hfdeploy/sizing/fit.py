@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from hfdeploy.catalog.gpus import GPU
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.sizing.estimate import MemoryEstimate, estimate_memory
-from hfdeploy.sizing.gpus import GPU
 
 __all__ = ["FitRow", "budget_bytes", "fit_table", "fits_on"]
 

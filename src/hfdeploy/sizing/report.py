@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Unpack
 
+from hfdeploy.catalog.engines import sizing_engines
+from hfdeploy.catalog.gpus import find_gpu, gpu_catalog
 from hfdeploy.envelope import Envelope, lowest
 from hfdeploy.model.profile import ModelProfile
-from hfdeploy.sizing.estimate import (
-    MemoryEstimate,
-    SettingsKnobs,
-    estimate_memory,
-    resolve_settings,
-)
+from hfdeploy.sizing.estimate import MemoryEstimate, estimate_memory
 from hfdeploy.sizing.fit import FitRow, fit_table
-from hfdeploy.sizing.gpus import find_gpu, gpu_catalog
+from hfdeploy.sizing.settings import SettingsKnobs, resolve_settings
 
 __all__ = ["SizeReport", "size_model"]
 
@@ -57,7 +54,7 @@ class SizeReport:
         ]
         factors.extend(e.notes)
         verification = [f"hfdeploy size {self.profile.ref} --json"]
-        if s.engine in ("vllm", "sglang"):
+        if sizing_engines()[s.engine].kv_cache_log:
             verification.append(
                 "start the engine with these settings and read its KV-cache line "
                 "(vLLM: 'GPU KV cache size'; SGLang: 'KV Cache is allocated')"

@@ -98,7 +98,7 @@ class GPUCatalog:
 @cache
 def gpu_catalog() -> GPUCatalog:
     """The packaged GPU catalog."""
-    raw = json.loads(resources.files("hfdeploy.sizing").joinpath("gpus.json").read_text("utf-8"))
+    raw = json.loads(resources.files("hfdeploy.catalog").joinpath("gpus.json").read_text("utf-8"))
     gpus = tuple(GPU(**{**g, "aliases": tuple(g.get("aliases", ()))}) for g in raw["gpus"])
     return GPUCatalog(gpus=gpus, price_source=raw["price_source"], price_date=raw["price_date"])
 

@@ -1,0 +1,114 @@
+"""The engine's command line, from the estimate: the flags that make the engine hold what
+was sized (context, sequences, memory fraction, TP) and serve where the files expect it.
+
+Pure. Flag names come from the engine catalog (``deploy.flags``, by meaning).
+"""
+
+from __future__ import annotations
+
+from hfdeploy.catalog.engines import EngineDeploy, EngineSpec
+from hfdeploy.catalog.gpus import GPU
+from hfdeploy.model.profile import ModelProfile
+from hfdeploy.sizing.report import SizeReport
+
+__all__ = ["MODEL_DIR", "TRITON_REPOSITORY", "engine_args", "serving_batch"]
+
+#: Where every target mounts the model, read-only.
+MODEL_DIR = "/repository"
+#: Where Triton's model repository is mounted (compose: ./triton; Kubernetes: a ConfigMap).
+TRITON_REPOSITORY = "/models"
+
+
+def serving_batch(report: SizeReport) -> int:
+    """The most sequences the engine runs at once (its max-num-seqs): as many as the KV
+    budget holds at the full context, capped at 256; the requested concurrency when the
+    estimate has no fit row (no GPU)."""
+    fit = report.fits[0] if report.fits else None
+    if fit and fit.max_concurrency:
+        return max(1, min(fit.max_concurrency, 256))
+    return report.estimate.settings.concurrency
+
+
+def engine_args(
+    engine: EngineSpec,
+    p: ModelProfile,
+    report: SizeReport,
+    *,
+    tp: int,
+    pp: int,
+    quant: str | None,
+    gpu: GPU | None,
+    served: str,
+) -> list[str]:
+    """The arguments the engine's container runs with (after the image's entrypoint)."""
+    d = engine.deploy
+    if d is None:
+        raise ValueError(f"{engine.name} is not an engine hfdeploy deploys")
+    match engine.name:
+        case "hfdeploy":
+            device = "cuda" if gpu else "cpu"
+            return ["serve", MODEL_DIR, "--host", "0.0.0.0", "--port", str(d.routes.port),
+                    "--device", device, "--served-model-name", served]  # fmt: skip
+        case "triton":
+            # The vLLM backend reads its engine arguments from the model repository, which
+            # generate writes (triton/<name>/1/model.json) and mounts at TRITON_REPOSITORY.
+            return ["tritonserver", f"{d.flags['model_repository']}={TRITON_REPOSITORY}"]
+        case "llama.cpp":
+            return _llama_cpp(d, p, report, gpu)
+    out = _common(engine.name, d, report, tp=tp, quant=quant, served=served)
+    if pp > 1:
+        out += ["--pipeline-parallel-size", str(pp), "--distributed-executor-backend", "ray"]
+    return out
+
+
+def _llama_cpp(d: EngineDeploy, p: ModelProfile, report: SizeReport, gpu: GPU | None) -> list[str]:
+    s = report.estimate.settings
+    flags = d.flags
+    out: list[str] = []
+    gguf = p.formats.gguf[0].file if p.formats.gguf else "model.gguf"
+    out += [flags["model"], f"{MODEL_DIR}/{gguf}"]
+    # llama-server splits --ctx-size among its --parallel slots (n_ctx / n_parallel per
+    # slot): the whole context for each of `concurrency` slots, as the KV cache was sized.
+    out += [flags["max_len"], str(s.context * s.concurrency)]
+    out += [flags["max_seqs"], str(s.concurrency)]
+    if gpu is not None:
+        out += [flags["gpu_layers"], "999"]  # every layer on the GPU, whatever the build's default
+    out += [flags["host"], "0.0.0.0", flags["port"], str(d.routes.port)]
+    out.append(flags["metrics"])
+    return out
+
+
+def _common(
+    name: str, d: EngineDeploy, report: SizeReport, *, tp: int, quant: str | None, served: str
+) -> list[str]:
+    s = report.estimate.settings
+    fit = report.fits[0] if report.fits else None
+    out: list[str] = []
+
+    def add(key: str, value: object) -> None:
+        if d.flags.get(key):
+            out.extend([d.flags[key], str(value)])
+
+    if d.model_positional:
+        out.append(MODEL_DIR)
+    else:
+        add("model", MODEL_DIR)
+    if name in ("vllm", "sglang"):
+        out.extend(["--served-model-name", served])
+    if tp > 1:
+        add("tp", tp)
+    if name != "tei":
+        add("max_len", s.context)
+    if quant:
+        add("quantization", quant)
+    if s.gpu_memory_utilization:
+        add("memory_fraction", f"{s.gpu_memory_utilization:g}")
+    if fit and fit.max_concurrency and name in ("vllm", "sglang"):
+        add("max_seqs", serving_batch(report))
+    if name == "tei":
+        add("batch_tokens", s.batched_tokens)
+    add("host", "0.0.0.0")
+    add("port", d.routes.port)
+    if "metrics" in d.flags:
+        out.append(d.flags["metrics"])
+    return out

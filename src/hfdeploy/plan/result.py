@@ -1,0 +1,185 @@
+"""``Plan``: a deployment decision with its reasons, figures and envelope, as typed values.
+
+Render, the CLI, MCP and ``up`` read these attributes; ``Plan.to_dict()`` is ``plan.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfdeploy.catalog.engines import EngineDeploy, EngineSpec, Routes
+from hfdeploy.catalog.gpus import GPU
+from hfdeploy.envelope import Envelope
+from hfdeploy.model.profile import ModelProfile
+from hfdeploy.plan.cost import ColdStart, Cost
+from hfdeploy.plan.endpoints import EndpointChoice
+from hfdeploy.plan.roofline import Roofline, Scaling
+from hfdeploy.sizing.estimate import MemoryEstimate
+from hfdeploy.sizing.report import SizeReport
+
+__all__ = [
+    "MULTI_NODE_TARGETS",
+    "TARGETS",
+    "Command",
+    "Plan",
+    "memory_bytes",
+    "placement",
+    "served_name",
+]
+
+#: Deployment targets ``generate`` writes (and ``plan --target`` plans for).
+TARGETS = ("docker", "compose", "k8s", "kserve", "hf-endpoint")
+#: Targets that can run a multi-node plan: a LeaderWorkerSet on Kubernetes.
+MULTI_NODE_TARGETS = frozenset({"k8s"})
+
+_NO_ROOFLINE = "no GPU, or not a generator (throughput: measure it)"
+_NO_COST = "CPU deployment or no price in the catalog"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What the engine's container runs: arguments (after the image's entrypoint) and env."""
+
+    args: tuple[str, ...]
+    env: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"args": list(self.args), "env": dict(sorted(self.env.items()))}
+
+
+def memory_bytes(estimate: MemoryEstimate, gpu: GPU | None) -> int:
+    """What a plan needs: per GPU rank on a GPU; on CPU, without the CUDA terms (context,
+    non-torch, graphs)."""
+    return estimate.total_bytes if gpu is not None else estimate.host_bytes
+
+
+def placement(gpu: GPU | None, tp: int, pp: int = 1) -> str:
+    """Where a plan runs, for people: ``CPU``, ``2 x L4`` or ``3 nodes x 8 x H100-SXM``."""
+    if gpu is None:
+        return "CPU"
+    return (f"{pp} nodes x " if pp > 1 else "") + f"{tp} x {gpu.name}"
+
+
+def served_name(profile: ModelProfile) -> str:
+    """The name the model is served under: the repo id, else the folder's name."""
+    return profile.repo_id or profile.location.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A deployment decision with its reasons, figures and envelope."""
+
+    profile: ModelProfile
+    engine: EngineSpec
+    reasons: tuple[str, ...]
+    #: (engine, why not) for each engine passed over.
+    rejected: tuple[tuple[str, str], ...]
+    gpu: GPU | None
+    tp: int
+    quantization: str | None
+    size: SizeReport
+    image: str
+    command: Command
+    #: None: no GPU, or not a generator.
+    roofline: Roofline | None
+    scaling: Scaling
+    cold_start: ColdStart
+    #: None: a CPU deployment, or a GPU with no price in the catalog.
+    cost: Cost | None
+    envelope: Envelope
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Pipeline-parallel stages, one node of ``tp`` GPUs each (a LeaderWorkerSet when > 1).
+    pp: int = 1
+    #: The targets planned for (None: any).
+    targets: tuple[str, ...] | None = None
+    #: The Inference Endpoints instance (None: not planned for hf-endpoint, or multi-node).
+    endpoint: EndpointChoice | None = None
+
+    @property
+    def deploy(self) -> EngineDeploy:
+        """How the planned engine is deployed (the planner only plans deployable engines)."""
+        if self.engine.deploy is None:
+            raise ValueError(f"{self.engine.name} is not an engine hfdeploy deploys")
+        return self.engine.deploy
+
+    @property
+    def routes(self) -> Routes:
+        return self.deploy.routes
+
+    @property
+    def served_name(self) -> str:
+        return served_name(self.profile)
+
+    @property
+    def memory_bytes(self) -> int:
+        return memory_bytes(self.size.estimate, self.gpu)
+
+    @property
+    def memory_text(self) -> str:
+        where = "per GPU" if self.gpu is not None else "on CPU"
+        return f"{self.memory_bytes / 2**30:.2f} GiB {where}"
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs in all (every node)."""
+        return self.tp * self.pp if self.gpu is not None else 0
+
+    @property
+    def nodes(self) -> int:
+        return self.pp
+
+    @property
+    def placement(self) -> str:
+        return placement(self.gpu, self.tp, self.pp)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``plan.json``: the contract keys (engine, image, gpu, tensor_parallel, envelope)."""
+        s = self.size.estimate.settings
+        p = self.profile
+        return {
+            "engine": self.engine.name,
+            "image": self.image,
+            "gpu": {"name": self.gpu.name if self.gpu else "cpu", "count": self.gpu_count},
+            "tensor_parallel": self.tp,
+            "pipeline_parallel": self.pp,
+            "nodes": self.pp,
+            "targets": list(self.targets) if self.targets else None,
+            "endpoint": self.endpoint.to_dict() if self.endpoint else None,
+            "quantization": self.quantization,
+            "model": {
+                "ref": p.ref,
+                "repo_id": p.repo_id,
+                "commit_sha": p.commit_sha,
+                "task": p.task.task,
+                "kind": p.task.kind,
+                "parameters": p.parameters,
+                "served_name": self.served_name,
+            },
+            "reasons": list(self.reasons),
+            "rejected": [{"engine": e, "why": why} for e, why in self.rejected],
+            "settings": {
+                "context": s.context,
+                "concurrency": s.concurrency,
+                "dtype": s.dtype,
+                "kv_dtype": s.kv_dtype,
+            },
+            "memory": {
+                "total_bytes_per_gpu": self.size.estimate.total_bytes if self.gpu else None,
+                "total_bytes": self.memory_bytes,
+                "on": "gpu" if self.gpu else "cpu",
+                "fits": self.size.fits[0].to_dict() if self.size.fits else None,
+            },
+            "command": self.command.to_dict(),
+            "routes": self.routes.to_dict(),
+            "roofline": (
+                self.roofline.to_dict()
+                if self.roofline
+                else {"applies": False, "why": _NO_ROOFLINE}
+            ),
+            "scaling": self.scaling.to_dict(),
+            "cold_start": self.cold_start.to_dict(),
+            "cost": self.cost.to_dict() if self.cost else {"applies": False, "why": _NO_COST},
+            "notes": list(self.notes),
+            "envelope": self.envelope.to_dict(),
+        }
