@@ -11,7 +11,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from hfdeploy.render.targets import CONSTRAINTS, constraints
+from hfdeploy.render.common import CONSTRAINTS, constraints
 
 
 def _pins() -> dict[str, str]:

@@ -114,6 +114,10 @@ def test_every_target_is_valid_audited_and_stable(
     for manifest in sorted((out / "k8s").glob("*.yaml")):
         for doc in yaml.safe_load_all(manifest.read_text()):
             validate_manifest(doc)
+    for manifest in sorted(out.rglob("*.yaml")):
+        # Plain YAML: a reader (or a diff) never meets an &id001 anchor or *id001 alias.
+        events = list(yaml.parse(manifest.read_text()))
+        assert not [e for e in events if getattr(e, "anchor", None)], manifest
     isvc = yaml.safe_load((out / "kserve.yaml").read_text())
     assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     validate_manifest(isvc)  # against the InferenceService schema in tests/data/crds

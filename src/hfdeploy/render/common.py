@@ -1,0 +1,107 @@
+"""What every target shares: names, the engine's command and environment, YAML without
+anchors, the health check, and the pinned reference the model is fetched by. Pure."""
+
+from __future__ import annotations
+
+import math
+import re
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from hfdeploy._version import __version__
+from hfdeploy.plan.result import Plan
+
+__all__ = [
+    "CONSTRAINTS",
+    "FETCH_IMAGE",
+    "PYTHON_IMAGE",
+    "command",
+    "constraints",
+    "dump_yaml",
+    "env",
+    "gib",
+    "healthcheck",
+    "pinned_ref",
+    "shm",
+    "slug",
+]
+
+PYTHON_IMAGE = "python:3.11.9-slim-bookworm"
+#: The small image the fetch Job runs (hfdeploy without the serving stack).
+FETCH_IMAGE = f"hfdeploy-fetch:{__version__}"
+#: Beside every Dockerfile: the exact versions of hfdeploy[serve]'s dependency closure that
+#: its tests ran with (package data, written by scripts/freeze_serve_constraints.py).
+CONSTRAINTS = "constraints.txt"
+
+
+def constraints() -> str:
+    """The text of ``constraints.txt``."""
+    return resources.files("hfdeploy.render").joinpath("serve-constraints.txt").read_text("utf-8")
+
+
+def slug(name: str) -> str:
+    """A DNS-1123 label from a model name (``meta-llama/Llama-3.1-8B`` → ``llama-3-1-8b``)."""
+    base = name.rstrip("/").rsplit("/", 1)[-1].lower()
+    s = re.sub(r"[^a-z0-9-]+", "-", base).strip("-")
+    return (s or "model")[:50].rstrip("-")
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value shared by two places twice: no ``&id001`` anchors or ``*id001``
+    aliases, which a person reading or diffing a manifest should never meet."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(*docs: dict[str, Any]) -> str:
+    """Documents as plain YAML, keys in the order given, separated by ``---``."""
+    return "---\n".join(
+        yaml.dump(d, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False) for d in docs
+    )
+
+
+def gib(n: float) -> str:
+    """Bytes as a Kubernetes quantity in whole GiB, at least 1Gi."""
+    return f"{max(1, math.ceil(n / 2**30))}Gi"
+
+
+def shm(plan: Plan) -> str:
+    """The size of a memory-backed /dev/shm for tensor parallelism."""
+    # NCCL buffers grow with TP; vLLM's example uses 2Gi, TGI's 1g.
+    return f"{max(2, 2 * plan.tp)}Gi"
+
+
+def env(plan: Plan) -> dict[str, str]:
+    """The engine's environment, sorted."""
+    return dict(sorted(plan.command.env.items()))
+
+
+def command(plan: Plan) -> list[str]:
+    """The container's arguments: after the engine image's entrypoint, or hfdeploy's own."""
+    if plan.engine.name == "hfdeploy":
+        return ["hfdeploy", *plan.command.args]
+    return list(plan.command.args)  # the engine image's entrypoint takes these arguments
+
+
+def healthcheck(plan: Plan) -> list[str]:
+    """A Docker health check on the ready route (curl, or Python in hfdeploy's image)."""
+    url = f"http://127.0.0.1:{plan.routes.port}{plan.routes.ready}"
+    if plan.engine.name == "hfdeploy":
+        return [
+            "CMD",
+            "python",
+            "-c",
+            f"import urllib.request; urllib.request.urlopen('{url}', timeout=2)",
+        ]
+    return ["CMD-SHELL", f"curl -fsS {url} >/dev/null || exit 1"]
+
+
+def pinned_ref(plan: Plan) -> str:
+    """``REPO@COMMIT`` for ``hfdeploy fetch``; a placeholder with the reason for a local model."""
+    p = plan.profile
+    if p.repo_id:
+        return f"{p.repo_id}@{p.commit_sha or p.revision or 'main'}"
+    return f"REPO_ID@COMMIT_SHA  # {p.location} is local: copy it into the volume instead"
