@@ -1,4 +1,5 @@
-"""KV cache and recurrent state: bytes per token and per request (sizing.md §3-4).
+"""KV cache and recurrent state: bytes per token and per request, by layer group (full and
+sliding attention, MLA latent, cross-attention, Mamba and linear-attention state).
 
 Pure arithmetic over an :class:`ArchSpec`.
 """
