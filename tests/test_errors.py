@@ -19,6 +19,7 @@ from hfdeploy.errors import (
     RevisionNotFoundError,
     SafetensorsHeaderTooLargeError,
     UnknownGPUError,
+    YamlParseError,
 )
 
 
@@ -71,6 +72,10 @@ def test_every_exported_name_is_an_error_under_the_root() -> None:
             GatedRepoError("o/n", status=403, has_token=True),
             {"repo_id": "o/n", "status": 403, "has_token": True},
         ),
+        (
+            YamlParseError("expected ':'", file="k.yaml", line=4),
+            {"file": "k.yaml", "line": 4, "reason": "expected ':'"},
+        ),
         (BenchError("no server"), {}),
     ],
 )
@@ -80,3 +85,10 @@ def test_to_dict_is_type_message_hint_then_the_fields_in_order(
     assert list(error.fields().items()) == list(fields.items())
     head = {"type": type(error).__name__, "message": str(error), "hint": error.hint}
     assert list(error.to_dict().items()) == [*head.items(), *fields.items()]
+
+
+def test_a_yaml_error_names_the_file_and_the_line_when_the_parser_marks_one() -> None:
+    assert str(YamlParseError("bad", file="k.yaml", line=4)) == "k.yaml:4: YAML does not parse: bad"
+    e = YamlParseError("bad", file="k.yaml", line=None)
+    assert str(e) == "k.yaml: YAML does not parse: bad"
+    assert isinstance(e, ValueError)

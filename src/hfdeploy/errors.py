@@ -18,7 +18,7 @@ __all__ = [
     "PickleOnlyError", "QueueFullError", "RequestTimeoutError", "RevisionNotFoundError",
     "SafetensorsHeaderError", "SafetensorsHeaderTooLargeError", "ServeError",
     "UnauthorizedError", "UnknownDtypeError", "UnknownGPUError", "UnknownModelTypeError",
-    "UnsupportedTaskError",
+    "UnsupportedTaskError", "YamlParseError",
 ]  # fmt: skip
 
 
@@ -401,6 +401,18 @@ class PickleOnlyError(HfDeployError, ValueError, fields=("repo_id", "files")):
             "or use a safetensors conversion.",
         )
         self.repo_id, self.files = repo_id, files
+
+
+class YamlParseError(HfDeployError, ValueError, fields=("file", "line", "reason")):
+    """A YAML file (a Kubernetes manifest, a compose file) that does not parse."""
+
+    def __init__(self, reason: str, *, file: str, line: int | None) -> None:
+        at = file if line is None else f"{file}:{line}"
+        super().__init__(
+            f"{at}: YAML does not parse: {reason}",
+            hint="Fix the YAML there: indentation, a missing colon, an unclosed quote or bracket.",
+        )
+        self.file, self.line, self.reason = file, line, reason
 
 
 class BenchError(HfDeployError):

@@ -23,6 +23,7 @@ from hfdeploy.audit.model import (
     detect_invocation,
 )
 from hfdeploy.audit.yamlsrc import Doc, load_docs
+from hfdeploy.errors import YamlParseError
 
 __all__ = ["FileFacts", "classify", "extract"]
 
@@ -78,10 +79,10 @@ def extract(path: str, text: str, kind: str) -> FileFacts:
     try:
         match kind:
             case "kubernetes":
-                for doc in load_docs(text):
+                for doc in load_docs(text, file=path):
                     facts.workloads.extend(_k8s(path, doc))
             case "compose":
-                for doc in load_docs(text):
+                for doc in load_docs(text, file=path):
                     facts.workloads.extend(_compose(path, doc))
             case "dockerfile":
                 _dockerfile(facts)
@@ -90,19 +91,13 @@ def extract(path: str, text: str, kind: str) -> FileFacts:
                     facts.workloads.extend(_shell(path, line, argv))
             case "python":
                 _python(facts)
-    except _ParseError as e:
-        facts.parse_error = (e.line, str(e))
-    except ValueError as e:  # YamlParseError and shlex errors
-        facts.parse_error = (getattr(e, "line", 1), str(e))
+    except YamlParseError as e:
+        facts.parse_error = (e.line or 1, e.reason)
+    except ValueError as e:  # shlex's unclosed quotes, a count that is not a number
+        facts.parse_error = (1, str(e))
     except SyntaxError as e:
         facts.parse_error = (e.lineno or 1, f"Python syntax error: {e.msg}")
     return facts
-
-
-class _ParseError(ValueError):
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 # --- Kubernetes ----------------------------------------------------------------------
