@@ -184,6 +184,16 @@ class Workload:
         env = self.env_value("REVISION") or self.env_value("MODEL_REVISION")
         return env.value if env else None
 
+    def line_of(self, *flags: str) -> int:
+        """The line of the first of ``flags`` given (in this order, not the command's), else
+        of the command, else of the workload."""
+        if self.invocation is None:
+            return self.line
+        for flag in flags:
+            if self.invocation.has(flag):
+                return self.invocation.flag_line(flag)
+        return self.invocation.line
+
     def tp(self) -> int:
         return _int(self.invocation.flag(*TP_FLAGS)) if self.invocation else 1
 
