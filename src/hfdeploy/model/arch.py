@@ -160,7 +160,11 @@ def _family(cfg: Mapping[str, Any], model_type: str | None, archs: list[str]) ->
 
 
 def _layer_kinds(cfg: Mapping[str, Any], n_layers: int, drivers: dict[str, Any]) -> list[str]:
-    """Per-layer kind names ('full', 'sliding', 'linear', 'mamba'), sizing.md §3.4."""
+    """Per-layer kind names ('full', 'sliding', 'linear', 'mamba'; 'other' when unknown).
+
+    From ``layer_types`` when the config lists one per layer, else ``layers_block_type``
+    (hybrids), else Jamba's attention period, else the sliding-window fields.
+    """
     layer_types = cfg.get("layer_types")
     if isinstance(layer_types, list) and len(layer_types) == n_layers:
         drivers["layer_types"] = _summarise(layer_types)
