@@ -49,6 +49,8 @@ Check = Callable[["Rule", FileFacts], Iterator[Finding]]
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One entry of the catalog: its texts from ``rules.toml`` and the check that finds it."""
+
     id: str
     tag: str
     severity: Severity
