@@ -7,47 +7,28 @@ are translated into these at exactly one boundary per dependency.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
-    "BadRequestError",
-    "BenchError",
-    "ClientBottleneckError",
-    "CorruptSafetensorsError",
-    "EndpointError",
-    "GGUFError",
-    "GatedRepoError",
-    "HfDeployError",
-    "HubAuthError",
-    "HubUnavailableError",
-    "InputTooLongError",
-    "InvalidModelRefError",
-    "InvalidSettingError",
-    "LockMismatchError",
-    "MissingConfigError",
-    "MissingDependencyError",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "ModelNotServedError",
-    "NotReadyError",
-    "PayloadTooLargeError",
-    "PickleOnlyError",
-    "QueueFullError",
-    "RequestTimeoutError",
-    "RevisionNotFoundError",
-    "SafetensorsHeaderError",
-    "SafetensorsHeaderTooLargeError",
-    "ServeError",
-    "UnauthorizedError",
-    "UnknownDtypeError",
-    "UnknownGPUError",
-    "UnknownModelTypeError",
-    "UnsupportedTaskError",
-]
+    "BadRequestError", "BenchError", "ClientBottleneckError", "CorruptSafetensorsError",
+    "DoesNotFitError", "EndpointError", "GGUFError", "GatedRepoError", "HfDeployError",
+    "HubAuthError", "HubUnavailableError", "InputTooLongError", "InvalidModelRefError",
+    "InvalidSettingError", "LockMismatchError", "MissingConfigError", "MissingDependencyError",
+    "ModelLoadError", "ModelNotFoundError", "ModelNotServedError", "NotReadyError",
+    "PayloadTooLargeError", "PickleOnlyError", "QueueFullError", "RequestTimeoutError",
+    "RevisionNotFoundError", "SafetensorsHeaderError", "SafetensorsHeaderTooLargeError",
+    "ServeError", "UnauthorizedError", "UnknownDtypeError", "UnknownGPUError",
+    "UnknownModelTypeError", "UnsupportedTaskError", "YamlParseError",
+]  # fmt: skip
 
 
 class HfDeployError(Exception):
     """Root of every error hfdeploy raises on purpose.
+
+    A subclass names its structured fields in its class statement and stores each one as
+    an attribute of the same name; :meth:`fields` reads them back, the parent's first::
+
+        class LockMismatchError(HfDeployError, ValueError, fields=("folder", "differences")):
 
     Attributes:
         message: one line saying what went wrong.
@@ -57,6 +38,11 @@ class HfDeployError(Exception):
     default_hint = (
         "Run with HFDEPLOY_DEBUG=1 for a traceback, and report it if it looks like a bug."
     )
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, *, fields: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fields = (*cls._fields, *fields)
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -64,8 +50,8 @@ class HfDeployError(Exception):
         self.hint = hint or self.default_hint
 
     def fields(self) -> dict[str, Any]:
-        """The structured fields of this error (subclasses add theirs)."""
-        return {}
+        """The structured fields of this error, in the order the classes name them."""
+        return {name: getattr(self, name) for name in self._fields}
 
     def to_dict(self) -> dict[str, Any]:
         """The error as JSON-ready data: type, message, hint and fields."""
@@ -77,7 +63,7 @@ class HfDeployError(Exception):
         }
 
 
-class InvalidModelRefError(HfDeployError, ValueError):
+class InvalidModelRefError(HfDeployError, ValueError, fields=("ref", "reason")):
     """MODEL is neither an existing folder nor a well-formed ``owner/name[@revision]``."""
 
     def __init__(self, ref: str, reason: str) -> None:
@@ -86,14 +72,10 @@ class InvalidModelRefError(HfDeployError, ValueError):
             hint="Pass a local folder, a Hub id such as 'Qwen/Qwen2.5-7B-Instruct', "
             "or a Hub id with a revision such as 'Qwen/Qwen2.5-7B-Instruct@main'.",
         )
-        self.ref = ref
-        self.reason = reason
-
-    def fields(self) -> dict[str, Any]:
-        return {"ref": self.ref, "reason": self.reason}
+        self.ref, self.reason = ref, reason
 
 
-class ModelNotFoundError(HfDeployError, LookupError):
+class ModelNotFoundError(HfDeployError, LookupError, fields=("ref", "where")):
     """The model is not in the folder, the Hugging Face cache, or on the Hub."""
 
     def __init__(self, ref: str, *, where: str, hint: str | None = None) -> None:
@@ -103,14 +85,10 @@ class ModelNotFoundError(HfDeployError, LookupError):
             or "Check the spelling; for a private repo set HF_TOKEN; offline, download it first "
             "with `hf download REPO --revision REV`.",
         )
-        self.ref = ref
-        self.where = where
-
-    def fields(self) -> dict[str, Any]:
-        return {"ref": self.ref, "where": self.where}
+        self.ref, self.where = ref, where
 
 
-class RevisionNotFoundError(ModelNotFoundError):
+class RevisionNotFoundError(ModelNotFoundError, fields=("revision",)):
     """The repository exists but the requested revision does not."""
 
     def __init__(self, ref: str, revision: str, *, where: str) -> None:
@@ -124,11 +102,8 @@ class RevisionNotFoundError(ModelNotFoundError):
         self.args = (self.message,)
         self.revision = revision
 
-    def fields(self) -> dict[str, Any]:
-        return {**super().fields(), "revision": self.revision}
 
-
-class MissingConfigError(HfDeployError, FileNotFoundError):
+class MissingConfigError(HfDeployError, FileNotFoundError, fields=("location",)):
     """The model has no ``config.json`` (nor GGUF metadata to stand in for it)."""
 
     def __init__(self, location: str) -> None:
@@ -139,11 +114,8 @@ class MissingConfigError(HfDeployError, FileNotFoundError):
         )
         self.location = location
 
-    def fields(self) -> dict[str, Any]:
-        return {"location": self.location}
 
-
-class UnknownModelTypeError(HfDeployError, ValueError):
+class UnknownModelTypeError(HfDeployError, ValueError, fields=("model_type", "reason", "location")):
     """config.json describes an architecture hfdeploy cannot size."""
 
     def __init__(self, model_type: str | None, *, reason: str, location: str) -> None:
@@ -153,15 +125,10 @@ class UnknownModelTypeError(HfDeployError, ValueError):
             hint="Add safetensors weights beside config.json (sizes come from their headers), "
             "or install a transformers release that knows this architecture.",
         )
-        self.model_type = model_type
-        self.reason = reason
-        self.location = location
-
-    def fields(self) -> dict[str, Any]:
-        return {"model_type": self.model_type, "reason": self.reason, "location": self.location}
+        self.model_type, self.reason, self.location = model_type, reason, location
 
 
-class SafetensorsHeaderError(HfDeployError, ValueError):
+class SafetensorsHeaderError(HfDeployError, ValueError, fields=("file", "reason")):
     """A safetensors file whose header cannot be trusted."""
 
     def __init__(self, file: str, reason: str, *, hint: str | None = None) -> None:
@@ -171,18 +138,14 @@ class SafetensorsHeaderError(HfDeployError, ValueError):
             or "The file is truncated or corrupt: download it again and compare its sha256 "
             "with the Hub's.",
         )
-        self.file = file
-        self.reason = reason
-
-    def fields(self) -> dict[str, Any]:
-        return {"file": self.file, "reason": self.reason}
+        self.file, self.reason = file, reason
 
 
 class CorruptSafetensorsError(SafetensorsHeaderError):
     """The header is truncated, not JSON, or describes impossible tensors."""
 
 
-class SafetensorsHeaderTooLargeError(SafetensorsHeaderError):
+class SafetensorsHeaderTooLargeError(SafetensorsHeaderError, fields=("header_len", "limit")):
     """The header length field points beyond the end of the file (or beyond sanity)."""
 
     def __init__(self, file: str, header_len: int, limit: int) -> None:
@@ -190,14 +153,10 @@ class SafetensorsHeaderTooLargeError(SafetensorsHeaderError):
             file,
             f"header length {header_len:,} bytes exceeds the {limit:,} bytes available",
         )
-        self.header_len = header_len
-        self.limit = limit
-
-    def fields(self) -> dict[str, Any]:
-        return {**super().fields(), "header_len": self.header_len, "limit": self.limit}
+        self.header_len, self.limit = header_len, limit
 
 
-class UnknownDtypeError(SafetensorsHeaderError):
+class UnknownDtypeError(SafetensorsHeaderError, fields=("tensor", "dtype")):
     """A tensor's dtype is not one the safetensors format defines."""
 
     def __init__(self, file: str, tensor: str, dtype: str) -> None:
@@ -207,14 +166,10 @@ class UnknownDtypeError(SafetensorsHeaderError):
             hint="Upgrade hfdeploy; if the dtype is new to safetensors, report it with the "
             "model id.",
         )
-        self.tensor = tensor
-        self.dtype = dtype
-
-    def fields(self) -> dict[str, Any]:
-        return {**super().fields(), "tensor": self.tensor, "dtype": self.dtype}
+        self.tensor, self.dtype = tensor, dtype
 
 
-class GGUFError(HfDeployError, ValueError):
+class GGUFError(HfDeployError, ValueError, fields=("file", "reason")):
     """A GGUF file that cannot be read."""
 
     def __init__(self, file: str, reason: str) -> None:
@@ -222,14 +177,10 @@ class GGUFError(HfDeployError, ValueError):
             f"{file}: cannot read GGUF metadata: {reason}",
             hint="Check that the file is a complete GGUF file (re-download it).",
         )
-        self.file = file
-        self.reason = reason
-
-    def fields(self) -> dict[str, Any]:
-        return {"file": self.file, "reason": self.reason}
+        self.file, self.reason = file, reason
 
 
-class HubAuthError(HfDeployError, PermissionError):
+class HubAuthError(HfDeployError, PermissionError, fields=("repo_id", "status", "has_token")):
     """The Hub refused access: private or gated repo, or a bad token."""
 
     def __init__(self, repo_id: str, *, status: int, has_token: bool) -> None:
@@ -243,12 +194,7 @@ class HubAuthError(HfDeployError, PermissionError):
             msg = f"{repo_id!r} is private, gated or missing on the Hub (HTTP {status}, no token)"
             hint = "Set HF_TOKEN (or run `hf auth login`) with a token that can read it."
         super().__init__(msg, hint=hint)
-        self.repo_id = repo_id
-        self.status = status
-        self.has_token = has_token
-
-    def fields(self) -> dict[str, Any]:
-        return {"repo_id": self.repo_id, "status": self.status, "has_token": self.has_token}
+        self.repo_id, self.status, self.has_token = repo_id, status, has_token
 
 
 class GatedRepoError(HubAuthError):
@@ -264,7 +210,7 @@ class GatedRepoError(HubAuthError):
         )
 
 
-class HubUnavailableError(HfDeployError, ConnectionError):
+class HubUnavailableError(HfDeployError, ConnectionError, fields=("endpoint", "reason")):
     """The Hub could not be reached, or answered with a server error."""
 
     def __init__(self, endpoint: str, reason: str) -> None:
@@ -273,14 +219,10 @@ class HubUnavailableError(HfDeployError, ConnectionError):
             hint="Check the network or HF_ENDPOINT; offline, use a local folder or a model "
             "already in the cache with HF_HUB_OFFLINE=1.",
         )
-        self.endpoint = endpoint
-        self.reason = reason
-
-    def fields(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "reason": self.reason}
+        self.endpoint, self.reason = endpoint, reason
 
 
-class MissingDependencyError(HfDeployError, ImportError):
+class MissingDependencyError(HfDeployError, ImportError, fields=("package", "extra", "purpose")):
     """An optional dependency is needed for this path and is not installed."""
 
     def __init__(
@@ -297,28 +239,22 @@ class MissingDependencyError(HfDeployError, ImportError):
             hint=f"pip install 'hfdeploy[{extra}]'"
             + ("" if missing else " (its pinned versions work together)"),
         )
-        self.package = package
-        self.extra = extra
-        self.purpose = purpose
-
-    def fields(self) -> dict[str, Any]:
-        return {"package": self.package, "extra": self.extra, "purpose": self.purpose}
+        self.package, self.extra, self.purpose = package, extra, purpose
 
 
-class InvalidSettingError(HfDeployError, ValueError):
+class InvalidSettingError(HfDeployError, ValueError, fields=("name", "value", "reason")):
     """A serving setting (flag) is out of range or inconsistent with the model."""
 
     def __init__(self, name: str, value: object, reason: str, *, hint: str | None = None) -> None:
         super().__init__(f"invalid {name} {value!r}: {reason}", hint=hint or f"Fix {name}.")
-        self.name = name
-        self.value = value
-        self.reason = reason
+        self.name, self.value, self.reason = name, value, reason
 
     def fields(self) -> dict[str, Any]:
-        return {"name": self.name, "value": repr(self.value), "reason": self.reason}
+        # The value is whatever was passed (a path, a dict, a float): its repr is valid JSON.
+        return {**super().fields(), "value": repr(self.value)}
 
 
-class UnknownGPUError(InvalidSettingError):
+class UnknownGPUError(InvalidSettingError, fields=("known",)):
     """A GPU name that the catalog does not hold."""
 
     def __init__(self, name: str, known: list[str]) -> None:
@@ -330,23 +266,28 @@ class UnknownGPUError(InvalidSettingError):
         )
         self.known = known
 
-    def fields(self) -> dict[str, Any]:
-        return {**super().fields(), "known": self.known}
+
+class DoesNotFitError(HfDeployError, ValueError, fields=("options",)):
+    """Nothing holds the model at these settings: no GPU count up to 8 on one node, nor (for
+    vLLM on NVLink GPUs) up to 4 nodes of 8."""
+
+    def __init__(self, model: str, tried: str, options: list[str]) -> None:
+        super().__init__(
+            f"{model} does not fit on {tried} at these settings",
+            hint="Nearest options: " + "; ".join(options),
+        )
+        self.options = options
 
 
-class ModelLoadError(HfDeployError, RuntimeError):
+class ModelLoadError(HfDeployError, RuntimeError, fields=("location", "reason")):
     """``hfdeploy serve`` cannot load the model as asked (format, task, device)."""
 
     def __init__(self, location: str, reason: str, *, hint: str | None = None) -> None:
         super().__init__(f"cannot serve {location}: {reason}", hint=hint)
-        self.location = location
-        self.reason = reason
-
-    def fields(self) -> dict[str, Any]:
-        return {"location": self.location, "reason": self.reason}
+        self.location, self.reason = location, reason
 
 
-class ServeError(HfDeployError):
+class ServeError(HfDeployError, fields=("status", "code", "param")):
     """An error answered to an HTTP client: carries its status and an OpenAI-style code."""
 
     status: int = 500
@@ -355,9 +296,6 @@ class ServeError(HfDeployError):
     def __init__(self, message: str, *, param: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.param = param
-
-    def fields(self) -> dict[str, Any]:
-        return {"status": self.status, "code": self.code, "param": self.param}
 
 
 class BadRequestError(ServeError, ValueError):
@@ -378,8 +316,7 @@ class InputTooLongError(BadRequestError):
             "shorten it or send truncate=true",
             param=param,
         )
-        self.tokens = tokens
-        self.limit = limit
+        self.tokens, self.limit = tokens, limit
 
 
 class UnsupportedTaskError(ServeError):
@@ -450,7 +387,7 @@ class ModelNotServedError(ServeError, LookupError):
         )
 
 
-class LockMismatchError(HfDeployError, ValueError):
+class LockMismatchError(HfDeployError, ValueError, fields=("folder", "differences")):
     """A fetched folder no longer matches its ``model.lock.json``."""
 
     def __init__(self, folder: str, differences: list[str]) -> None:
@@ -462,14 +399,10 @@ class LockMismatchError(HfDeployError, ValueError):
             hint="Fetch the model again (`hfdeploy fetch MODEL@REV --to DIR`); "
             "do not edit a locked folder.",
         )
-        self.folder = folder
-        self.differences = differences
-
-    def fields(self) -> dict[str, Any]:
-        return {"folder": self.folder, "differences": self.differences}
+        self.folder, self.differences = folder, differences
 
 
-class PickleOnlyError(HfDeployError, ValueError):
+class PickleOnlyError(HfDeployError, ValueError, fields=("repo_id", "files")):
     """The repository's weights exist only as pickle files, and pickle was not allowed."""
 
     def __init__(self, repo_id: str, files: list[str]) -> None:
@@ -479,18 +412,26 @@ class PickleOnlyError(HfDeployError, ValueError):
             hint="Pass --allow-pickle if you trust the repository, "
             "or use a safetensors conversion.",
         )
-        self.repo_id = repo_id
-        self.files = files
+        self.repo_id, self.files = repo_id, files
 
-    def fields(self) -> dict[str, Any]:
-        return {"repo_id": self.repo_id, "files": self.files}
+
+class YamlParseError(HfDeployError, ValueError, fields=("file", "line", "reason")):
+    """A YAML file (a Kubernetes manifest, a compose file) that does not parse."""
+
+    def __init__(self, reason: str, *, file: str, line: int | None) -> None:
+        at = file if line is None else f"{file}:{line}"
+        super().__init__(
+            f"{at}: YAML does not parse: {reason}",
+            hint="Fix the YAML there: indentation, a missing colon, an unclosed quote or bracket.",
+        )
+        self.file, self.line, self.reason = file, line, reason
 
 
 class BenchError(HfDeployError):
     """``hfdeploy bench`` / ``hfdeploy profile`` could not measure what was asked."""
 
 
-class EndpointError(BenchError, ConnectionError):
+class EndpointError(BenchError, ConnectionError, fields=("url", "reason")):
     """The endpoint under test cannot be reached, or does not speak the API asked for."""
 
     def __init__(self, url: str, reason: str, *, hint: str | None = None) -> None:
@@ -500,14 +441,10 @@ class EndpointError(BenchError, ConnectionError):
             or "Check that the server is up and ready (curl URL/health), and pass --api if "
             "auto-detection guessed wrong.",
         )
-        self.url = url
-        self.reason = reason
-
-    def fields(self) -> dict[str, Any]:
-        return {"url": self.url, "reason": self.reason}
+        self.url, self.reason = url, reason
 
 
-class ClientBottleneckError(BenchError):
+class ClientBottleneckError(BenchError, fields=("reason", "offered", "achieved")):
     """The load generator itself could not deliver the offered load: the run is invalid."""
 
     def __init__(self, reason: str, *, offered: float | None, achieved: float | None) -> None:
@@ -516,9 +453,4 @@ class ClientBottleneckError(BenchError):
             hint="Lower the rate or concurrency, run the client on another machine than the "
             "server, or use smaller payloads; results of this run are not the server's.",
         )
-        self.reason = reason
-        self.offered = offered
-        self.achieved = achieved
-
-    def fields(self) -> dict[str, Any]:
-        return {"reason": self.reason, "offered": self.offered, "achieved": self.achieved}
+        self.reason, self.offered, self.achieved = reason, offered, achieved

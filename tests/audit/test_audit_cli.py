@@ -13,7 +13,9 @@ from hfdeploy.audit import audit_texts
 from hfdeploy.audit.docs import index_page, rule_page
 from hfdeploy.audit.report import render
 from hfdeploy.audit.rules import PARSE_ERROR, RULES
+from hfdeploy.audit.yamlsrc import load_docs
 from hfdeploy.cli.main import app
+from hfdeploy.errors import YamlParseError
 from tests.audit._files import COMPOSE_TGI, DOCKERFILE, K8S_VLLM, PY_SERVER, SHELL_TEI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,6 +181,16 @@ def test_a_file_that_does_not_parse_is_a_finding_and_the_rest_is_audited(tmp_pat
     assert all(f["line"] >= 1 for f in parse)
     assert {"HFD012", "HFD013"} <= {f["rule_id"] for f in data["findings"]}
     assert code == 1
+
+
+def test_a_yaml_parse_error_is_a_finding_at_the_line_the_parser_names() -> None:
+    text = "apiVersion: v1\nkind: Pod\nspec:\n  containers: [\n"
+    with pytest.raises(YamlParseError) as e:
+        list(load_docs(text, file="pod.yaml"))
+    assert (e.value.file, e.value.line) == ("pod.yaml", 5)
+    [f] = audit_texts({"pod.yaml": text}).findings
+    assert (f.rule_id, f.line) == ("HFD000", 5)
+    assert f.message == f"kubernetes file does not parse: {e.value.reason}"
 
 
 def test_kinds_beyond_deployments() -> None:

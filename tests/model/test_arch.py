@@ -1,4 +1,4 @@
-"""config.json → layer classification (sizing.md §3.4), from configs transformers writes."""
+"""config.json → layer classification, from configs transformers writes."""
 
 from __future__ import annotations
 

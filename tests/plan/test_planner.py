@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from hfdeploy import inspect_model, size_model
 from hfdeploy.catalog.engines import engine_catalog
 from hfdeploy.cli.main import app
-from hfdeploy.errors import InvalidSettingError, UnknownGPUError
-from hfdeploy.plan.planner import DoesNotFitError, plan_deployment
+from hfdeploy.errors import DoesNotFitError, InvalidSettingError, UnknownGPUError
+from hfdeploy.plan.planner import plan_deployment
 from tests._synthetic import (
     LLAMA3_8B,
     LLAMA3_70B,

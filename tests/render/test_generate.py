@@ -253,8 +253,7 @@ def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -
 
 
 def test_plan_for_targets(tmp_path: Path) -> None:
-    from hfdeploy.errors import InvalidSettingError
-    from hfdeploy.plan.planner import DoesNotFitError
+    from hfdeploy.errors import DoesNotFitError, InvalidSettingError
 
     model = config_folder(tmp_path / "l405", LLAMA_405B)
     profile = inspect_model(str(model))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hfdeploy.audit.rules import PARSE_ERROR, RULES, Rule
+from hfdeploy.audit.findings import Rule
+from hfdeploy.audit.rules import PARSE_ERROR, RULES
 
 __all__ = ["index_page", "rule_page", "write_pages"]
 

@@ -1,14 +1,20 @@
-"""What an audit reports: findings with a stable rule id, a tag, a severity, a place."""
+"""What an audit reports: findings with a stable rule id, a tag, a severity, a place.
+
+A :class:`Rule` is one entry of the rule catalog (``audit/rules.py``) with the check that
+finds it; its :meth:`Rule.finding` makes the findings.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from hfdeploy.audit.extract import FileFacts
 from hfdeploy.envelope import Confidence, Envelope
 
-__all__ = ["SEVERITIES", "AuditReport", "Finding", "Severity", "at_least"]
+__all__ = ["SEVERITIES", "AuditReport", "Check", "Finding", "Rule", "Severity", "at_least"]
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -36,6 +42,33 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+Check = Callable[["Rule", FileFacts], Iterator[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One entry of the catalog: its texts from ``rules.toml`` and the check that finds it."""
+
+    id: str
+    tag: str
+    severity: Severity
+    title: str
+    impact: str
+    recommendation: str
+    check: Check
+    detects: str = ""
+
+    def finding(
+        self, facts: FileFacts, line: int, message: str, *, severity: Severity | None = None,
+        recommendation: str | None = None,
+    ) -> Finding:  # fmt: skip
+        return Finding(
+            rule_id=self.id, tag=self.tag, severity=severity or self.severity, file=facts.path,
+            line=line, message=message, impact=self.impact,
+            recommendation=recommendation or self.recommendation, title=self.title,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

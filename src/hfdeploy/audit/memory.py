@@ -7,12 +7,19 @@ repo in the local Hugging Face cache) and the GPU type is known (a node selector
 from __future__ import annotations
 
 from hfdeploy.audit.model import MAX_LEN_FLAGS, MEM_FRACTION_FLAGS, Workload
+from hfdeploy.catalog.engines import engine_catalog
 from hfdeploy.catalog.gpus import GPU, gpu_catalog
 from hfdeploy.errors import HfDeployError
 
 __all__ = ["does_not_fit", "gpu_from_label"]
 
-_ENGINES = {"vllm": "vllm", "sglang": "sglang", "tgi": "tgi", "tei": "tei", "hfdeploy": "hfdeploy"}
+#: Engines whose memory the audit sizes from their flags: each runs its own memory model on a
+#: safetensors checkpoint named in its arguments (not Triton: its model is in model.json).
+_SIZED = frozenset(
+    name
+    for name, e in engine_catalog().items()
+    if e.deploy and e.sizing and e.sizing.name == name and "safetensors" in e.formats
+)
 
 
 def gpu_from_label(label: str) -> GPU | None:
@@ -32,7 +39,7 @@ def does_not_fit(w: Workload) -> str | None:
     from hfdeploy.model.resolve import inspect_model
     from hfdeploy.sizing.report import size_model
 
-    if w.invocation is None or w.engine not in _ENGINES or not w.node_gpu:
+    if w.invocation is None or w.engine not in _SIZED or not w.node_gpu:
         return None
     gpu = gpu_from_label(w.node_gpu)
     model = w.model()
@@ -49,7 +56,7 @@ def does_not_fit(w: Workload) -> str | None:
         report = size_model(
             profile,
             gpu=gpu.name,
-            engine=_ENGINES[w.engine or "vllm"],
+            engine=w.engine,
             tp=tp,
             context=int(raw_len) if raw_len else None,
             gpu_memory_utilization=float(raw_frac) if raw_frac else None,

@@ -12,6 +12,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hfdeploy.catalog.engines import engine_catalog
+
 __all__ = [
     "ENGINE_IMAGES",
     "HUB_ID",
@@ -30,19 +32,12 @@ __all__ = [
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 
-Engine = Literal[
-    "vllm", "sglang", "tgi", "tei", "hfdeploy", "llama.cpp", "triton", "kserve", "custom"
-]
+#: An engine catalog name, or "custom" for a Python server the catalog does not know.
+Engine = str
 
-#: Image name fragment -> the engine its default entrypoint runs.
-ENGINE_IMAGES: tuple[tuple[str, Engine], ...] = (
-    ("vllm/vllm-openai", "vllm"),
-    ("lmsysorg/sglang", "sglang"),
-    ("text-generation-inference", "tgi"),
-    ("text-embeddings-inference", "tei"),
-    ("llama.cpp", "llama.cpp"),
-    ("tritonserver", "triton"),
-    ("kserve/huggingfaceserver", "kserve"),
+#: Image name fragment -> the engine its default entrypoint runs (the catalog's ``detect``).
+ENGINE_IMAGES: tuple[tuple[str, Engine], ...] = tuple(
+    (fragment, name) for name, e in engine_catalog().items() for fragment in e.detect.images
 )
 
 # Flag aliases per meaning, across engines.
@@ -184,6 +179,16 @@ class Workload:
         env = self.env_value("REVISION") or self.env_value("MODEL_REVISION")
         return env.value if env else None
 
+    def line_of(self, *flags: str) -> int:
+        """The line of the first of ``flags`` given (in this order, not the command's), else
+        of the command, else of the workload."""
+        if self.invocation is None:
+            return self.line
+        for flag in flags:
+            if self.invocation.has(flag):
+                return self.invocation.flag_line(flag)
+        return self.invocation.line
+
     def tp(self) -> int:
         return _int(self.invocation.flag(*TP_FLAGS)) if self.invocation else 1
 
@@ -208,15 +213,9 @@ class PythonCall:
     kwargs: dict[str, object]
 
 
-_ENGINE_COMMANDS: tuple[tuple[tuple[str, ...], Engine], ...] = (
-    (("vllm", "serve"), "vllm"),
-    (("vllm.entrypoints.openai.api_server",), "vllm"),
-    (("sglang.launch_server",), "sglang"),
-    (("text-generation-launcher",), "tgi"),
-    (("text-embeddings-router",), "tei"),
-    (("hfdeploy", "serve"), "hfdeploy"),
-    (("llama-server",), "llama.cpp"),
-    (("tritonserver",), "triton"),
+#: Command words -> the engine they start (the catalog's ``detect``).
+_ENGINE_COMMANDS: tuple[tuple[tuple[str, ...], Engine], ...] = tuple(
+    (words, name) for name, e in engine_catalog().items() for words in e.detect.commands
 )
 
 

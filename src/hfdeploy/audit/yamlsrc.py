@@ -8,18 +8,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Doc", "YamlParseError", "load_docs"]
+from hfdeploy.errors import YamlParseError
+
+__all__ = ["Doc", "load_docs"]
 
 Path = tuple[str | int, ...]
 
 # libyaml's parser when PyYAML was built with it (the wheels are): several times faster.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class YamlParseError(ValueError):
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +49,11 @@ def _walk(node: yaml.Node, path: Path, out: dict[Path, int]) -> None:
             _walk(item, (*path, i), out)
 
 
-def load_docs(text: str) -> Iterator[Doc]:
-    """Every document of a (multi-document) YAML text.
+def load_docs(text: str, *, file: str) -> Iterator[Doc]:
+    """Every document of a (multi-document) YAML text; ``file`` names it in errors.
 
     Raises:
-        YamlParseError: with the line where parsing failed.
+        YamlParseError: with the line where parsing failed, when the parser marks one.
     """
     loader = _LOADER(text)
     try:
@@ -71,8 +67,9 @@ def load_docs(text: str) -> Iterator[Doc]:
             yield Doc(data, lines, node.start_mark.line + 1)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise YamlParseError(str(e).splitlines()[0], (mark.line + 1) if mark else 1) from None
+        line = (mark.line + 1) if mark else None
+        raise YamlParseError(str(e).splitlines()[0], file=file, line=line) from None
     except yaml.YAMLError as e:
-        raise YamlParseError(str(e), 1) from None
+        raise YamlParseError(str(e), file=file, line=None) from None
     finally:
         loader.dispose()

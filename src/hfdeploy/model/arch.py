@@ -1,9 +1,12 @@
 """config.json → ArchSpec: what a model's layers hold per token, per request.
 
-Pure. Each layer is classified (reference/sizing.md §3) as full attention, sliding
-window, MLA latent, cross-attention, or fixed state (Mamba, linear attention); layers
-with the same shape form a :class:`LayerGroup`. Every figure records the config fields
-that drove it in ``drivers``.
+Pure. Each layer is classified by what it keeps for a request, which is what the KV
+cache sizing multiplies: full attention (K and V for every token of the context), sliding
+window (K and V for the last ``window`` tokens), MLA (one compressed latent per token),
+cross-attention (K and V over the encoder's positions), or fixed state (Mamba and linear
+attention: a state per request whatever the context length). Layers with the same shape
+form a :class:`LayerGroup`. Every figure records the config fields that drove it in
+``drivers``.
 """
 
 from __future__ import annotations
@@ -157,7 +160,11 @@ def _family(cfg: Mapping[str, Any], model_type: str | None, archs: list[str]) ->
 
 
 def _layer_kinds(cfg: Mapping[str, Any], n_layers: int, drivers: dict[str, Any]) -> list[str]:
-    """Per-layer kind names ('full', 'sliding', 'linear', 'mamba'), sizing.md §3.4."""
+    """Per-layer kind names ('full', 'sliding', 'linear', 'mamba'; 'other' when unknown).
+
+    From ``layer_types`` when the config lists one per layer, else ``layers_block_type``
+    (hybrids), else Jamba's attention period, else the sliding-window fields.
+    """
     layer_types = cfg.get("layer_types")
     if isinstance(layer_types, list) and len(layer_types) == n_layers:
         drivers["layer_types"] = _summarise(layer_types)

@@ -209,93 +209,32 @@ def build_profile(source: ModelSource, *, ref: str, gguf_file: str | None = None
         UnknownModelTypeError: config-only and transformers cannot build it.
     """
     files = source.files()
-    notes = list(source.notes)
     names = set(files)
-    pickle_files = tuple(sorted(n for n in names if n.endswith(_PICKLE_EXT)))
-    gguf_names = sorted(n for n in names if n.endswith(".gguf"))
-    if gguf_file:
-        gguf_names = [gguf_file] + [n for n in gguf_names if n != gguf_file]
-    gguf_infos: list[GGUFInfo] = []
-    gguf_unread: list[str] = []
-    for name in gguf_names:
-        info = source.read_gguf(name)
-        if info is None:
-            gguf_unread.append(name)
-        else:
-            gguf_infos.append(info)
-    formats = Formats(
-        safetensors=tuple(sorted(n for n in names if n.endswith(".safetensors"))),
-        pickle=pickle_files,
-        gguf=tuple(gguf_infos),
-        gguf_unread=tuple(gguf_unread),
-        onnx=tuple(sorted(n for n in names if n.endswith(".onnx"))),
-    )
-    if pickle_files:
+    formats = _formats(source, names, gguf_file=gguf_file)
+    notes = list(source.notes)
+    if formats.pickle:
         notes.append(
-            f"pickle files present ({', '.join(pickle_files[:3])}"
-            f"{'...' if len(pickle_files) > 3 else ''}): loading them can run arbitrary code"
+            f"pickle files present ({', '.join(formats.pickle[:3])}"
+            f"{'...' if len(formats.pickle) > 3 else ''}): loading them can run arbitrary code"
         )
-
-    config = source.read_json("config.json")
-    if config is not None and not isinstance(config, dict):
-        raise MissingConfigError(f"{source.location} (config.json is not a JSON object)")
-    if config is None and gguf_infos:
-        config = gguf_config(gguf_infos[0])
-        notes.append(f"no config.json: architecture from GGUF metadata of {gguf_infos[0].file}")
-    if config is None:
-        raise MissingConfigError(source.location)
+    config, config_notes = _config(source, formats.gguf)
     quant = config.get("quantization_config")
     quant = dict(quant) if isinstance(quant, Mapping) else None
+    stats, weights_source, weight_notes = _weights(
+        source, files, config=config, quant=quant, gguf=formats.gguf
+    )
+    notes += [*config_notes, *weight_notes]
 
-    index = source.read_json("model.safetensors.index.json")
-    index = index if isinstance(index, dict) else None
-    modules_doc = source.read_json("modules.json") if "modules.json" in names else None
-    modules_doc = modules_doc if isinstance(modules_doc, list) else None
-    weight_files = select_weight_files(files, index=index, modules=modules_doc)
-    present = [n for n in weight_files if files.get(n) is not None or source.kind == "hub"]
-    if weight_files and len(present) == len(weight_files):
-        headers = source.read_safetensors_headers(weight_files)
-        stats = weight_stats(
-            (t for h in headers for t in h.tensors),
-            quantization_config=quant,
-            source=f"safetensors headers ({len(headers)} file{'s' * (len(headers) != 1)})",
-        )
-        weights_source = "safetensors"
-    elif gguf_infos and not weight_files:
-        stats = _gguf_profile_stats(gguf_infos[0])
-        weights_source = f"gguf ({gguf_infos[0].file})"
-        if len(gguf_infos) > 1:
-            notes.append(
-                "several GGUF files: sized "
-                f"{gguf_infos[0].file}; pass the file itself as MODEL to size another"
-            )
-    else:
-        if weight_files:
-            notes.append(
-                f"{len(weight_files) - len(present)} of {len(weight_files)} safetensors files "
-                "are not present locally: counted from config.json instead"
-            )
-        tensors, how = meta_tensors(config, location=source.location)
-        stats = weight_stats(tensors, quantization_config=None, source=how)
-        dtype, why = config_dtype(config)
-        notes.append(f"no weights read: {how}; stored dtype {dtype} from {why}")
-        if quant:
-            notes.append(
-                "quantization_config present but no weights read: sized as the unquantized "
-                "architecture"
-            )
-        weights_source = "config (meta device)"
-
+    from_gguf = bool(formats.gguf) and weights_source.startswith("gguf")
     max_ctx = None
-    if gguf_infos and weights_source.startswith("gguf"):
-        ctx = gguf_infos[0].metadata.get("context_length")
+    if from_gguf:
+        ctx = formats.gguf[0].metadata.get("context_length")
         max_ctx = ctx if isinstance(ctx, int) else None
     arch = arch_from_config(config, max_context_override=max_ctx)
     hub_meta = source.hub
     task = detect_task(config, names, pipeline_tag=hub_meta.pipeline_tag if hub_meta else None)
-    tokenizer = any(n in names for n in _TOKENIZER_FILES) or bool(
-        gguf_infos and weights_source.startswith("gguf")
-    )
+    # A GGUF file carries its tokenizer in its metadata.
+    tokenizer = any(n in names for n in _TOKENIZER_FILES) or from_gguf
     return ModelProfile(
         ref=ref,
         source=source.kind,
@@ -320,3 +259,94 @@ def build_profile(source: ModelSource, *, ref: str, gguf_file: str | None = None
         bytes_read=source.bytes_read,
         notes=tuple(notes),
     )
+
+
+def _formats(source: ModelSource, names: set[str], *, gguf_file: str | None) -> Formats:
+    """The weight formats present; every GGUF file read (``gguf_file`` first) or listed unread."""
+    gguf_names = sorted(n for n in names if n.endswith(".gguf"))
+    if gguf_file:
+        gguf_names = [gguf_file] + [n for n in gguf_names if n != gguf_file]
+    gguf_infos: list[GGUFInfo] = []
+    gguf_unread: list[str] = []
+    for name in gguf_names:
+        info = source.read_gguf(name)
+        if info is None:
+            gguf_unread.append(name)
+        else:
+            gguf_infos.append(info)
+    return Formats(
+        safetensors=tuple(sorted(n for n in names if n.endswith(".safetensors"))),
+        pickle=tuple(sorted(n for n in names if n.endswith(_PICKLE_EXT))),
+        gguf=tuple(gguf_infos),
+        gguf_unread=tuple(gguf_unread),
+        onnx=tuple(sorted(n for n in names if n.endswith(".onnx"))),
+    )
+
+
+def _config(source: ModelSource, gguf: tuple[GGUFInfo, ...]) -> tuple[dict[str, Any], list[str]]:
+    """config.json, else a config made from the first GGUF file's metadata; and a note.
+
+    Raises:
+        MissingConfigError: config.json is not a JSON object, or there is neither.
+    """
+    config = source.read_json("config.json")
+    if config is not None and not isinstance(config, dict):
+        raise MissingConfigError(f"{source.location} (config.json is not a JSON object)")
+    if config is None and gguf:
+        note = f"no config.json: architecture from GGUF metadata of {gguf[0].file}"
+        return gguf_config(gguf[0]), [note]
+    if config is None:
+        raise MissingConfigError(source.location)
+    return config, []
+
+
+def _weights(
+    source: ModelSource,
+    files: Mapping[str, int | None],
+    *,
+    config: dict[str, Any],
+    quant: dict[str, Any] | None,
+    gguf: tuple[GGUFInfo, ...],
+) -> tuple[WeightStats, str, list[str]]:
+    """The weights, where they were counted from, and notes on how.
+
+    From the safetensors headers when every weight file is at hand (a Hub source reads them
+    remotely); else from the GGUF tensor table; else counted from config.json on the meta
+    device.
+    """
+    notes: list[str] = []
+    index = source.read_json("model.safetensors.index.json")
+    index = index if isinstance(index, dict) else None
+    modules_doc = source.read_json("modules.json") if "modules.json" in files else None
+    modules_doc = modules_doc if isinstance(modules_doc, list) else None
+    weight_files = select_weight_files(files, index=index, modules=modules_doc)
+    present = [n for n in weight_files if files.get(n) is not None or source.kind == "hub"]
+    if weight_files and len(present) == len(weight_files):
+        headers = source.read_safetensors_headers(weight_files)
+        stats = weight_stats(
+            (t for h in headers for t in h.tensors),
+            quantization_config=quant,
+            source=f"safetensors headers ({len(headers)} file{'s' * (len(headers) != 1)})",
+        )
+        return stats, "safetensors", notes
+    if gguf and not weight_files:
+        if len(gguf) > 1:
+            notes.append(
+                "several GGUF files: sized "
+                f"{gguf[0].file}; pass the file itself as MODEL to size another"
+            )
+        return _gguf_profile_stats(gguf[0]), f"gguf ({gguf[0].file})", notes
+    if weight_files:
+        notes.append(
+            f"{len(weight_files) - len(present)} of {len(weight_files)} safetensors files "
+            "are not present locally: counted from config.json instead"
+        )
+    tensors, how = meta_tensors(config, location=source.location)
+    stats = weight_stats(tensors, quantization_config=None, source=how)
+    dtype, why = config_dtype(config)
+    notes.append(f"no weights read: {how}; stored dtype {dtype} from {why}")
+    if quant:
+        notes.append(
+            "quantization_config present but no weights read: sized as the unquantized architecture"
+        )
+    return stats, "config (meta device)", notes

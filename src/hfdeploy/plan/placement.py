@@ -11,30 +11,15 @@ from typing import Any
 
 from hfdeploy.catalog.engines import EngineSpec
 from hfdeploy.catalog.gpus import GPU, find_gpu, gpu_catalog
-from hfdeploy.errors import HfDeployError, InvalidSettingError
+from hfdeploy.errors import DoesNotFitError, HfDeployError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.sizing.report import SizeReport, size_model
 
-__all__ = ["DoesNotFitError", "Placement", "candidate_gpus", "fit_nodes", "fit_one_node", "no_fit"]
+__all__ = ["Placement", "candidate_gpus", "fit_nodes", "fit_one_node", "no_fit"]
 
 _TP_DEGREES = (1, 2, 4, 8)
 #: Nodes tried, of 8 GPUs each, when one node is not enough (vLLM pipeline parallelism).
 _NODES = (2, 3, 4)
-
-
-class DoesNotFitError(HfDeployError, ValueError):
-    """Nothing holds the model at these settings: no GPU count up to 8 on one node, nor (for
-    vLLM on NVLink GPUs) up to 4 nodes of 8."""
-
-    def __init__(self, model: str, tried: str, options: list[str]) -> None:
-        super().__init__(
-            f"{model} does not fit on {tried} at these settings",
-            hint="Nearest options: " + "; ".join(options),
-        )
-        self.options = options
-
-    def fields(self) -> dict[str, Any]:
-        return {"options": self.options}
 
 
 @dataclass(frozen=True, slots=True)

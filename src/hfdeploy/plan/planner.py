@@ -14,7 +14,7 @@ from typing import Any
 
 from hfdeploy.catalog.engines import EngineSpec
 from hfdeploy.catalog.gpus import GPU
-from hfdeploy.errors import InvalidSettingError
+from hfdeploy.errors import DoesNotFitError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.cost import Cost, cold_start, cost
 from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance, no_endpoint
@@ -22,7 +22,6 @@ from hfdeploy.plan.engine_choice import choose_engine
 from hfdeploy.plan.envelope import plan_envelope
 from hfdeploy.plan.flags import engine_args
 from hfdeploy.plan.placement import (
-    DoesNotFitError,
     Placement,
     candidate_gpus,
     fit_nodes,

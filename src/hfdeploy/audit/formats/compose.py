@@ -1,0 +1,99 @@
+"""Compose files → one ``Workload`` per service."""
+
+from __future__ import annotations
+
+import shlex
+
+from hfdeploy.audit.model import EnvVar, Mount, Workload, detect_invocation
+from hfdeploy.audit.yamlsrc import Doc
+
+__all__ = ["compose_workloads"]
+
+
+def compose_workloads(path: str, doc: Doc) -> list[Workload]:
+    """The services of one YAML document (none when it has no ``services`` mapping)."""
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+        return []
+    named = (
+        set((data.get("volumes") or {}).keys()) if isinstance(data.get("volumes"), dict) else set()
+    )
+    out = []
+    for name, svc in data["services"].items():
+        if not isinstance(svc, dict):
+            continue
+        sp = ("services", name)
+        w = Workload(path, doc.line(*sp), "compose", name=str(name))
+        w.image = svc.get("image")
+        w.image_line = doc.line(*sp, "image")
+        cmd = svc.get("command")
+        argv = shlex.split(cmd) if isinstance(cmd, str) else [str(x) for x in cmd or []]
+        ep = svc.get("entrypoint")
+        argv = (shlex.split(ep) if isinstance(ep, str) else [str(x) for x in ep or []]) + argv
+        w.invocation = detect_invocation(argv, doc.line(*sp, "command"), w.image)
+        env = svc.get("environment") or {}
+        if isinstance(env, dict):
+            for ename, value in env.items():
+                shown = None if value is None else str(value)
+                w.env.append(EnvVar(str(ename), shown, doc.line(*sp, "environment", ename)))
+        else:
+            for k, item in enumerate(env):
+                ename, eq, value = str(item).partition("=")
+                w.env.append(EnvVar(ename, value if eq else None, doc.line(*sp, "environment", k)))
+        for k, v in enumerate(svc.get("volumes") or []):
+            line = doc.line(*sp, "volumes", k)
+            if isinstance(v, str):
+                parts = v.split(":")
+                source, target = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
+                ro = len(parts) > 2 and "ro" in parts[2]
+            elif isinstance(v, dict):
+                source, target, ro = (
+                    str(v.get("source", "")),
+                    str(v.get("target", "")),
+                    bool(v.get("read_only")),
+                )
+                if v.get("type") == "tmpfs":
+                    w.mounts.append(Mount(target, "tmpfs", line))
+                    continue
+            else:
+                continue
+            kind = (
+                "volume"
+                if source in named or (source and not source.startswith((".", "/", "~", "$")))
+                else "bind"
+                if source
+                else "other"
+            )
+            w.mounts.append(Mount(target, kind, line, ro))  # type: ignore[arg-type]
+        w.shm = bool(svc.get("shm_size")) or any(
+            m.path == "/dev/shm" and m.kind == "tmpfs" for m in w.mounts
+        )
+        w.host_ipc = svc.get("ipc") == "host"
+        w.host_ipc_line = doc.line(*sp, "ipc")
+        devices = (
+            (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get(
+                "devices"
+            )
+        ) or []
+        for d in devices:
+            if isinstance(d, dict) and (
+                "gpu" in (d.get("capabilities") or []) or d.get("driver") == "nvidia"
+            ):
+                count = d.get("count")
+                ids = d.get("device_ids")
+                w.gpus = (
+                    len(ids)
+                    if isinstance(ids, list)
+                    else (int(str(count)) if str(count).isdigit() else 0 if count is None else -1)
+                )
+                w.gpus_line = doc.line(*sp, "deploy")
+        if svc.get("gpus") is not None:
+            g = svc.get("gpus")
+            w.gpus = -1 if g == "all" else int(str(g)) if str(g).isdigit() else w.gpus
+            w.gpus_line = doc.line(*sp, "gpus")
+        user = svc.get("user")
+        w.user = (
+            None if user is None else "root" if str(user) in ("0", "root", "0:0") else "nonroot"
+        )
+        out.append(w)
+    return out

@@ -1,0 +1,89 @@
+"""Dockerfiles → the ``Workload`` the image runs, and its ``RUN`` steps."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from hfdeploy.audit.model import EnvVar, Workload, detect_invocation
+
+__all__ = ["read_dockerfile"]
+
+
+def read_dockerfile(path: str, text: str) -> tuple[Workload, list[tuple[int, str]]]:
+    """The process the image starts (ENTRYPOINT + CMD, ENV, USER, FROM) and each RUN step."""
+    w = Workload(path, 1, "dockerfile")
+    run_steps: list[tuple[int, str]] = []
+    env: dict[str, EnvVar] = {}
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    entry_line = cmd_line = 0
+    for line, instr, rest in _instructions(text):
+        match instr:
+            case "FROM":
+                parts = rest.split()
+                image = next((p for p in parts if not p.startswith("--")), None)
+                w.image, w.image_line, w.line = image, line, line
+            case "RUN":
+                run_steps.append((line, rest))
+            case "ENV" | "ARG":
+                for k, v in _env_pairs(rest):
+                    if instr == "ENV" or v is not None:
+                        env[k] = EnvVar(k, v, line)
+            case "USER":
+                name = rest.split(":")[0].strip()
+                w.user = "root" if name in ("root", "0") else "nonroot"
+            case "ENTRYPOINT":
+                entrypoint, entry_line = _exec_form(rest), line
+            case "CMD":
+                cmd, cmd_line = _exec_form(rest), line
+    # The process is ENTRYPOINT + CMD (the last of each counts, as in Docker).
+    if entrypoint or cmd:
+        w.invocation = detect_invocation([*entrypoint, *cmd], entry_line or cmd_line, w.image)
+    w.env = list(env.values())
+    return w, run_steps
+
+
+def _instructions(text: str) -> list[tuple[int, str, str]]:
+    out: list[tuple[int, str, str]] = []
+    buf: list[str] = []
+    start = 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        s = raw.strip()
+        if not buf:
+            if not s or s.startswith("#"):
+                continue
+            start = n
+        elif s.startswith("#"):
+            continue
+        if s.endswith("\\"):
+            buf.append(s[:-1])
+            continue
+        buf.append(s)
+        joined = " ".join(buf)
+        buf = []
+        instr, _, rest = joined.partition(" ")
+        out.append((start, instr.upper(), rest.strip()))
+    return out
+
+
+def _env_pairs(rest: str) -> list[tuple[str, str | None]]:
+    try:
+        parts = shlex.split(rest)
+    except ValueError:
+        parts = rest.split()
+    if len(parts) >= 2 and "=" not in parts[0]:
+        return [(parts[0], " ".join(parts[1:]))]  # legacy `ENV KEY value`
+    return [(p.split("=", 1)[0], p.split("=", 1)[1] if "=" in p else None) for p in parts]
+
+
+def _exec_form(rest: str) -> list[str]:
+    if rest.startswith("["):
+        try:
+            return [str(x) for x in json.loads(rest)]
+        except ValueError:
+            pass
+    try:
+        return shlex.split(rest)
+    except ValueError:
+        return rest.split()
