@@ -7,11 +7,11 @@ import base64
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from hfdeploy.errors import (
     BadRequestError,
@@ -21,12 +21,11 @@ from hfdeploy.errors import (
     UnsupportedTaskError,
 )
 from hfdeploy.serve.generate import GenerateRunner, GenInput, GenResult
-from hfdeploy.serve.middleware import error_body
-from hfdeploy.serve.routes.tei import body_schema, embed, parse_body
+from hfdeploy.serve.responses import error_body, json_response
+from hfdeploy.serve.routes._bodies import body_schema, parse_body
+from hfdeploy.serve.routes._inference import embed, transcribe
 from hfdeploy.serve.specs.openai import ChatRequest, CompletionRequest, EmbeddingsRequest
-
-if TYPE_CHECKING:
-    from hfdeploy.serve.app import ServerState
+from hfdeploy.serve.state import ServerState
 
 __all__ = ["register"]
 
@@ -51,7 +50,6 @@ def _usage(prompt: int, completion: int = 0) -> dict[str, int]:
 
 def register(app: FastAPI, state: ServerState) -> None:
     """Add the OpenAI routes to ``app``."""
-    from hfdeploy.serve.app import json_response
 
     @app.get("/v1/models", tags=["openai"])
     async def models_route() -> Response:
@@ -130,9 +128,22 @@ def register(app: FastAPI, state: ServerState) -> None:
             gen.max_tokens = body.max_completion_tokens
         return await _respond(state, gen, body, name, chat=True)
 
-    from hfdeploy.serve.speech import register_audio
-
-    register_audio(app, state)
+    @app.post("/v1/audio/transcriptions", tags=["openai"])
+    async def transcriptions_route(
+        file: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
+        model: str | None = Form(None),
+        language: str | None = Form(None),
+        response_format: str = Form("json"),
+    ) -> Response:
+        loaded, _ = state.require()
+        if model is not None and model not in {loaded.name, loaded.profile.repo_id}:
+            raise ModelNotServedError(model, loaded.name)
+        if response_format not in ("json", "text"):
+            raise BadRequestError("response_format must be json or text", param="response_format")
+        text = await transcribe(state, await file.read(), language=language)
+        if response_format == "text":
+            return PlainTextResponse(text)
+        return json_response({"text": text})
 
 
 def _gen_input(
@@ -162,8 +173,6 @@ async def _respond(
     *,
     chat: bool,
 ) -> Response:
-    from hfdeploy.serve.app import json_response
-
     loaded, batcher = state.require()
     if not isinstance(loaded.runner, GenerateRunner):
         raise UnsupportedTaskError(
