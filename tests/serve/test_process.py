@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hfdeploy.errors import InvalidSettingError
+from hfdeploy.errors import InvalidSettingError, MissingDependencyError
+from hfdeploy.serve.server import serve_model
 from hfdeploy.serve.settings import ServeSettings, resolve_serve_settings
 from tests.serve._fixtures import free_port, wait_ready
 
@@ -122,6 +124,18 @@ def test_pickle_only_weights_are_refused(tmp_path: Path, minilm_dir: Path) -> No
     res = _serve_fails(str(folder))
     assert "pickle" in res.stderr
     assert "--allow-pickle" in res.stderr
+
+
+def test_a_missing_extra_is_named_before_the_settings_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # its import now fails
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(MissingDependencyError) as e:
+        serve_model("/m", max_batch_size=0)  # an invalid setting too: the extra comes first
+    assert (e.value.package, e.value.extra) == ("prometheus_client", "serve")
+    assert "pip install 'hfdeploy[serve]'" in (e.value.hint or "")
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # set before the extra is imported
 
 
 def test_settings_flag_beats_environment_beats_default() -> None:

@@ -2,107 +2,104 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 from hfdeploy.cli._output import handle_errors
-from hfdeploy.errors import MissingDependencyError
+from hfdeploy.serve.server import serve_model
 
 __all__ = ["serve_command"]
 
 _ENV = "Environment: HFDEPLOY_<FLAG> (e.g. HFDEPLOY_MAX_BATCH_SIZE); a flag wins."
 
+ModelDirArg = Annotated[
+    str,
+    typer.Argument(help="A local model folder (/repository in a container).", show_default=False),
+]
+TaskOpt = Annotated[
+    str | None, typer.Option(help="Task to serve (default: detected from the model's files).")
+]
+HostOpt = Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")]
+PortOpt = Annotated[int | None, typer.Option(help="Port [8080].")]
+MaxBatchSizeOpt = Annotated[int | None, typer.Option(help="Inputs per forward pass [32].")]
+MaxWaitMsOpt = Annotated[float | None, typer.Option(help="Wait for a batch to fill, at most [5].")]
+MaxBatchTokensOpt = Annotated[
+    int | None, typer.Option(help="Padded tokens per forward pass [16384].")
+]
+MaxQueueOpt = Annotated[
+    int | None, typer.Option(help="Inputs queued or running; beyond: 503 [1024].")
+]
+MaxInputTokensOpt = Annotated[
+    int | None, typer.Option(help="Tokens per input (default: the model's limit).")
+]
+MaxClientBatchSizeOpt = Annotated[
+    int | None, typer.Option(help="Inputs per request; beyond: 413 [64].")
+]
+MaxPayloadBytesOpt = Annotated[
+    int | None, typer.Option(help="Body size; beyond: 413 [2 MB; 25 MB for speech].")
+]
+RequestTimeoutOpt = Annotated[float | None, typer.Option(help="Seconds before 504 [60].")]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(help="Require 'Authorization: Bearer KEY' (or set HFDEPLOY_API_KEY)."),
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda [cpu].")]
+DtypeOpt = Annotated[str | None, typer.Option(help="auto, float32, float16 or bfloat16 [auto].")]
+AllowPickleOpt = Annotated[
+    bool | None, typer.Option("--allow-pickle", help="Load pickle weights (can run code).")
+]
+TrustRemoteCodeOpt = Annotated[
+    bool | None,
+    typer.Option("--trust-remote-code", help="Run the model repository's own code."),
+]
+ServedModelNameOpt = Annotated[
+    str | None, typer.Option(help="Model name in /v1/models (default: the folder's).")
+]
+ThreadsOpt = Annotated[int | None, typer.Option(help="Torch threads (default: CPUs).")]
+NoWarmupOpt = Annotated[
+    bool, typer.Option("--no-warmup", help="Skip warmup (ready sooner, first calls slow).")
+]
+LogFormatOpt = Annotated[str | None, typer.Option(help="text or json [text].")]
+JsonLogsOpt = Annotated[bool, typer.Option("--json", help="Same as --log-format json.")]
+LogLevelOpt = Annotated[str | None, typer.Option(help="debug, info, warning [info].")]
+DrainTimeoutOpt = Annotated[
+    float | None, typer.Option(help="Seconds to drain in-flight requests on SIGTERM [30].")
+]
+
 
 def serve_command(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="A local model folder (/repository in a container).", show_default=False
-        ),
-    ],
-    task: Annotated[
-        str | None,
-        typer.Option(help="Task to serve (default: detected from the model's files)."),
-    ] = None,
-    host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [8080].")] = None,
-    max_batch_size: Annotated[
-        int | None, typer.Option(help="Inputs per forward pass [32].")
-    ] = None,
-    max_wait_ms: Annotated[
-        float | None, typer.Option(help="Wait for a batch to fill, at most [5].")
-    ] = None,
-    max_batch_tokens: Annotated[
-        int | None, typer.Option(help="Padded tokens per forward pass [16384].")
-    ] = None,
-    max_queue: Annotated[
-        int | None, typer.Option(help="Inputs queued or running; beyond: 503 [1024].")
-    ] = None,
-    max_input_tokens: Annotated[
-        int | None, typer.Option(help="Tokens per input (default: the model's limit).")
-    ] = None,
-    max_client_batch_size: Annotated[
-        int | None, typer.Option(help="Inputs per request; beyond: 413 [64].")
-    ] = None,
-    max_payload_bytes: Annotated[
-        int | None, typer.Option(help="Body size; beyond: 413 [2 MB; 25 MB for speech].")
-    ] = None,
-    request_timeout: Annotated[float | None, typer.Option(help="Seconds before 504 [60].")] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(help="Require 'Authorization: Bearer KEY' (or set HFDEPLOY_API_KEY)."),
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda [cpu].")] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="auto, float32, float16 or bfloat16 [auto].")
-    ] = None,
-    allow_pickle: Annotated[
-        bool | None, typer.Option("--allow-pickle", help="Load pickle weights (can run code).")
-    ] = None,
-    trust_remote_code: Annotated[
-        bool | None,
-        typer.Option("--trust-remote-code", help="Run the model repository's own code."),
-    ] = None,
-    served_model_name: Annotated[
-        str | None, typer.Option(help="Model name in /v1/models (default: the folder's).")
-    ] = None,
-    threads: Annotated[int | None, typer.Option(help="Torch threads (default: CPUs).")] = None,
-    no_warmup: Annotated[
-        bool, typer.Option("--no-warmup", help="Skip warmup (ready sooner, first calls slow).")
-    ] = False,
-    log_format: Annotated[str | None, typer.Option(help="text or json [text].")] = None,
-    json_logs: Annotated[bool, typer.Option("--json", help="Same as --log-format json.")] = False,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning [info].")] = None,
-    drain_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to drain in-flight requests on SIGTERM [30].")
-    ] = None,
+    model: ModelDirArg,
+    task: TaskOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    max_batch_size: MaxBatchSizeOpt = None,
+    max_wait_ms: MaxWaitMsOpt = None,
+    max_batch_tokens: MaxBatchTokensOpt = None,
+    max_queue: MaxQueueOpt = None,
+    max_input_tokens: MaxInputTokensOpt = None,
+    max_client_batch_size: MaxClientBatchSizeOpt = None,
+    max_payload_bytes: MaxPayloadBytesOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
+    api_key: ApiKeyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    allow_pickle: AllowPickleOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = None,
+    served_model_name: ServedModelNameOpt = None,
+    threads: ThreadsOpt = None,
+    no_warmup: NoWarmupOpt = False,
+    log_format: LogFormatOpt = None,
+    json_logs: JsonLogsOpt = False,
+    log_level: LogLevelOpt = None,
+    drain_timeout: DrainTimeoutOpt = None,
 ) -> None:
     """Serve a model with dynamic batching, warmup, readiness, metrics, TEI and OpenAI APIs.
 
     Never downloads: HF_HUB_OFFLINE=1 is set for the process.
     """
-    os.environ["HF_HUB_OFFLINE"] = "1"
     with handle_errors():
-        for module in (
-            "fastapi",
-            "uvicorn",
-            "prometheus_client",
-            "orjson",
-            "torch",
-            "transformers",
-        ):
-            try:
-                __import__(module)
-            except ImportError as e:
-                raise MissingDependencyError(
-                    module, extra="serve", purpose="serve a model", failure=e
-                ) from e
-        from hfdeploy.serve.server import run_server
-        from hfdeploy.serve.settings import resolve_serve_settings
-
-        settings = resolve_serve_settings(
+        code = serve_model(
             model,
             task=task,
             host=host,
@@ -127,7 +124,6 @@ def serve_command(
             log_level=log_level,
             drain_timeout=drain_timeout,
         )
-        code = run_server(settings)
     raise typer.Exit(code)
 
 

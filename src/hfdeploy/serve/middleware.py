@@ -13,12 +13,12 @@ import os
 import time
 from collections.abc import Callable, Collection
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hfdeploy.serve.metrics import ServerMetrics
+from hfdeploy.serve.responses import error_body
 
-__all__ = ["OPEN_PATHS", "ServeMiddleware", "error_body"]
+__all__ = ["OPEN_PATHS", "ServeMiddleware"]
 
 log = logging.getLogger("hfdeploy.access")
 
@@ -27,11 +27,6 @@ log = logging.getLogger("hfdeploy.access")
 OPEN_PATHS = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready"})
 _QUIET_PATHS = OPEN_PATHS | {"/metrics"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-def error_body(message: str, code: str, *, param: str | None = None) -> bytes:
-    """An OpenAI-style error object."""
-    return orjson.dumps({"error": {"message": message, "type": code, "param": param, "code": code}})
 
 
 _PREFIX = os.urandom(8).hex()

@@ -1,7 +1,12 @@
-"""Running the app under uvicorn: logging, graceful drain on SIGTERM, exit codes."""
+"""Running the app under uvicorn: logging, graceful drain on SIGTERM, exit codes.
+
+:func:`serve_model` is ``hfdeploy serve``'s library call: the extra checked, the settings
+resolved, then :func:`run_server`.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -11,12 +16,14 @@ import time
 from types import FrameType
 from typing import Any
 
-from hfdeploy.errors import HfDeployError
-from hfdeploy.serve.settings import ServeSettings
+from hfdeploy.errors import HfDeployError, MissingDependencyError
+from hfdeploy.serve.settings import ServeSettings, resolve_serve_settings
 
-__all__ = ["JsonFormatter", "configure_logging", "run_server"]
+__all__ = ["JsonFormatter", "configure_logging", "require_serve_extra", "run_server", "serve_model"]
 
 _FIELDS = ("request_id", "method", "path", "status", "duration_ms")
+#: The ``serve`` extra's modules the server imports.
+_SERVE_MODULES = ("fastapi", "uvicorn", "prometheus_client", "orjson", "torch", "transformers")
 
 
 class JsonFormatter(logging.Formatter):
@@ -129,3 +136,50 @@ def run_server(settings: ServeSettings) -> int:
             raise state.error
         return 1
     return 0
+
+
+def require_serve_extra() -> None:
+    """Import the ``serve`` extra's modules, so that a missing one is named up front.
+
+    Raises:
+        MissingDependencyError: a module is not installed (or fails to import), with
+            the ``pip install 'hfdeploy[serve]'`` to run.
+    """
+    for module in _SERVE_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise MissingDependencyError(
+                module, extra="serve", purpose="serve a model", failure=e
+            ) from e
+
+
+def serve_model(model: str, **flags: Any) -> int:
+    """``hfdeploy serve``: serve the model folder ``model``, offline, until stopped.
+
+    Sets ``HF_HUB_OFFLINE=1`` for the process (the server never downloads), checks the
+    ``serve`` extra, resolves the settings (see :func:`resolve_serve_settings`) and runs
+    :func:`run_server`.
+
+    Args:
+        model: a local model folder.
+        **flags: :class:`ServeSettings` fields; ``None`` leaves a field to the
+            ``HFDEPLOY_*`` environment or the default.
+
+    Returns:
+        The exit code: 0 after a graceful stop, 1 when the model failed to load with an
+        error that is not an :class:`HfDeployError` (those are raised).
+
+    Raises:
+        MissingDependencyError: the ``serve`` extra is not installed.
+        InvalidSettingError: a flag or variable out of range.
+        HfDeployError: the model cannot be served (e.g. :class:`ModelLoadError`).
+
+    Example:
+        >>> serve_model("./all-MiniLM-L6-v2", port=8080)  # doctest: +SKIP
+        0
+    """
+    # Before the extra is imported: huggingface_hub reads the variable at import.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    require_serve_extra()
+    return run_server(resolve_serve_settings(model, **flags))

@@ -7,26 +7,20 @@ into windows that are transcribed in one batch and joined.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, File, Form, UploadFile
-from fastapi.responses import PlainTextResponse, Response
 
-from hfdeploy.errors import BadRequestError, MissingDependencyError, UnsupportedTaskError
+from hfdeploy.errors import BadRequestError, MissingDependencyError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.serve.runtime import WarmupShape, import_torch, load_kwargs
 from hfdeploy.serve.settings import ServeSettings
 
-if TYPE_CHECKING:
-    from hfdeploy.serve.app import ServerState
-
-__all__ = ["SpeechInput", "SpeechRunner", "decode_audio", "register_audio"]
+__all__ = ["SpeechInput", "SpeechRunner", "decode_audio"]
 
 WINDOW_S = 30
 
@@ -131,40 +125,3 @@ class SpeechRunner:
     def warm(self, shape: WarmupShape) -> None:
         silence = np.zeros(shape.tokens, dtype=np.float32)
         self._transcribe([silence] * shape.batch, None)
-
-
-async def transcribe(state: ServerState, data: bytes, *, language: str | None) -> str:
-    """Decode ``data`` (off the event loop) and transcribe it through the batcher."""
-    loaded, batcher = state.require()
-    runner = loaded.runner
-    if not isinstance(runner, SpeechRunner):
-        raise UnsupportedTaskError("/v1/audio/transcriptions", runner.task, supported="/v1/models")
-    audio = await asyncio.to_thread(decode_audio, data, runner.rate)
-    (text,) = await batcher.run(
-        [SpeechInput(audio, language)], timeout=state.settings.request_timeout
-    )
-    return str(text)
-
-
-def register_audio(app: FastAPI, state: ServerState) -> None:
-    """``POST /v1/audio/transcriptions`` (OpenAI, multipart upload)."""
-    from hfdeploy.serve.app import json_response
-
-    @app.post("/v1/audio/transcriptions", tags=["openai"])
-    async def transcriptions_route(
-        file: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
-        model: str | None = Form(None),
-        language: str | None = Form(None),
-        response_format: str = Form("json"),
-    ) -> Response:
-        loaded, _ = state.require()
-        if model is not None and model not in {loaded.name, loaded.profile.repo_id}:
-            from hfdeploy.errors import ModelNotServedError
-
-            raise ModelNotServedError(model, loaded.name)
-        if response_format not in ("json", "text"):
-            raise BadRequestError("response_format must be json or text", param="response_format")
-        text = await transcribe(state, await file.read(), language=language)
-        if response_format == "text":
-            return PlainTextResponse(text)
-        return json_response({"text": text})

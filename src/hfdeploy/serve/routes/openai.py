@@ -7,11 +7,12 @@ import base64
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from hfdeploy.errors import (
     BadRequestError,
@@ -20,13 +21,13 @@ from hfdeploy.errors import (
     ServeError,
     UnsupportedTaskError,
 )
+from hfdeploy.serve.batching import Batcher, Work
 from hfdeploy.serve.generate import GenerateRunner, GenInput, GenResult
-from hfdeploy.serve.middleware import error_body
-from hfdeploy.serve.routes.tei import body_schema, embed, parse_body
+from hfdeploy.serve.responses import error_body, json_response
+from hfdeploy.serve.routes._bodies import body_schema, parse_body
+from hfdeploy.serve.routes._inference import embed, transcribe
 from hfdeploy.serve.specs.openai import ChatRequest, CompletionRequest, EmbeddingsRequest
-
-if TYPE_CHECKING:
-    from hfdeploy.serve.app import ServerState
+from hfdeploy.serve.state import ServerState
 
 __all__ = ["register"]
 
@@ -51,7 +52,6 @@ def _usage(prompt: int, completion: int = 0) -> dict[str, int]:
 
 def register(app: FastAPI, state: ServerState) -> None:
     """Add the OpenAI routes to ``app``."""
-    from hfdeploy.serve.app import json_response
 
     @app.get("/v1/models", tags=["openai"])
     async def models_route() -> Response:
@@ -130,9 +130,22 @@ def register(app: FastAPI, state: ServerState) -> None:
             gen.max_tokens = body.max_completion_tokens
         return await _respond(state, gen, body, name, chat=True)
 
-    from hfdeploy.serve.speech import register_audio
-
-    register_audio(app, state)
+    @app.post("/v1/audio/transcriptions", tags=["openai"])
+    async def transcriptions_route(
+        file: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
+        model: str | None = Form(None),
+        language: str | None = Form(None),
+        response_format: str = Form("json"),
+    ) -> Response:
+        loaded, _ = state.require()
+        if model is not None and model not in {loaded.name, loaded.profile.repo_id}:
+            raise ModelNotServedError(model, loaded.name)
+        if response_format not in ("json", "text"):
+            raise BadRequestError("response_format must be json or text", param="response_format")
+        text = await transcribe(state, await file.read(), language=language)
+        if response_format == "text":
+            return PlainTextResponse(text)
+        return json_response({"text": text})
 
 
 def _gen_input(
@@ -162,8 +175,7 @@ async def _respond(
     *,
     chat: bool,
 ) -> Response:
-    from hfdeploy.serve.app import json_response
-
+    """Run ``gen``; answer the whole completion, or stream it when ``body.stream``."""
     loaded, batcher = state.require()
     if not isinstance(loaded.runner, GenerateRunner):
         raise UnsupportedTaskError(
@@ -174,125 +186,186 @@ async def _respond(
             else "/predict",
         )
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
-    created = int(time.time())
-    timeout = state.settings.request_timeout
+    reply = _Reply(rid, int(time.time()), name, chat=chat)
     if not body.stream:
         try:
-            (result,) = await batcher.run([gen], timeout=timeout)
+            (result,) = await batcher.run([gen], timeout=state.settings.request_timeout)
         finally:
             gen.cancel.set()
         _count(state, result)
-        return json_response(_final(result, rid, created, name, chat=chat))
-
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def on_text(text: str) -> None:  # on the model thread
-        loop.call_soon_threadsafe(queue.put_nowait, text)
-
-    gen.on_text = on_text
-    (work,) = batcher.submit([gen])
-    work.future.add_done_callback(lambda _: queue.put_nowait(None))
+        return json_response(reply.final(result))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    kind = "chat.completion.chunk" if chat else "text_completion"
+    stream = _Stream(state, batcher, gen, reply, include_usage=include_usage)
+    await stream.open()
+    return StreamingResponse(
+        stream.events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
-    def chunk(delta: str | None, finish: str | None, *, role: bool = False) -> bytes:
-        if chat:
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """The fields every object of one completion's answer repeats, and those objects."""
+
+    rid: str
+    created: int
+    name: str
+    chat: bool
+
+    def _object(self, kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": self.rid,
+            "object": kind,
+            "created": self.created,
+            "model": self.name,
+            "choices": choices,
+        }
+
+    def final(self, r: GenResult) -> dict[str, Any]:
+        """The whole completion (``stream: false``)."""
+        finish = "stop" if r.finish_reason == "cancelled" else r.finish_reason
+        if self.chat:
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": r.text},
+                "finish_reason": finish,
+                "logprobs": None,
+            }
+        else:
+            choice = {"index": 0, "text": r.text, "finish_reason": finish, "logprobs": None}
+        kind = "chat.completion" if self.chat else "text_completion"
+        usage = _usage(r.prompt_tokens, r.completion_tokens)
+        return self._object(kind, [choice]) | {"usage": usage}
+
+    @property
+    def chunk_kind(self) -> str:
+        return "chat.completion.chunk" if self.chat else "text_completion"
+
+    def chunk(self, delta: str | None, finish: str | None, *, role: bool = False) -> bytes:
+        """One server-sent event with a piece of text (chat: a delta) or the finish reason."""
+        if self.chat:
             d: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
             if delta is not None:
                 d["content"] = delta
             choice: dict[str, Any] = {"index": 0, "delta": d, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": delta or "", "finish_reason": finish}
-        obj = {"id": rid, "object": kind, "created": created, "model": name, "choices": [choice]}
-        return b"data: " + orjson.dumps(obj) + b"\n\n"
+        return _event(orjson.dumps(self._object(self.chunk_kind, [choice])))
 
-    # Wait for the first text (or the end) before answering, so that a request the
-    # model refuses (prompt too long, bad max_tokens) gets its 4xx, not a 200 stream.
-    deadline = loop.time() + timeout
-    try:
-        async with asyncio.timeout_at(deadline):
-            first = await queue.get()
-    except BaseException as e:
-        gen.cancel.set()
-        batcher.cancel([work])
-        if isinstance(e, TimeoutError):
-            raise RequestTimeoutError(timeout) from None
-        raise
-    if first is None and work.future.exception() is not None:
-        raise work.future.exception()  # type: ignore[misc]
+    def usage_chunk(self, r: GenResult) -> bytes:
+        """The last event when ``stream_options.include_usage``: no choices, the usage."""
+        usage = _usage(r.prompt_tokens, r.completion_tokens)
+        return _event(orjson.dumps(self._object(self.chunk_kind, []) | {"usage": usage}))
 
-    async def next_text() -> str | None:
-        nonlocal first
-        if first is not _TAKEN:
-            text, first = first, _TAKEN
-            return text
-        async with asyncio.timeout_at(deadline):
-            return await queue.get()
 
-    async def events() -> AsyncIterator[bytes]:
+def _event(data: bytes) -> bytes:
+    return b"data: " + data + b"\n\n"
+
+
+class _Stream:
+    """One streamed generation: text from the model thread to server-sent events.
+
+    :meth:`open` submits the input and waits for its first text; :meth:`events` is the
+    response body.
+    """
+
+    def __init__(
+        self,
+        state: ServerState,
+        batcher: Batcher[Any],
+        gen: GenInput,
+        reply: _Reply,
+        *,
+        include_usage: bool,
+    ) -> None:
+        self.state = state
+        self.batcher = batcher
+        self.gen = gen
+        self.reply = reply
+        self.include_usage = include_usage
+        self.timeout = state.settings.request_timeout
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.deadline = 0.0
+        self.first: str | None = _TAKEN
+        self.work: Work[Any] | None = None
+
+    async def open(self) -> None:
+        """Submit; wait for the first text or the end.
+
+        Raises:
+            RequestTimeoutError: no text before the request timeout.
+            ServeError: the model refused the input (prompt too long, bad max_tokens).
+        """
+        loop = asyncio.get_running_loop()
+        queue = self.queue
+
+        def on_text(text: str) -> None:  # on the model thread
+            loop.call_soon_threadsafe(queue.put_nowait, text)
+
+        self.gen.on_text = on_text
+        (work,) = self.batcher.submit([self.gen])
+        self.work = work
+        work.future.add_done_callback(lambda _: queue.put_nowait(None))
+        # Wait for the first text (or the end) before answering, so that a request the
+        # model refuses (prompt too long, bad max_tokens) gets its 4xx, not a 200 stream.
+        self.deadline = loop.time() + self.timeout
         try:
-            if chat:
-                yield chunk(None, None, role=True)
+            async with asyncio.timeout_at(self.deadline):
+                self.first = await queue.get()
+        except BaseException as e:
+            self._abandon()
+            if isinstance(e, TimeoutError):
+                raise RequestTimeoutError(self.timeout) from None
+            raise
+        if self.first is None and work.future.exception() is not None:
+            raise work.future.exception()  # type: ignore[misc]
+
+    def _abandon(self) -> None:
+        self.gen.cancel.set()
+        assert self.work is not None
+        self.batcher.cancel([self.work])
+
+    async def _next_text(self) -> str | None:
+        if self.first is not _TAKEN:
+            text, self.first = self.first, _TAKEN
+            return text
+        async with asyncio.timeout_at(self.deadline):
+            return await self.queue.get()
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """The text as it comes, the finish reason, the usage if asked, ``[DONE]``.
+
+        A timeout or a model error after the stream started ends it with an error event.
+        """
+        reply = self.reply
+        try:
+            if reply.chat:
+                yield reply.chunk(None, None, role=True)
             while True:
                 try:
-                    text = await next_text()
+                    text = await self._next_text()
                 except TimeoutError:
-                    gen.cancel.set()
-                    batcher.cancel([work])
-                    err = RequestTimeoutError(timeout)
-                    yield b"data: " + error_body(err.message, err.code) + b"\n\n"
+                    self._abandon()
+                    err = RequestTimeoutError(self.timeout)
+                    yield _event(error_body(err.message, err.code))
                     return
                 if text is None:
                     break
-                yield chunk(text, None)
+                yield reply.chunk(text, None)
+            assert self.work is not None
             try:
-                result: GenResult = work.future.result()
+                result: GenResult = self.work.future.result()
             except ServeError as e:
-                yield b"data: " + error_body(e.message, e.code, param=e.param) + b"\n\n"
+                yield _event(error_body(e.message, e.code, param=e.param))
                 return
-            _count(state, result)
-            yield chunk(None if chat else "", result.finish_reason)
-            if include_usage:
-                usage = {
-                    "id": rid,
-                    "object": kind,
-                    "created": created,
-                    "model": name,
-                    "choices": [],
-                    "usage": _usage(result.prompt_tokens, result.completion_tokens),
-                }
-                yield b"data: " + orjson.dumps(usage) + b"\n\n"
+            _count(self.state, result)
+            yield reply.chunk(None if reply.chat else "", result.finish_reason)
+            if self.include_usage:
+                yield reply.usage_chunk(result)
             yield b"data: [DONE]\n\n"
         finally:
-            gen.cancel.set()  # client gone or done: stop generating
-
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+            self.gen.cancel.set()  # client gone or done: stop generating
 
 
 def _count(state: ServerState, r: GenResult) -> None:
     state.metrics.tokens.labels("input").inc(r.prompt_tokens)
     state.metrics.tokens.labels("output").inc(r.completion_tokens)
-
-
-def _final(r: GenResult, rid: str, created: int, name: str, *, chat: bool) -> dict[str, Any]:
-    finish = "stop" if r.finish_reason == "cancelled" else r.finish_reason
-    if chat:
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": r.text},
-            "finish_reason": finish,
-            "logprobs": None,
-        }
-    else:
-        choice = {"index": 0, "text": r.text, "finish_reason": finish, "logprobs": None}
-    return {
-        "id": rid,
-        "object": "chat.completion" if chat else "text_completion",
-        "created": created,
-        "model": name,
-        "choices": [choice],
-        "usage": _usage(r.prompt_tokens, r.completion_tokens),
-    }

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from hfdeploy._version import __version__
-from hfdeploy.errors import BadRequestError, PayloadTooLargeError, UnsupportedTaskError
-from hfdeploy.serve.embed import EmbedInput, EmbedRunner
+from hfdeploy.errors import BadRequestError, UnsupportedTaskError
 from hfdeploy.serve.encoders import (
     ScoreInput,
     ScoreRunner,
@@ -19,100 +17,23 @@ from hfdeploy.serve.encoders import (
     entities,
     scores_from_logits,
 )
+from hfdeploy.serve.responses import json_response
+from hfdeploy.serve.routes._bodies import body_schema, parse_body, read_json, validate_payload
+from hfdeploy.serve.routes._inference import check_count, embed, runner_of, transcribe
 from hfdeploy.serve.specs.tei import EmbedRequest, PredictRequest, RerankRequest, TokenizeRequest
+from hfdeploy.serve.state import ServerState
 
-if TYPE_CHECKING:
-    from hfdeploy.serve.app import ServerState
-
-__all__ = ["body_schema", "embed", "parse_body", "register"]
-
-T = TypeVar("T", bound=BaseModel)
-
-
-def _as_request_error(e: Any) -> Any:
-    from fastapi.exceptions import RequestValidationError
-
-    return RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors()])
-
-
-async def parse_body(request: Request, model: type[T]) -> T:
-    """The body parsed and validated by pydantic-core in one pass.
-
-    FastAPI's own body handling (JSON decode, then validate, with dependency
-    solving around it) cost a measurable share of the event loop under load; errors
-    still go through the same 422 handler, naming the field.
-    """
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate_json(await request.body())
-    except ValidationError as e:
-        raise _as_request_error(e) from None
-
-
-def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` that documents ``model`` as the JSON request body."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
-
-
-def _check_count(state: ServerState, n: int, field: str) -> None:
-    limit = state.settings.max_client_batch_size
-    if n > limit:
-        raise PayloadTooLargeError(
-            f"{n} inputs in one request, more than the limit of {limit}", param=field
-        )
-    if n == 0:
-        raise BadRequestError(f"{field} is empty", param=field)
-
-
-def _runner_of(state: ServerState, kind: type, route: str, supported: str) -> Any:
-    loaded, _ = state.require()
-    if not isinstance(loaded.runner, kind):
-        raise UnsupportedTaskError(route, loaded.runner.task, supported=supported)
-    return loaded.runner
-
-
-async def embed(
-    state: ServerState,
-    texts: list[str],
-    *,
-    normalize: bool,
-    truncate: bool,
-    prompt_name: str | None,
-    dimensions: int | None,
-    field: str,
-) -> list[Any]:
-    """Embed ``texts`` through the batcher: :class:`Embedding` per text, in order."""
-    runner: EmbedRunner = _runner_of(state, EmbedRunner, "embeddings", "/rerank or /predict")
-    _, batcher = state.require()
-    _check_count(state, len(texts), field)
-    if dimensions is not None and dimensions > runner.dimension:
-        raise BadRequestError(
-            f"dimensions {dimensions} is more than the model's {runner.dimension}",
-            param="dimensions",
-        )
-    prompt = runner.prompt_text(prompt_name)
-    items = [EmbedInput(t, truncate, normalize, prompt, dimensions) for t in texts]
-    results = await batcher.run(items, timeout=state.settings.request_timeout)
-    state.metrics.tokens.labels("input").inc(sum(r.tokens for r in results))
-    return results
+__all__ = ["info", "register"]
 
 
 async def _predict(state: ServerState, body: PredictRequest) -> Response:
-    from hfdeploy.serve.app import json_response
-
     loaded, batcher = state.require()
     runner = loaded.runner
     if isinstance(runner, TokenRunner):
         texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
         if not all(isinstance(t, str) for t in texts):
             raise BadRequestError("token classification takes strings", param="inputs")
-        _check_count(state, len(texts), "inputs")
+        check_count(state, len(texts), "inputs")
         results = await batcher.run(
             [TokenInput(str(t), body.truncate) for t in texts],
             timeout=state.settings.request_timeout,
@@ -132,10 +53,10 @@ async def _predict(state: ServerState, body: PredictRequest) -> Response:
 
 async def _predict_labels(state: ServerState, body: PredictRequest) -> list[list[dict[str, Any]]]:
     """Labels with scores, best first, one list per input."""
-    runner: ScoreRunner = _runner_of(state, ScoreRunner, "/predict", "/embed")
+    runner: ScoreRunner = runner_of(state, ScoreRunner, "/predict", "/embed")
     _, batcher = state.require()
     _, pairs = _predict_inputs(body.inputs)
-    _check_count(state, len(pairs), "inputs")
+    check_count(state, len(pairs), "inputs")
     results = await batcher.run(
         [ScoreInput(a, b, body.truncate) for a, b in pairs], timeout=state.settings.request_timeout
     )
@@ -172,7 +93,6 @@ def _predict_inputs(
 
 def register(app: FastAPI, state: ServerState) -> None:
     """Add the TEI routes to ``app``."""
-    from hfdeploy.serve.app import json_response
 
     @app.post("/embed", tags=["tei"], openapi_extra=body_schema(EmbedRequest))
     async def embed_route(request: Request) -> Response:
@@ -195,11 +115,11 @@ def register(app: FastAPI, state: ServerState) -> None:
 
     @app.post("/rerank", tags=["tei"])
     async def rerank_route(body: RerankRequest) -> Response:
-        runner: ScoreRunner = _runner_of(state, ScoreRunner, "/rerank", "/embed")
+        runner: ScoreRunner = runner_of(state, ScoreRunner, "/rerank", "/embed")
         if runner.task != "text-ranking":
             raise UnsupportedTaskError("/rerank", runner.task, supported="/predict")
         _, batcher = state.require()
-        _check_count(state, len(body.texts), "texts")
+        check_count(state, len(body.texts), "texts")
         results = await batcher.run(
             [ScoreInput(body.query, t, body.truncate) for t in body.texts],
             timeout=state.settings.request_timeout,
@@ -226,7 +146,7 @@ def register(app: FastAPI, state: ServerState) -> None:
         if not hasattr(runner, "tokenize"):
             raise UnsupportedTaskError("/tokenize", runner.task, supported="/v1/models")
         texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-        _check_count(state, len(texts), "inputs")
+        check_count(state, len(texts), "inputs")
         # On the model thread: the tokenizer is not shared across threads.
         out = await batcher.call(
             lambda: runner.tokenize(texts, add_special_tokens=body.add_special_tokens)
@@ -243,16 +163,14 @@ def register(app: FastAPI, state: ServerState) -> None:
         loaded, _ = state.require()
         task = loaded.runner.task
         if task == "automatic-speech-recognition":
-            from hfdeploy.serve.speech import transcribe
-
             text = await transcribe(state, await request.body(), language=None)
             return json_response({"text": text})
-        payload = await _json(request)
+        payload = await read_json(request)
         if task == "feature-extraction":
-            return await _embed(_validate(EmbedRequest, payload))
+            return await _embed(validate_payload(EmbedRequest, payload))
         if task in ("text-classification", "text-ranking"):
             # The Inference API's shape: one list of labels per input, best first.
-            body = _validate(PredictRequest, payload)
+            body = validate_payload(PredictRequest, payload)
             params = payload.get("parameters") if isinstance(payload, dict) else None
             top_k = params.get("top_k") if isinstance(params, dict) else None
             labels = await _predict_labels(state, body)
@@ -260,26 +178,8 @@ def register(app: FastAPI, state: ServerState) -> None:
                 labels = [x[:top_k] for x in labels]
             return json_response(labels)
         if task == "token-classification":
-            return await predict_route(_validate(PredictRequest, payload))
+            return await predict_route(validate_payload(PredictRequest, payload))
         raise UnsupportedTaskError("/", task, supported="/v1/completions or /v1/chat/completions")
-
-
-def _validate(model: type[T], payload: Any) -> T:
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(payload)
-    except ValidationError as e:
-        raise _as_request_error(e) from None
-
-
-async def _json(request: Request) -> Any:
-    import orjson
-
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError as e:
-        raise BadRequestError(f"malformed JSON body: {e}") from None
 
 
 def info(state: ServerState) -> dict[str, Any]:
