@@ -8,7 +8,7 @@ import hfdeploy
 def test_all_is_exact_and_importable() -> None:
     public = {name for name in vars(hfdeploy) if not name.startswith("_")} - {
         "model", "sizing", "errors", "cli", "serve", "envelope", "mcp", "audit", "plan", "render",
-        "bench", "catalog",
+        "bench", "catalog", "up",
     }  # fmt: skip
     assert set(hfdeploy.__all__) - {"__version__"} == public
     for name in hfdeploy.__all__:

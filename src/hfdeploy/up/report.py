@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hfdeploy.bench.report import (
     PERCENTILE_HEADERS,
@@ -16,9 +16,7 @@ from hfdeploy.bench.report import (
     phase_rows,
     plots,
 )
-
-if TYPE_CHECKING:
-    from hfdeploy.up import UpResult
+from hfdeploy.up.steps import UpResult
 
 __all__ = ["memory_terms", "svg_bars", "up_html", "up_markdown", "write_up_reports"]
 
