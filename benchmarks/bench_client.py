@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tests.serve._fixtures import free_port  # noqa: E402
 
 from _results import header  # noqa: E402
-from hfdeploy.bench.run import BenchConfig, run_bench  # noqa: E402
+from hfdeploy.bench import BenchConfig, run_bench  # noqa: E402
 from hfdeploy.errors import ClientBottleneckError  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "bench_client.json"

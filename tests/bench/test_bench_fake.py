@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hfdeploy.bench.run import BenchConfig, run_bench
+from hfdeploy.bench import BenchConfig, run_bench
 from hfdeploy.errors import ClientBottleneckError, EndpointError, InvalidSettingError
 from tests.bench.conftest import Fake
 from tests.serve._fixtures import free_port

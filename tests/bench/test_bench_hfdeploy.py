@@ -29,7 +29,7 @@ def minilm_server(minilm_dir: Path) -> Iterator[str]:
 
 @pytest.mark.parametrize("api", ["tei-embed", "openai-embeddings"])
 def test_throughput_agrees_with_the_servers_counters(minilm_server: str, api: str) -> None:
-    from hfdeploy.bench.run import BenchConfig, run_bench
+    from hfdeploy.bench import BenchConfig, run_bench
 
     r = run_bench(
         BenchConfig(

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from hfdeploy.bench import BenchConfig, run_bench
 from hfdeploy.bench.memory import Sample, fit_line, memory_verdict, tree_memory
-from hfdeploy.bench.run import BenchConfig, run_bench
 from hfdeploy.errors import BenchError
 from tests.bench.conftest import Fake
 

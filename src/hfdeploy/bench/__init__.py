@@ -5,8 +5,10 @@ time a server's start and watch its memory (``hfdeploy profile``). Reports rende
 as a console table, JSON, CSV, Markdown or a self-contained HTML page.
 """
 
+from hfdeploy.bench.config import BenchConfig, parse_profile
 from hfdeploy.bench.metrics import FORMULAS, Record, Slo, parse_slo, summarize
-from hfdeploy.bench.run import BenchConfig, BenchResult, parse_profile, run_bench
+from hfdeploy.bench.result import BenchResult
+from hfdeploy.bench.run import run_bench
 
 __all__ = [
     "FORMULAS",

@@ -1,6 +1,7 @@
 """A bench result as Markdown, CSV, JSON or one self-contained HTML page (inline SVG plots).
 
-Pure: strings from the result's dict (``BenchResult.to_dict()``), no I/O; the CLI writes them.
+Strings from the result's dict (``BenchResult.to_dict()``), pure; ``write_reports`` writes
+them into a folder (``hfdeploy bench --out``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import html
 import io
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -350,11 +352,23 @@ def to_html(result: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def write_reports(result: dict[str, Any]) -> dict[str, str]:
-    """File name -> content for ``--out DIR``."""
-    return {
+def write_reports(result: dict[str, Any], folder: Path) -> list[str]:
+    """Write bench.json, requests.csv, report.md and report.html into ``folder`` (``--out``).
+
+    Args:
+        result: ``BenchResult.to_dict()``, with the per-request records.
+        folder: created when missing.
+
+    Returns:
+        The names of the files written.
+    """
+    files = {
         "bench.json": to_json(result),
         "requests.csv": to_csv(result),
         "report.md": to_markdown(result),
         "report.html": to_html(result),
     }
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return list(files)

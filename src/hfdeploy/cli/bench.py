@@ -84,8 +84,8 @@ def bench_command(
 
     The API key, if any, comes from HFDEPLOY_API_KEY (sent as a bearer token).
     """
+    from hfdeploy.bench import BenchConfig, run_bench
     from hfdeploy.bench.report import write_reports
-    from hfdeploy.bench.run import BenchConfig, run_bench
 
     output = Output(json_mode=json_)
     with handle_errors(json_mode=json_):
@@ -103,9 +103,7 @@ def bench_command(
         result = _run_with_progress(cfg, run_bench, quiet=json_)
         data = result.to_dict()
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            for name, text in write_reports(data).items():
-                (out / name).write_text(text, encoding="utf-8")
+            write_reports(data, out)
     if json_:
         output.data(result.to_dict(records=False))
     else:
@@ -113,10 +111,7 @@ def bench_command(
         if out is not None:
             output.print(f"reports: {out}/bench.json, requests.csv, report.md, report.html")
     if not result.valid:
-        fail(
-            ClientBottleneckError(result.invalid_reason or "", offered=None, achieved=None),
-            json_mode=False,
-        )
+        fail(ClientBottleneckError(result.invalid_reason or "", offered=None, achieved=None))
 
 
 def _run_with_progress(cfg: Any, run: Any, *, quiet: bool) -> Any:

@@ -83,7 +83,7 @@ def _request_counter(metrics_url: str | None) -> Any:
         return None
     import httpx
 
-    from hfdeploy.bench.run import parse_request_counter
+    from hfdeploy.bench.counters import parse_request_counter
 
     url = metrics_url if metrics_url.endswith("/metrics") else metrics_url.rstrip("/") + "/metrics"
 

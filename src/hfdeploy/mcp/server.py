@@ -368,8 +368,8 @@ def build_server(
         intended send time. The result is `hfdeploy bench URL --json` with the same options.
         Sends real traffic: only to loopback or allowed hosts, at most 2 minutes per call.
         """
+        from hfdeploy.bench import BenchConfig, parse_profile, run_bench
         from hfdeploy.bench.http import Endpoint
-        from hfdeploy.bench.run import BenchConfig, parse_profile, run_bench
 
         def settings() -> BenchConfig:
             cfg = BenchConfig(
