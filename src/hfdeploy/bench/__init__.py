@@ -6,6 +6,7 @@ as a console table, JSON, CSV, Markdown or a self-contained HTML page.
 """
 
 from hfdeploy.bench.config import BenchConfig, parse_profile
+from hfdeploy.bench.memory_profile import MemoryProfile, profile_memory
 from hfdeploy.bench.metrics import FORMULAS, Record, Slo, parse_slo, summarize
 from hfdeploy.bench.result import BenchResult
 from hfdeploy.bench.run import run_bench
@@ -14,10 +15,12 @@ __all__ = [
     "FORMULAS",
     "BenchConfig",
     "BenchResult",
+    "MemoryProfile",
     "Record",
     "Slo",
     "parse_profile",
     "parse_slo",
+    "profile_memory",
     "run_bench",
     "summarize",
 ]

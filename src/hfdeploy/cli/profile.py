@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from hfdeploy.cli._output import Output, gib, handle_errors
-from hfdeploy.errors import InvalidSettingError
 
 __all__ = ["profile_app"]
 
@@ -78,26 +76,6 @@ def coldstart_command(
         output.print(f"note: {note}")
 
 
-def _request_counter(metrics_url: str | None) -> Any:
-    if metrics_url is None:
-        return None
-    import httpx
-
-    from hfdeploy.bench.counters import parse_request_counter
-
-    url = metrics_url if metrics_url.endswith("/metrics") else metrics_url.rstrip("/") + "/metrics"
-
-    def count() -> float | None:
-        try:
-            r = httpx.get(url, timeout=2.0)
-        except httpx.HTTPError:
-            return None
-        found = parse_request_counter(r.text, None) if r.status_code == 200 else None
-        return None if found is None else found[1]
-
-    return count
-
-
 @profile_app.command("memory")
 def memory_command(
     command: Annotated[
@@ -120,41 +98,22 @@ def memory_command(
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Sample RSS (and GPU memory via NVML) of a process tree; verdict stable/growing/leak."""
-    from hfdeploy.bench.memory import MemorySampler, memory_report
-    from hfdeploy.bench.process import spawn, stop
+    from hfdeploy.bench.memory_profile import profile_memory
 
     output = Output(json_mode=json_)
-    proc = None
     with handle_errors(json_mode=json_):
-        if (pid is None) == (not command):
-            raise InvalidSettingError(
-                "--pid / COMMAND", pid, "give exactly one: --pid PID or -- COMMAND...",
-                hint="hfdeploy profile memory --pid 1234 --duration 600",
-            )  # fmt: skip
-        if duration <= 0:
-            raise InvalidSettingError("--duration", duration, "must be positive")
-        if command:
-            proc = spawn(command)
-            pid = proc.pid
-        assert pid is not None
-        try:
-            sampler = MemorySampler(pid, interval, _request_counter(metrics_url)).start()
-            deadline = time.monotonic() + duration
-            while time.monotonic() < deadline and not sampler.exited:
-                time.sleep(min(0.2, interval))
-            samples = sampler.stop()
-        finally:
-            if proc is not None:
-                stop(proc, grace=10)  # the whole group: a command's children go too
-        data = {"hfdeploy": "profile memory", "pid": pid, "interval_s": interval,
-                **memory_report(samples, exited=sampler.exited, warmup_s=warmup)}  # fmt: skip
-        _write(out, data)
+        result = profile_memory(
+            command, pid=pid, duration=duration, interval=interval, warmup=warmup,
+            metrics_url=metrics_url, out=out,
+        )  # fmt: skip
+        data = result.to_dict()
     if json_:
         output.data(data)
         return
     rss = data["rss"]
     output.print(
-        f"pid {pid}: {len(samples)} samples; RSS {gib(data.get('rss_first_bytes'))} -> "
+        f"pid {result.pid}: {len(result.samples)} samples; "
+        f"RSS {gib(data.get('rss_first_bytes'))} -> "
         f"{gib(data.get('rss_last_bytes'))} (peak {gib(data.get('rss_peak_bytes'))})"
     )
     output.print(f"verdict (host RSS): {rss['verdict']}")
