@@ -5,39 +5,21 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import jsonschema
 import pytest
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
+from mcp import ClientSession
 from typer.testing import CliRunner
 
 from hfdeploy.cli.main import app
+from tests.mcp._client import HFDEPLOY
+from tests.mcp._client import session as _session
 
-HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
 ENVELOPE = ("Result:", "Confidence:", "Uncertainty Factors:", "Verification:")
-
-
-def _session(body: Callable[[ClientSession], Awaitable[Any]], *args: str) -> Any:
-    """Start ``hfdeploy mcp [args]`` over stdio, run ``body`` with an initialized session."""
-
-    async def main() -> Any:
-        params = StdioServerParameters(command=HFDEPLOY, args=["mcp", *args])
-        with Path("/dev/null").open("w") as devnull:
-            async with (
-                stdio_client(params, errlog=devnull) as (read, write),
-                ClientSession(read, write) as session,
-            ):
-                await session.initialize()
-                return await body(session)
-
-    return anyio.run(main)
 
 
 def _cli_json(*args: str) -> Any:
