@@ -1,0 +1,143 @@
+"""What every MCP tool shares: the ``@tool`` registry, the server's limits, and the answer.
+
+A tool is one module-level function decorated with ``@tool(...)``: its name, docstring and
+signature are the tool's name, description and arguments (the SDK reads them), and its
+return annotation names the output schema. Tools that touch files or hosts take a
+``ctx: Ctx`` argument (the SDK injects it; clients never see it) and ask ``limits(ctx)``:
+the allowed root for paths and the hosts that may be loaded.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from hfdeploy.envelope import Envelope
+from hfdeploy.errors import HfDeployError
+
+__all__ = [
+    "LOOPBACK", "READ_ONLY", "Ctx", "Limits", "Model", "RegisteredTool", "answer", "call",
+    "limits", "registered_tools", "tool",
+]  # fmt: skip
+
+T = TypeVar("T")
+ToolFn = Callable[..., Awaitable[CallToolResult]]
+
+#: Hosts a tool may always send requests to; others need ``--allowed-host``.
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
+
+Model = Annotated[
+    str,
+    Field(
+        description="A local folder, a .gguf file, or a Hub id ('owner/name'), "
+        "optionally '@revision' (a branch, tag or 40-hex commit)."
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the server's tools may touch, fixed when ``hfdeploy mcp`` starts."""
+
+    #: The only folder tools read files from or write files into by path.
+    root: Path
+    #: Hosts tools may send requests to (loopback and ``--allowed-host``).
+    hosts: frozenset[str]
+
+    def inside(self, raw: str) -> Path:
+        """``raw`` resolved against the root; a tool error when it leaves the root."""
+        root = self.root
+        path = (root / raw).resolve()
+        if path != root and root not in path.parents:
+            raise ToolError(
+                f"error: {raw} is outside the allowed root {root}\n"
+                "next: pass a path under it, or restart `hfdeploy mcp --allowed-root DIR`"
+            )
+        return path
+
+    def check_host(self, host: str, *, next_step: str) -> None:
+        """A tool error unless ``host`` is loopback or an allowed host."""
+        if host.lower() not in self.hosts:
+            raise ToolError(
+                f"error: {host.lower()} is neither loopback nor an allowed host\n"
+                f"next: {next_step}, or restart `hfdeploy mcp --allowed-host HOST`"
+            )
+
+
+#: The argument type that asks the SDK for the request context (and so the limits).
+Ctx = Context[Limits, Any]
+
+
+def limits(ctx: Ctx) -> Limits:
+    """The server's limits, which ``build_server`` makes its lifespan state."""
+    state = ctx.request_context.lifespan_context
+    assert isinstance(state, Limits), "build_server sets the lifespan state"
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredTool:
+    fn: ToolFn
+    annotations: ToolAnnotations
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def description(self) -> str:
+        return inspect.cleandoc(self.fn.__doc__ or "")
+
+
+_REGISTRY: dict[str, RegisteredTool] = {}
+
+
+def tool(annotations: ToolAnnotations = READ_ONLY) -> Callable[[ToolFn], ToolFn]:
+    """Register the decorated function as a tool of every server ``build_server`` makes.
+
+    Args:
+        annotations: the hints clients read (read-only, destructive, open world, ...).
+
+    Returns:
+        The decorator; it returns the function unchanged.
+    """
+
+    def register(fn: ToolFn) -> ToolFn:
+        assert fn.__name__ not in _REGISTRY, f"two tools named {fn.__name__}"
+        _REGISTRY[fn.__name__] = RegisteredTool(fn, annotations)
+        return fn
+
+    return register
+
+
+def registered_tools() -> tuple[RegisteredTool, ...]:
+    """Every registered tool, by name."""
+    return tuple(_REGISTRY[name] for name in sorted(_REGISTRY))
+
+
+def answer(data: dict[str, Any], envelope: Envelope) -> CallToolResult:
+    """The tool result: ``data`` (the CLI's ``--json`` object) and the envelope as text."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=envelope.to_text())],
+        structured_content=data,
+    )
+
+
+async def call(fn: Callable[[], T]) -> T:
+    """Run a library call off the event loop; hfdeploy errors become tool errors."""
+    try:
+        return await anyio.to_thread.run_sync(fn)
+    except HfDeployError as e:
+        # The same two lines the CLI prints.
+        raise ToolError(f"error: {e.message}\nnext: {e.hint}") from e
