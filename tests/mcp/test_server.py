@@ -44,6 +44,7 @@ def test_tools_are_listed_with_described_inputs_and_output_schemas() -> None:
     assert set(tools) == {
         "inspect_model", "estimate_memory", "plan_deployment", "generate_deployment",
         "audit_deployment", "list_gpus", "list_engines", "benchmark_endpoint",
+        "fetch_model", "profile_memory", "run_up",
     }  # fmt: skip
     for tool in tools.values():
         assert tool.description

@@ -21,12 +21,21 @@ def mcp_command(
     port: Annotated[int, typer.Option(help="Port for --http.")] = 8000,
     allowed_root: Annotated[
         Path | None,
-        typer.Option(help="The only folder tools may read files from [current directory]."),
+        typer.Option(help="The only folder tools may read or write files in [current directory]."),
     ] = None,
     allowed_host: Annotated[
         list[str] | None,
-        typer.Option(help="A host benchmark_endpoint may load besides loopback (repeatable)."),
+        typer.Option(
+            help="A host besides loopback that benchmark_endpoint may load and profile_memory "
+            "may read /metrics from (repeatable)."
+        ),
     ] = None,
+    allow_command: Annotated[
+        bool,
+        typer.Option(
+            "--allow-command", help="Let profile_memory start a command (any program) to watch."
+        ),
+    ] = False,
 ) -> None:
     """Run hfdeploy as an MCP server: every capability as a tool for AI agents."""
     with handle_errors():
@@ -36,7 +45,11 @@ def mcp_command(
             raise MissingDependencyError(
                 e.name or "mcp", extra="mcp", purpose="run the MCP server"
             ) from e
-        server = build_server(allowed_root=allowed_root, allowed_hosts=tuple(allowed_host or ()))
+        server = build_server(
+            allowed_root=allowed_root,
+            allowed_hosts=tuple(allowed_host or ()),
+            allow_command=allow_command,
+        )
     if http:
         server.run("streamable-http", host=host, port=port)
     else:

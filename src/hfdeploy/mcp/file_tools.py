@@ -1,19 +1,22 @@
 """The tools that write or read files by path, confined to the server's allowed root:
-generate a deployment, audit files."""
+generate a deployment, audit files, fetch a model."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from hfdeploy.mcp.schemas import AuditOutput, GenerateOutput
+from hfdeploy.envelope import Envelope
+from hfdeploy.mcp.schemas import AuditOutput, GenerateOutput, LockOutput
 from hfdeploy.mcp.toolkit import READ_ONLY, Ctx, Model, answer, call, limits, tool
+from hfdeploy.model.lock import ModelLock
 from hfdeploy.model.resolve import inspect_model as _inspect_model
 
-__all__ = ["audit_deployment", "generate_deployment"]
+__all__ = ["audit_deployment", "fetch_model", "generate_deployment"]
 
 #: Writes files under the allowed root; never deletes any.
 WRITES_FILES = ToolAnnotations(read_only_hint=False, destructive_hint=False)
@@ -97,3 +100,45 @@ async def audit_deployment(
     except FileNotFoundError as e:
         raise ToolError(f"error: no such file or folder: {e}\nnext: check the path") from e
     return answer(report.to_dict(), report.envelope())
+
+
+@tool(WRITES_FILES)
+async def fetch_model(
+    model: Annotated[
+        str, Field(description="A Hub id, 'owner/name@revision' (a branch, tag or commit).")
+    ],
+    to: Annotated[
+        str, Field(description="Folder to download into, under the server's allowed root.")
+    ],
+    include: Annotated[
+        list[str] | None,
+        Field(description="Also fetch files matching these patterns, e.g. '*Q4_K_M.gguf'."),
+    ] = None,
+    allow_pickle: Annotated[
+        bool, Field(description="Fetch pickle weights (they can run code when loaded).")
+    ] = False,
+    *,
+    ctx: Ctx,
+) -> Annotated[CallToolResult, LockOutput]:
+    """Download a model pinned to one commit, safetensors only (pickle refused unless
+    allowed), into a folder under the allowed root, with model.lock.json: the sha256 of
+    every file, checked against the Hub's. The result is
+    `hfdeploy fetch MODEL@REV --to DIR --json` (the lock).
+    """
+    from hfdeploy.model.fetch import fetch_model as fetch
+
+    folder = limits(ctx).inside(to)
+    lock, plan = await call(
+        lambda: fetch(model, folder, allow_pickle=allow_pickle, include=include or ())
+    )
+    return answer(lock.to_dict(), _lock_envelope(lock, plan.skipped, folder))
+
+
+def _lock_envelope(lock: ModelLock, skipped: tuple[tuple[str, str], ...], folder: Path) -> Envelope:
+    result = (
+        f"fetched {lock.repo_id}@{lock.revision} = commit {lock.commit_sha}: "
+        f"{len(lock.files)} files, {lock.total_bytes / 2**30:.2f} GiB into {folder}"
+    )
+    why = "every file was downloaded at that commit and hashed; LFS files match the Hub's sha256"
+    factors = tuple(f"skipped {name}: {reason}" for name, reason in skipped)
+    return Envelope(result, "high", why, factors, (f"hfdeploy fetch --verify {folder}",))

@@ -1,7 +1,10 @@
-"""The tools that measure: load a running endpoint.
+"""The tools that measure: load a running endpoint, watch a process's memory, and ``up``
+(serve a model here and measure it).
 
-They send real traffic, so each call is bounded: loopback and the hosts named with
-``hfdeploy mcp --allowed-host`` only, two minutes at most.
+They send real traffic and start processes, so each call is bounded: requests go to loopback
+and the hosts named with ``hfdeploy mcp --allowed-host`` only, files are written under the
+allowed root, a command is started only when the server allows it (``--allow-command``),
+and each call lasts minutes at most.
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from hfdeploy.mcp.schemas import BenchOutput
-from hfdeploy.mcp.toolkit import Ctx, answer, call, limits, tool
+from hfdeploy.mcp.schemas import BenchOutput, MemoryOutput, UpOutput
+from hfdeploy.mcp.toolkit import Ctx, Model, answer, call, limits, tool
 
-__all__ = ["BENCH_MAX_REQUESTS", "BENCH_MAX_SECONDS", "benchmark_endpoint"]
+__all__ = [
+    "BENCH_MAX_REQUESTS", "BENCH_MAX_SECONDS", "PROFILE_MAX_SECONDS", "benchmark_endpoint",
+    "profile_memory", "run_up",
+]  # fmt: skip
 
 #: Bounds on one benchmark call: seconds of load in all, requests per phase.
 BENCH_MAX_SECONDS = 120.0
 BENCH_MAX_REQUESTS = 20_000
+#: Bound on one memory profile: seconds of sampling.
+PROFILE_MAX_SECONDS = 600.0
 
-#: Sends requests to a server; changes no file.
+#: Sends requests, starts processes, writes files; never deletes any.
 RUNS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
 )
@@ -102,3 +110,117 @@ async def benchmark_endpoint(
         )
     result = await call(lambda: run_bench(cfg))
     return answer(result.to_dict(records=False), result.envelope())
+
+
+@tool(RUNS)
+async def profile_memory(
+    command: Annotated[
+        list[str] | None,
+        Field(
+            description="A command to start and watch (program, then arguments), stopped "
+            "at the end; only on a server started with --allow-command. Give this or pid."
+        ),
+    ] = None,
+    pid: Annotated[
+        int | None, Field(description="Watch this running process (and children).", gt=0)
+    ] = None,
+    duration: Annotated[
+        float, Field(description="Seconds to sample.", gt=0, le=PROFILE_MAX_SECONDS)
+    ] = 60.0,
+    interval: Annotated[float, Field(description="Seconds between samples.", gt=0)] = 1.0,
+    warmup: Annotated[
+        float | None,
+        Field(description="Seconds of start-up to leave out of the fit [the first 20%].", ge=0),
+    ] = None,
+    metrics_url: Annotated[
+        str | None,
+        Field(
+            description="Server URL whose /metrics counts requests (fit per request): "
+            "loopback, or a host the MCP server was started with --allowed-host for."
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        Field(description="Also write the JSON result to this file, under the allowed root."),
+    ] = None,
+    *,
+    ctx: Ctx,
+) -> Annotated[CallToolResult, MemoryOutput]:
+    """Sample the memory of a process tree (RSS, and GPU memory through NVML) and give a
+    leak verdict: stable, growing or leak-suspected, with the fitted slope per request or
+    per hour and its 95% interval. The result is `hfdeploy profile memory --json` with the
+    same options. At most 10 minutes per call.
+    """
+    from hfdeploy.bench import MemoryProfile
+    from hfdeploy.bench import profile_memory as profile
+    from hfdeploy.bench.http import Endpoint
+
+    allowed = limits(ctx)
+    if command and not allowed.allow_command:
+        raise ToolError(
+            "error: this server does not start commands\n"
+            "next: give pid, or restart `hfdeploy mcp --allow-command`"
+        )
+    if metrics_url is not None:
+        host = (await call(lambda: Endpoint.parse(metrics_url))).host
+        allowed.check_host(host, next_step="watch a local server")
+    path = None if out is None else allowed.inside(out)
+
+    def run() -> MemoryProfile:
+        return profile(
+            command, pid=pid, duration=duration, interval=interval, warmup=warmup,
+            metrics_url=metrics_url, out=path,
+        )  # fmt: skip
+
+    result = await call(run)
+    return answer(result.to_dict(), result.envelope())
+
+
+@tool(RUNS)
+async def run_up(
+    model: Model,
+    out: Annotated[
+        str,
+        Field(
+            description="Folder for the deployment files and the report, under the server's "
+            "allowed root."
+        ),
+    ] = "deploy",
+    engine: Annotated[str, Field(description="Engine for the plan, or auto.")] = "auto",
+    gpu: Annotated[
+        str | None, Field(description="GPU for the plan (default: the cheapest that fits).")
+    ] = None,
+    port: Annotated[
+        int, Field(description="Loopback port for the local server.", ge=1, le=65535)
+    ] = 8080,
+    bench_duration: Annotated[
+        float,
+        Field(description="Seconds of benchmark in all (two phases).", ge=1, le=BENCH_MAX_SECONDS),
+    ] = 10.0,
+    no_serve: Annotated[
+        bool, Field(description="Stop after the report of the generated files.")
+    ] = False,
+    *,
+    ctx: Ctx,
+) -> Annotated[CallToolResult, UpOutput]:
+    """The whole flow on this machine: inspect, size and plan, generate the deployment
+    files with the lock, audit them, serve the model with hfdeploy's own server on a
+    loopback port, bench it with its memory sampled, stop it, and write report.md,
+    report.html and report.json beside the files (under the allowed root). Serving is
+    skipped, with the command to run instead, when this machine cannot serve the model.
+    The result is `hfdeploy up MODEL --out DIR --json` (report.json).
+    """
+    from hfdeploy.up import UpResult
+    from hfdeploy.up import run_up as up
+
+    folder = limits(ctx).inside(out)
+
+    def run() -> UpResult:
+        return up(
+            model, folder, engine=None if engine == "auto" else engine, gpu=gpu, port=port,
+            bench_duration=bench_duration, serve=not no_serve,
+        )  # fmt: skip
+
+    result = await call(run)
+    assert result.envelope is not None, "run_up's report step sets it"
+    return answer(result.to_dict(), result.envelope)

@@ -12,12 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AuditOutput",
+    "BenchOutput",
     "EngineList",
     "GenerateOutput",
     "GpuList",
     "InspectOutput",
+    "LockOutput",
+    "MemoryOutput",
     "PlanOutput",
     "SizeOutput",
+    "UpOutput",
 ]
 
 
@@ -167,3 +171,55 @@ class GenerateOutput(_Open):
     out: str
     files: list[str]
     plan: PlanOutput
+
+
+class LockedFile(_Open):
+    path: str
+    size: int
+    sha256: str
+
+
+class LockOutput(_Open):
+    """``hfdeploy fetch --json``: the lock written as model.lock.json."""
+
+    repo_id: str
+    revision: str
+    commit_sha: str
+    endpoint: str
+    files: list[LockedFile]
+    total_bytes: int
+
+
+class MemoryOutput(_Open):
+    """``hfdeploy profile memory --json``."""
+
+    pid: int
+    interval_s: float
+    samples: list[dict[str, Any]] = Field(
+        description="t (s from the first), rss, gpu, gpu_device (bytes), requests, processes"
+    )
+    rss: dict[str, Any] = Field(
+        description="verdict (stable, growing, leak-suspected, insufficient-data), against, "
+        "slope, slope_ci95, unit, rule"
+    )
+    gpu: dict[str, Any] | None
+    process_exited: bool
+
+
+class UpStep(_Open):
+    name: str
+    status: str
+    seconds: float
+    detail: str
+
+
+class UpOutput(_Open):
+    """``hfdeploy up --json`` (report.json)."""
+
+    model: str
+    out: str
+    ok: bool
+    steps: list[UpStep]
+    envelope: dict[str, Any] | None = Field(
+        description="result, confidence, uncertainty_factors, verification"
+    )

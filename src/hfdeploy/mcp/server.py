@@ -6,9 +6,10 @@ answer's envelope (Result, Confidence, Uncertainty Factors, Verification). An hf
 becomes a tool error with the CLI's two lines; the server goes on.
 
 The tools live in ``model_tools`` (read a model or a catalog), ``file_tools`` (write or read
-files, under the allowed root) and ``measure_tools`` (send load); each is a function
-registered by ``@tool`` (``toolkit``). Requests go only to loopback and to the hosts named
-with ``hfdeploy mcp --allowed-host``, files only under ``--allowed-root``.
+files, under the allowed root) and ``measure_tools`` (send load, watch a process, ``up``); each
+is a function registered by ``@tool`` (``toolkit``). Requests go only to loopback and to the
+hosts named with ``hfdeploy mcp --allowed-host``, files only under ``--allowed-root``, and
+``profile_memory`` starts a command only with ``--allow-command``.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ _INSTRUCTIONS = (
     "hfdeploy sizes and inspects Hugging Face models for deployment without "
     "downloading weights. Use inspect_model to learn what a model is, "
     "estimate_memory to know how much GPU memory it needs and which GPUs fit, "
+    "plan_deployment and generate_deployment for the engine, GPUs and deployment files, "
     "audit_deployment to find what is wrong in deployment files (paths under the "
-    "allowed root, or file contents inline), benchmark_endpoint to measure a running "
-    "server's latency and throughput, list_gpus and list_engines for the names "
+    "allowed root, or file contents inline), fetch_model to download a model pinned to a "
+    "commit with a sha256 lock, benchmark_endpoint to measure a running "
+    "server's latency and throughput, profile_memory to watch a process for leaks, "
+    "run_up for the whole flow on this machine, list_gpus and list_engines for the names "
     "those tools accept."
 )
 
@@ -78,13 +82,17 @@ def build_server(
     *,
     allowed_root: Path | None = None,
     allowed_hosts: tuple[str, ...] = (),
+    allow_command: bool = False,
 ) -> MCPServer[Limits]:
     """The hfdeploy MCP server with its tools and resources (not yet running).
 
     Args:
         allowed_root: the only folder tools read files from or write files into by path
-            (audit, generate); default: the current directory.
-        allowed_hosts: hosts besides loopback that ``benchmark_endpoint`` may load.
+            (audit, generate, fetch, profile_memory's output, up); default: the current
+            directory.
+        allowed_hosts: hosts besides loopback that ``benchmark_endpoint`` may load and
+            ``profile_memory`` may read metrics from.
+        allow_command: let ``profile_memory`` start a command (any program).
 
     Returns:
         The server; ``run()`` serves stdio, ``run("streamable-http", ...)`` HTTP.
@@ -92,6 +100,7 @@ def build_server(
     limits = Limits(
         root=(allowed_root or Path.cwd()).resolve(),
         hosts=LOOPBACK | {h.lower() for h in allowed_hosts},
+        allow_command=allow_command,
     )
 
     @asynccontextmanager

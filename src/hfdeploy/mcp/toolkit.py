@@ -4,7 +4,7 @@ A tool is one module-level function decorated with ``@tool(...)``: its name, doc
 signature are the tool's name, description and arguments (the SDK reads them), and its
 return annotation names the output schema. Tools that touch files or hosts take a
 ``ctx: Ctx`` argument (the SDK injects it; clients never see it) and ask ``limits(ctx)``:
-the allowed root for paths and the hosts that may be loaded.
+the allowed root for paths, the hosts that may be loaded, whether commands may be started.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class Limits:
     root: Path
     #: Hosts tools may send requests to (loopback and ``--allowed-host``).
     hosts: frozenset[str]
+    #: Whether ``profile_memory`` may start a command (``--allow-command``).
+    allow_command: bool = False
 
     def inside(self, raw: str) -> Path:
         """``raw`` resolved against the root; a tool error when it leaves the root."""
