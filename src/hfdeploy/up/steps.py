@@ -15,15 +15,12 @@ from hfdeploy.errors import HfDeployError
 __all__ = ["Flow", "OnStep", "Step", "UpError", "UpResult"]
 
 
-class UpError(HfDeployError):
+class UpError(HfDeployError, fields=("step",)):
     """A step of ``hfdeploy up`` failed; the message names the step."""
 
     def __init__(self, step: str, message: str, *, hint: str) -> None:
         super().__init__(f"step {step}: {message}", hint=hint)
         self.step = step
-
-    def fields(self) -> dict[str, Any]:
-        return {"step": self.step}
 
 
 @dataclass(slots=True)
