@@ -18,7 +18,7 @@ __all__ = [
     "PayloadTooLargeError", "PickleOnlyError", "QueueFullError", "RequestTimeoutError",
     "RevisionNotFoundError", "SafetensorsHeaderError", "SafetensorsHeaderTooLargeError",
     "ServeError", "UnauthorizedError", "UnknownDtypeError", "UnknownGPUError",
-    "UnknownModelTypeError", "UnsupportedTaskError", "YamlParseError",
+    "UnknownModelTypeError", "UnsupportedTaskError", "UpError", "YamlParseError",
 ]  # fmt: skip
 
 
@@ -454,3 +454,11 @@ class ClientBottleneckError(BenchError, fields=("reason", "offered", "achieved")
             "server, or use smaller payloads; results of this run are not the server's.",
         )
         self.reason, self.offered, self.achieved = reason, offered, achieved
+
+
+class UpError(HfDeployError, fields=("step",)):
+    """A step of ``hfdeploy up`` failed; the message names the step."""
+
+    def __init__(self, step: str, message: str, *, hint: str) -> None:
+        super().__init__(f"step {step}: {message}", hint=hint)
+        self.step = step

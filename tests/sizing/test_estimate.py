@@ -57,7 +57,7 @@ def test_gemma2_sliding_layers(
     r = size_model(profiles["gemma2"], engine="transformers", context=ctx)
     assert r.estimate.kv_bytes_per_token == c["num_hidden_layers"] * per_layer
     assert r.estimate.kv_bytes_per_sequence == (n_full * ctx + n_slide * window) * per_layer
-    # vLLM pads the window by one prefill chunk plus one block (sizing.md §3.4)
+    # vLLM pads the window by one prefill chunk plus one block (its sliding-window manager)
     r2 = size_model(profiles["gemma2"], engine="vllm", context=ctx, max_batched_tokens=64)
     held = (math.ceil(min(window - 1 + 64, ctx) / 16) + 1) * 16
     assert r2.estimate.kv_bytes_per_sequence == (n_full * _blocks(ctx) + n_slide * held) * per_layer

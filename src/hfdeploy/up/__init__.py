@@ -5,7 +5,8 @@ model on this machine; ``report`` writes report.md, report.html and report.json;
 holds the result types and the step timer.
 """
 
+from hfdeploy.errors import UpError
 from hfdeploy.up.flow import run_up
-from hfdeploy.up.steps import Step, UpError, UpResult
+from hfdeploy.up.steps import Step, UpResult
 
 __all__ = ["Step", "UpError", "UpResult", "run_up"]

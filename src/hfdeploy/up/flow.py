@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from hfdeploy.envelope import Envelope, lowest
+from hfdeploy.errors import UpError
 from hfdeploy.up.local import serve_and_bench, serve_blocker
 from hfdeploy.up.report import write_up_reports
-from hfdeploy.up.steps import Flow, OnStep, UpError, UpResult
+from hfdeploy.up.steps import Flow, OnStep, UpResult
 
 __all__ = ["run_up"]
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hfdeploy.up.steps import Flow, UpError
+from hfdeploy.errors import UpError
+from hfdeploy.up.steps import Flow
 
 __all__ = ["serve_and_bench", "serve_blocker"]
 

@@ -10,17 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from hfdeploy.envelope import Envelope
-from hfdeploy.errors import HfDeployError
+from hfdeploy.errors import HfDeployError, UpError
 
-__all__ = ["Flow", "OnStep", "Step", "UpError", "UpResult"]
-
-
-class UpError(HfDeployError, fields=("step",)):
-    """A step of ``hfdeploy up`` failed; the message names the step."""
-
-    def __init__(self, step: str, message: str, *, hint: str) -> None:
-        super().__init__(f"step {step}: {message}", hint=hint)
-        self.step = step
+__all__ = ["Flow", "OnStep", "Step", "UpResult"]
 
 
 @dataclass(slots=True)
