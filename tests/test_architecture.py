@@ -113,6 +113,25 @@ def test_no_import_cycle() -> None:
     assert _cycles(_import_graph()) == []
 
 
+#: Packages from the bottom up: each may import only those before it (docs/architecture.md).
+LAYERS = ("_version", "errors", "envelope", "catalog", "model", "sizing", "plan", "render",
+          "audit", "serve", "bench", "up", "mcp", "cli")  # fmt: skip
+
+
+def test_packages_import_only_the_layers_below() -> None:
+    def layer(module: str) -> int:
+        return LAYERS.index(module.split(".")[1])
+
+    upward = [
+        f"{m} -> {t}"
+        for m, targets in _import_graph().items()
+        if m != "hfdeploy" and m != "hfdeploy.__main__"
+        for t in targets
+        if t != "hfdeploy" and layer(t) > layer(m)
+    ]
+    assert upward == []
+
+
 def test_the_cycle_finder_finds_cycles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]

@@ -1,4 +1,4 @@
-"""``hfdeploy profile memory``: sample a process tree's memory and give a leak verdict.
+"""Memory over time: sample a process tree (RSS, GPU memory) and give a leak verdict.
 
 Sampling reads RSS of the process and all its descendants (psutil), and GPU memory used by
 those processes through NVML when ``nvidia-ml-py`` and a driver are present. The verdict is

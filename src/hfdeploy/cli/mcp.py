@@ -21,7 +21,11 @@ def mcp_command(
     port: Annotated[int, typer.Option(help="Port for --http.")] = 8000,
     allowed_root: Annotated[
         Path | None,
-        typer.Option(help="The only folder tools may read or write files in [current directory]."),
+        typer.Option(
+            help="Audit paths, and every file a tool writes (generate, fetch, up, profile "
+            "reports), must be under this folder (default: the current one). Model folders "
+            "are read where they are."
+        ),
     ] = None,
     allowed_host: Annotated[
         list[str] | None,

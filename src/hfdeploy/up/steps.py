@@ -1,4 +1,4 @@
-"""What ``hfdeploy up`` returns and how it times its steps: ``Step``, ``UpResult``, ``UpError``."""
+"""What ``hfdeploy up`` returns and how it times its steps: ``Step``, ``UpResult``, ``Flow``."""
 
 from __future__ import annotations
 
