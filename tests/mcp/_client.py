@@ -9,10 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import jsonschema
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
+#: The four parts of every tool answer's text.
+ENVELOPE = ("Result:", "Confidence:", "Uncertainty Factors:", "Verification:")
+
+
+def check(result: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool result that succeeded, matches its output schema and says its envelope."""
+    assert not result.is_error, result.content[0].text
+    jsonschema.validate(result.structured_content, schema)
+    text = result.content[0].text
+    assert all(part in text for part in ENVELOPE), text
+    return dict(result.structured_content)
 
 
 def session(body: Callable[[ClientSession], Awaitable[Any]], *args: str) -> Any:

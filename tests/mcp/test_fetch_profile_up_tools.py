@@ -10,17 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from mcp import ClientSession
 from typer.testing import CliRunner
 
 from hfdeploy.cli.main import app
 from tests.fetch._hub import FakeHub, serve_hub
-from tests.mcp._client import session
+from tests.mcp._client import check, session
 from tests.serve._fixtures import free_port
 
-ENVELOPE = ("Result:", "Confidence:", "Uncertainty Factors:", "Verification:")
 SHA = "c" * 40
 FILES = {
     "config.json": b'{"model_type": "bert", "architectures": ["BertModel"]}',
@@ -29,14 +27,6 @@ FILES = {
     "tokenizer.json": b'{"version": "1.0"}',
 }
 IDLE = "import time\nwhile True:\n    time.sleep(0.05)\n"
-
-
-def _check(result: Any, schema: dict[str, Any]) -> dict[str, Any]:
-    assert not result.is_error, result.content[0].text
-    jsonschema.validate(result.structured_content, schema)
-    text = result.content[0].text
-    assert all(part in text for part in ENVELOPE), text
-    return dict(result.structured_content)
 
 
 async def _schemas(s: ClientSession) -> dict[str, Any]:
@@ -78,7 +68,7 @@ def test_fetch_model_locks_under_the_root_and_refuses_outside(hub: FakeHub, tmp_
         return schemas["fetch_model"], ok, refused_asked, outside, escape, unknown
 
     schema, ok, refused_asked, outside, escape, unknown = session(body, "--allowed-root", str(root))
-    data = _check(ok, schema)
+    data = check(ok, schema)
     folder = root / "models" / "tiny"
     assert data == json.loads((folder / "model.lock.json").read_text())
     assert data["commit_sha"] == SHA
@@ -126,7 +116,7 @@ def test_profile_memory_watches_a_pid_and_writes_only_under_the_root(
         return schemas["profile_memory"], ok, outside, command, far, neither
 
     schema, ok, outside, command, far, neither = session(body, "--allowed-root", str(root))
-    data = _check(ok, schema)
+    data = check(ok, schema)
     assert data["pid"] == pid
     assert data["rss"]["verdict"] == "stable", data["rss"]
     assert len(data["samples"]) > 10
@@ -155,7 +145,7 @@ def test_profile_memory_starts_a_command_only_when_allowed(tmp_path: Path) -> No
         return schemas["profile_memory"], res, after
 
     schema, res, after = session(body, "--allowed-root", str(tmp_path), "--allow-command")
-    data = _check(res, schema)
+    data = check(res, schema)
     assert data["samples"] and not data["process_exited"]
     assert not after.is_error
 
@@ -181,7 +171,7 @@ def test_run_up_serves_measures_and_reports_under_the_root(
         return schemas["run_up"], ok, outside, missing
 
     schema, ok, outside, missing = session(body, "--allowed-root", str(root))
-    data = _check(ok, schema)
+    data = check(ok, schema)
     out = root / "deploy"
     report = json.loads((out / "report.json").read_text())
     # report.json is written in the report step, before that step's own entry.
@@ -205,7 +195,7 @@ def test_run_up_without_serving_is_the_cli_json(minilm_dir: Path, tmp_path: Path
         return schemas["run_up"], res
 
     schema, res = session(body, "--allowed-root", str(tmp_path))
-    data = _check(res, schema)
+    data = check(res, schema)
     cli = CliRunner().invoke(
         app, ["up", str(minilm_dir), "--out", str(tmp_path / "deploy"), "--no-serve", "--json"]
     )

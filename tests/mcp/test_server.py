@@ -10,30 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import jsonschema
 import pytest
 from mcp import ClientSession
 from typer.testing import CliRunner
 
 from hfdeploy.cli.main import app
-from tests.mcp._client import HFDEPLOY
+from tests.mcp._client import HFDEPLOY, check
 from tests.mcp._client import session as _session
-
-ENVELOPE = ("Result:", "Confidence:", "Uncertainty Factors:", "Verification:")
 
 
 def _cli_json(*args: str) -> Any:
     res = CliRunner().invoke(app, [*args, "--json"])
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
-
-
-def _check(result: Any, schema: dict[str, Any]) -> dict[str, Any]:
-    assert not result.is_error, result.content[0].text
-    jsonschema.validate(result.structured_content, schema)
-    text = result.content[0].text
-    assert all(part in text for part in ENVELOPE), text
-    return dict(result.structured_content)
 
 
 def test_tools_are_listed_with_described_inputs_and_output_schemas() -> None:
@@ -65,14 +54,14 @@ def test_each_tool_answers_the_cli_json_object(minilm_dir: Path) -> None:
         schemas = {t.name: t.output_schema for t in (await s.list_tools()).tools}
         size_args = {"model": model, "gpu": "l4", "concurrency": 4}
         return {
-            "inspect": _check(
+            "inspect": check(
                 await s.call_tool("inspect_model", {"model": model}), schemas["inspect_model"]
             ),
-            "size": _check(
+            "size": check(
                 await s.call_tool("estimate_memory", size_args), schemas["estimate_memory"]
             ),
-            "gpus": _check(await s.call_tool("list_gpus", {}), schemas["list_gpus"]),
-            "engines": _check(await s.call_tool("list_engines", {}), schemas["list_engines"]),
+            "gpus": check(await s.call_tool("list_gpus", {}), schemas["list_gpus"]),
+            "engines": check(await s.call_tool("list_engines", {}), schemas["list_engines"]),
         }  # fmt: skip
 
     got = _session(body)
@@ -199,7 +188,7 @@ def test_audit_tool_by_path_under_the_root_inline_and_refused_outside(tmp_path: 
         return schema, by_path, inline, outside, escape, nothing
 
     schema, by_path, inline, outside, escape, nothing = _session(body, "--allowed-root", str(root))
-    data = _check(by_path, schema)
+    data = check(by_path, schema)
     assert [f["rule_id"] for f in data["findings"]] == ["HFD013"]
     import os
 
@@ -209,7 +198,7 @@ def test_audit_tool_by_path_under_the_root_inline_and_refused_outside(tmp_path: 
         assert data == _cli_json("audit", str(root / "k8s"))
     finally:
         os.chdir(cwd)
-    assert [f["rule_id"] for f in _check(inline, schema)["findings"]] == ["HFD013"]
+    assert [f["rule_id"] for f in check(inline, schema)["findings"]] == ["HFD013"]
     for res in (outside, escape, nothing):
         assert res.is_error
     assert "outside the allowed root" in outside.content[0].text
@@ -232,10 +221,10 @@ def test_plan_and_generate_tools(tmp_path: Path, minilm_dir: Path) -> None:
         return schemas, plan, gen, outside
 
     schemas, plan, gen, outside = _session(body, "--allowed-root", str(root))
-    data = _check(plan, schemas["plan_deployment"])
+    data = check(plan, schemas["plan_deployment"])
     assert data == _cli_json("plan", str(minilm_dir), "--gpu", "l4")
     assert data["engine"] == "tei"
-    written = _check(gen, schemas["generate_deployment"])
+    written = check(gen, schemas["generate_deployment"])
     assert (root / "deploy" / "compose.yaml").is_file()
     assert "k8s/deployment.yaml" in written["files"]
     assert outside.is_error
@@ -268,7 +257,7 @@ def test_benchmark_tool_loads_loopback_only_and_bounded() -> None:
     finally:
         fake.stop()
     schema = next(t for t in tools if t.name == "benchmark_endpoint").output_schema
-    data = _check(ok, schema)
+    data = check(ok, schema)
     assert data["summary"]["completed"] == 20
     assert data["summary"]["ttft_ms"]["p50"] >= 5
     assert "phases" in data and "records" not in data["phases"][0]
