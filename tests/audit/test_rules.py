@@ -224,3 +224,16 @@ def test_a_leader_worker_set_spreads_tp_x_pp_over_its_group() -> None:
 
     assert gpu_findings(lws(8)) == []  # 8 x 2 over 2 pods: 8 each
     assert gpu_findings(lws(16)) == ["16 GPU(s) requested but TP x PP = 8 per pod of a group of 2"]
+
+
+def test_a_null_probe_field_is_its_kubernetes_default() -> None:
+    # Regression: `initialDelaySeconds: null` (Kubernetes reads it as unset) crashed the audit
+    # with a TypeError. A startup probe of 10 s x null failures keeps the default 3: too short.
+    text = K8S_VLLM.replace(
+        "            periodSeconds: 10\n            failureThreshold: 120",
+        "            initialDelaySeconds: null\n            periodSeconds: 10\n"
+        "            failureThreshold: null",
+    )
+    assert text != K8S_VLLM
+    (finding,) = [f for f in audit_texts({"d.yaml": text}).findings if f.rule_id == "HFD008"]
+    assert "30s" in finding.message

@@ -126,9 +126,9 @@ def k8s_workloads(path: str, doc: Doc) -> list[Workload]:
                         Probe(
                             probe,
                             doc.line(*cp, f"{probe}Probe"),
-                            float(p.get("initialDelaySeconds", 0)),
-                            float(p.get("periodSeconds", 10)),
-                            int(p.get("failureThreshold", 3)),
+                            float(_set(p, "initialDelaySeconds", 0)),
+                            float(_set(p, "periodSeconds", 10)),
+                            int(_set(p, "failureThreshold", 3)),
                         )
                     )
             limits = (c.get("resources") or {}).get("limits") or {}
@@ -166,3 +166,9 @@ def _volume_kind(vol: dict[str, Any]) -> Any:
     if "csi" in vol or "nfs" in vol:
         return "pvc"
     return "other"
+
+
+def _set(fields: dict[str, Any], key: str, default: float) -> Any:
+    """A field's value, or Kubernetes' default when it is absent or null (null is unset)."""
+    value = fields.get(key)
+    return default if value is None else value
