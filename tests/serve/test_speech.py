@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,3 +95,17 @@ def test_decode_audio_resamples_to_the_model_rate() -> None:
     assert samples.dtype == np.float32
     assert samples.ndim == 1
     assert abs(len(samples) - 32000) <= 1
+
+
+def test_a_soundfile_that_fails_to_import_is_not_called_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: a soundfile that is installed but cannot load (its C library, say) was
+    # reported as "not installed", sending users to reinstall what they have.
+    from hfdeploy.errors import MissingDependencyError
+
+    (tmp_path / "soundfile.py").write_text("raise ImportError('cannot load libsndfile')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "soundfile", raising=False)
+    with pytest.raises(MissingDependencyError, match="fails to import: cannot load libsndfile"):
+        decode_audio(b"RIFF", 16000)

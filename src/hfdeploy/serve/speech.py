@@ -40,7 +40,9 @@ def decode_audio(data: bytes, rate: int) -> np.ndarray:
     try:
         import soundfile
     except ImportError as e:
-        raise MissingDependencyError("soundfile", extra="serve", purpose="decode audio") from e
+        raise MissingDependencyError(
+            "soundfile", extra="serve", purpose="decode audio", failure=e
+        ) from e
     try:
         samples, source_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises its own LibsndfileError and RuntimeError
