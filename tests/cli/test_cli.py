@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -133,3 +135,28 @@ def test_an_installed_but_broken_dependency_is_not_called_missing() -> None:
     gone = ModuleNotFoundError("No module named 'transformers'", name="transformers")
     e = MissingDependencyError("transformers", extra="serve", purpose="serve", failure=gone)
     assert e.message.endswith("is not installed")
+
+
+def test_help_text_survives_rich_rendering() -> None:
+    # Regression: Rich read "[cpu]" in `serve --help` as a markup tag and dropped it, and
+    # turned "uniform:A:B" in `bench --help` into an emoji. Help text must not look like
+    # markup (a [word] tag) or an emoji code (:a:).
+    import re
+
+    import typer.main
+
+    def commands(cmd: Any) -> Iterator[Any]:
+        yield cmd
+        for sub in getattr(cmd, "commands", {}).values():
+            yield from commands(sub)
+
+    bad = [
+        f"{cmd.name} {p.name}: {p.help}"
+        for cmd in commands(typer.main.get_command(app))
+        for p in cmd.params
+        if getattr(p, "help", None)
+        and (re.search(r"\[[a-z][a-z0-9 ]*\]", p.help) or re.search(r":[a-zA-Z]:", p.help))
+    ]
+    assert bad == []
+    res = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert "cpu or cuda (default: cpu)" in res.output

@@ -38,10 +38,10 @@ def bench_command(
         str, typer.Option(help="'synthetic' or a JSONL file (prompt/messages/text/texts).")
     ] = "synthetic",
     input_tokens: Annotated[
-        str, typer.Option(help="Synthetic input length: N, uniform:A:B or normal:MEAN:STD.")
+        str, typer.Option(help="Synthetic input length: N, uniform:MIN:MAX or normal:MEAN:STD.")
     ] = "128",
     output_tokens: Annotated[
-        str, typer.Option(help="Output length asked for: N, uniform:A:B or normal:MEAN:STD.")
+        str, typer.Option(help="Output length asked for: N, uniform:MIN:MAX or normal:MEAN:STD.")
     ] = "128",
     batch_size: Annotated[
         int, typer.Option(help="Inputs per request for embeddings; documents per rerank.")

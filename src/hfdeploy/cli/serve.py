@@ -44,8 +44,10 @@ ApiKeyOpt = Annotated[
     str | None,
     typer.Option(help="Require 'Authorization: Bearer KEY' (or set HFDEPLOY_API_KEY)."),
 ]
-DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda [cpu].")]
-DtypeOpt = Annotated[str | None, typer.Option(help="auto, float32, float16 or bfloat16 [auto].")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda (default: cpu).")]
+DtypeOpt = Annotated[
+    str | None, typer.Option(help="auto, float32, float16 or bfloat16 (default: auto).")
+]
 AllowPickleOpt = Annotated[
     bool | None, typer.Option("--allow-pickle", help="Load pickle weights (can run code).")
 ]
@@ -60,9 +62,9 @@ ThreadsOpt = Annotated[int | None, typer.Option(help="Torch threads (default: CP
 NoWarmupOpt = Annotated[
     bool, typer.Option("--no-warmup", help="Skip warmup (ready sooner, first calls slow).")
 ]
-LogFormatOpt = Annotated[str | None, typer.Option(help="text or json [text].")]
+LogFormatOpt = Annotated[str | None, typer.Option(help="text or json (default: text).")]
 JsonLogsOpt = Annotated[bool, typer.Option("--json", help="Same as --log-format json.")]
-LogLevelOpt = Annotated[str | None, typer.Option(help="debug, info, warning [info].")]
+LogLevelOpt = Annotated[str | None, typer.Option(help="debug, info, warning (default: info).")]
 DrainTimeoutOpt = Annotated[
     float | None, typer.Option(help="Seconds to drain in-flight requests on SIGTERM [30].")
 ]
