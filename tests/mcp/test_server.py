@@ -235,7 +235,7 @@ def test_plan_and_generate_tools(tmp_path: Path, minilm_dir: Path) -> None:
 def test_benchmark_tool_loads_loopback_only_and_bounded() -> None:
     from tests.bench.conftest import start_fake
 
-    fake = start_fake("--ttft-ms", "5", "--tpot-ms", "1")
+    fake = start_fake("--ttft-ms", "20", "--tpot-ms", "1")
     far = "http://10.1.2.3:8080"
     try:
 
@@ -259,7 +259,9 @@ def test_benchmark_tool_loads_loopback_only_and_bounded() -> None:
     schema = next(t for t in tools if t.name == "benchmark_endpoint").output_schema
     data = check(ok, schema)
     assert data["summary"]["completed"] == 20
-    assert data["summary"]["ttft_ms"]["p50"] >= 5
+    # The server's 20 ms before the first token are in the measured TTFT (asyncio may wake a
+    # sleep up to a clock tick early: 5 ms once measured 4.76 ms, so the bound leaves room).
+    assert data["summary"]["ttft_ms"]["p50"] >= 15
     assert "phases" in data and "records" not in data["phases"][0]
     assert refused.is_error and "neither loopback nor an allowed host" in refused.content[0].text
     assert too_long.is_error and "more than 120 s" in too_long.content[0].text
