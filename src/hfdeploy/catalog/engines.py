@@ -225,9 +225,12 @@ def find_engine(name: str, *, deployable: bool = False) -> EngineSpec:
     names = [n for n, e in catalog.items() if e.deploy is not None or not deployable]
     key = name.strip().lower().replace("llamacpp", "llama.cpp")
     if key not in names:
-        raise InvalidSettingError(
-            "engine", name, "not in the engine catalog", hint="Use one of: " + ", ".join(names)
+        why = (
+            "hfdeploy sizes or recognises it but does not deploy it"
+            if key in catalog
+            else ("not in the engine catalog")
         )
+        raise InvalidSettingError("engine", name, why, hint="Use one of: " + ", ".join(names))
     return catalog[key]
 
 
