@@ -1,6 +1,6 @@
 """Check that every flag hfdeploy writes for vLLM or SGLang exists in the pinned release.
 
-The engine catalog (src/hfdeploy/plan/engines.json) pins an image tag per engine; a flag
+The engine catalog (src/hfdeploy/catalog/engines.json) pins an image tag per engine; a flag
 renamed or removed upstream would make the generated deployment crash at start. This
 script reads the released source of the pinned version (the vLLM sdist or the SGLang
 wheel, from PyPI) without installing it, collects the command-line flags its parsers
