@@ -16,6 +16,8 @@ from hfdeploy.render.generate import generate_deployment
 from tests._synthetic import LLAMA3_8B, config_folder
 
 GIB = 2**30
+#: The Hub repository the local test folder is published at: Endpoints loads it from there.
+REPO = "acme/l8@" + "b" * 40
 
 
 def test_every_offer_is_a_catalog_gpu() -> None:
@@ -67,13 +69,13 @@ def test_generate_writes_the_instance_or_leaves_the_file_out(tmp_path: Path) -> 
 
     model = config_folder(tmp_path / "l8", LLAMA3_8B)
     profile = inspect_model(str(model))
-    h100 = plan_deployment(profile, gpu="h100")
+    h100 = plan_deployment(profile, gpu="h100", repo=REPO)
     generate_deployment(h100, tmp_path / "h100", lock=False)
     body = json.loads((tmp_path / "h100/hf-endpoint.json").read_text())
     assert (body["instance_type"], body["instance_size"]) == ("nvidia-h200", "x1")
     assert set(body) <= set(inspect.signature(HfApi.create_inference_endpoint).parameters)
     assert any("nvidia-h200" in n for n in h100.notes)
-    mi300x = plan_deployment(profile, gpu="mi300x")
+    mi300x = plan_deployment(profile, gpu="mi300x", repo=REPO)
     generate_deployment(mi300x, tmp_path / "mi300x", lock=False)
     assert not (tmp_path / "mi300x/hf-endpoint.json").exists()
     readme = (tmp_path / "mi300x/README.md").read_text()
@@ -84,7 +86,9 @@ def test_generate_writes_the_instance_or_leaves_the_file_out(tmp_path: Path) -> 
 def test_rare_traffic_scales_the_endpoint_to_zero(tmp_path: Path) -> None:
     model = config_folder(tmp_path / "l8", LLAMA3_8B)
     profile = inspect_model(str(model))
-    rare = plan_deployment(profile, gpu="h200", traffic_rps=1 / 3600, active_hours_per_day=24)
+    rare = plan_deployment(
+        profile, gpu="h200", traffic_rps=1 / 3600, active_hours_per_day=24, repo=REPO
+    )
     assert rare.cost.cheaper == "scale-to-zero"
     assert rare.endpoint is not None and rare.endpoint.scale_to_zero_minutes == 60
     assert any("scales to zero after 60 min idle" in n for n in rare.notes)
@@ -93,8 +97,8 @@ def test_rare_traffic_scales_the_endpoint_to_zero(tmp_path: Path) -> None:
     assert (body["min_replica"], body["scale_to_zero_timeout"]) == (0, 60)
     # Busy traffic, or no traffic given: the endpoint keeps its replicas.
     for plan in (
-        plan_deployment(profile, gpu="h200", traffic_rps=5.0, active_hours_per_day=24),
-        plan_deployment(profile, gpu="h200"),
+        plan_deployment(profile, gpu="h200", traffic_rps=5.0, active_hours_per_day=24, repo=REPO),
+        plan_deployment(profile, gpu="h200", repo=REPO),
     ):
         generate_deployment(plan, tmp_path / "kept", lock=False)
         body = json.loads((tmp_path / "kept/hf-endpoint.json").read_text())

@@ -58,7 +58,10 @@ def test_dockerfiles_install_under_the_constraints(tmp_path: Path) -> None:
 
     folder = tmp_path / "whisper"
     build_model("whisper").save_pretrained(folder)
-    plan = plan_deployment(inspect_model(str(folder)))
+    # A registry and a pinned repository: the server and fetch images are both written.
+    plan = plan_deployment(
+        inspect_model(str(folder)), registry="ghcr.io/acme", repo="acme/whisper@" + "c" * 40
+    )
     assert plan.engine.name == "hfdeploy"
     out = tmp_path / "out"
     generate_deployment(plan, out, lock=False)

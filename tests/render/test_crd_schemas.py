@@ -25,7 +25,10 @@ from tests._synthetic import LLAMA3_8B, LLAMA_405B, config_folder
 def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     root = tmp_path_factory.mktemp("crd")
     model = config_folder(root / "l405", LLAMA_405B)
-    big = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32)
+    # A shared (ReadWriteMany) volume: the stages of a multi-node group run on three nodes.
+    big = plan_deployment(
+        inspect_model(str(model)), gpu="h100", context=32768, concurrency=32, storage_class="nfs"
+    )
     generate_deployment(big, root / "lws", lock=False)
     small = config_folder(root / "l8b", LLAMA3_8B)
     generate_deployment(

@@ -30,6 +30,15 @@ from tests._synthetic import (
 )
 from tests.serve._fixtures import free_port, wait_ready
 
+#: Where these deployments go: an image registry, the Hub repository each local test model is
+#: published at (pinned), a ReadWriteMany storage class. With all three every file is written.
+SHA = "a" * 40
+
+
+def dest(name: str) -> dict[str, str]:
+    return {"registry": "ghcr.io/acme", "repo": f"acme/{name}@{SHA}", "storage_class": "shared"}
+
+
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
 
 
@@ -43,7 +52,7 @@ def matrix(
     llama_shaped_checkpoint(llama70b, LLAMA3_70B, shards=2)
     gguf = root / "tiny.gguf"
     write_gguf(gguf)
-    return {
+    cases = {
         "minilm-tei": (minilm_dir, {"gpu": "l4"}),
         "minilm-cpu": (minilm_dir, {"gpu": "cpu"}),
         "minilm-hfdeploy": (minilm_dir, {"engine": "hfdeploy"}),
@@ -55,6 +64,7 @@ def matrix(
         "whisper": (tiny_models["whisper"], {}),
         "gguf": (gguf, {}),
     }
+    return {case: (model, knobs | dest(case)) for case, (model, knobs) in cases.items()}
 
 
 def _generate(model: Path, knobs: dict[str, Any], out: Path) -> Any:
@@ -95,8 +105,12 @@ def test_every_target_is_valid_audited_and_stable(
         "model.lock.json",
         "fetch.Dockerfile",
         "constraints.txt",
-        *(f"k8s/{n}.yaml" for n in ("deployment", "service", "hpa", "pdb", "pvc", "fetch-job")),
+        *(f"k8s/{n}.yaml" for n in ("deployment", "service", "hpa", "pvc", "fetch-job")),
     }
+    if plan.scaling.replicas > 1:  # a PDB only where one pod may go without an outage
+        expected.add("k8s/pdb.yaml")
+    # The images install the wheel generate writes beside their Dockerfiles.
+    expected.add("dist/hfdeploy-0.1.0-py3-none-any.whl")
     if plan.engine.name == "hfdeploy":
         expected.add("Dockerfile")
     if case == "llama70b":
@@ -173,10 +187,13 @@ def test_the_hfdeploy_entrypoint_reaches_ready_outside_a_container(
 ) -> None:
     model, knobs = matrix["minilm-hfdeploy"]
     _generate(model, knobs, tmp_path)
-    line = next(
-        x for x in (tmp_path / "Dockerfile").read_text().splitlines() if x.startswith("ENTRYPOINT")
-    )
-    argv = json.loads(line.removeprefix("ENTRYPOINT "))
+    lines = (tmp_path / "Dockerfile").read_text().splitlines()
+    # The process the image runs: ENTRYPOINT, then CMD (what compose and Kubernetes override).
+    (entry,) = [
+        json.loads(x.removeprefix("ENTRYPOINT ")) for x in lines if x.startswith("ENTRYPOINT")
+    ]
+    (cmd,) = [json.loads(x.removeprefix("CMD ")) for x in lines if x.startswith("CMD ")]
+    argv = [*entry, *cmd]
     port = free_port()
     # /repository is a local folder here; the port a free one.
     argv = [str(model) if a == "/repository" else a for a in argv]
@@ -221,7 +238,8 @@ def test_a_gguf_file_locks_that_file_only(matrix: dict[str, Any], tmp_path: Path
 def test_a_model_one_node_cannot_hold_gets_a_leader_worker_set(tmp_path: Path) -> None:
     model = config_folder(tmp_path / "l405", LLAMA_405B)
     # 32k tokens x 32 requests: 8 x H100 cannot hold weights and KV cache, even at fp8.
-    plan = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32)
+    plan = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32,
+                           **dest("l405"))  # fmt: skip
     assert (plan.tp, plan.pp, plan.gpu_count) == (8, 3, 24)
     assert "pipeline parallel across 3 nodes" in plan.reasons[-1]
     assert plan.command.args[-4:] == (
@@ -275,7 +293,8 @@ def test_plan_for_targets(tmp_path: Path) -> None:
 
 def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
     model = config_folder(tmp_path / "l8", LLAMA3_8B)
-    plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="triton", context=8192)
+    plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="triton", context=8192,
+                           **dest("l8"))  # fmt: skip
     out = tmp_path / "out"
     generate_deployment(plan, out, lock=False)
     # Before: `command: []` and no model repository, so the container served nothing.
@@ -300,9 +319,14 @@ def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
     assert cm["data"]["model.json"] == (out / f"triton/{name}/1/model.json").read_text()
     pod = yaml.safe_load((out / "k8s/deployment.yaml").read_text())["spec"]["template"]["spec"]
     (vol,) = [v for v in pod["volumes"] if v["name"] == "triton"]
-    assert [i["path"] for i in vol["configMap"]["items"]] == [
-        f"{name}/config.pbtxt",
-        f"{name}/1/model.json",
+    assert vol["configMap"] == {"name": f"{name}-triton"}
+    # File by file: a ConfigMap volume mounted as the repository folder also holds hidden
+    # ..data and ..<timestamp> entries, which Triton takes for models and fails to load
+    # (before, the whole volume was mounted at /models).
+    mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "triton"]
+    assert [(m["mountPath"], m["subPath"]) for m in mounts] == [
+        (f"/models/{name}/config.pbtxt", "config.pbtxt"),
+        (f"/models/{name}/1/model.json", "model.json"),
     ]
     assert {"name": "metrics", "containerPort": 8002} in pod["containers"][0]["ports"]
     for manifest in sorted((out / "k8s").glob("*.yaml")):
@@ -324,7 +348,7 @@ def test_sglang_runs_its_launcher(tmp_path: Path) -> None:
     # lmsysorg/sglang has no ENTRYPOINT that starts the server (SGLang's own compose sets
     # `entrypoint: python3 -m sglang.launch_server`): flags alone would be run as a program.
     model = config_folder(tmp_path / "l8", LLAMA3_8B)
-    plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="sglang")
+    plan = plan_deployment(inspect_model(str(model)), gpu="h100", engine="sglang", **dest("l8"))
     out = tmp_path / "out"
     generate_deployment(plan, out, lock=False)
     launcher = ["python3", "-m", "sglang.launch_server"]
@@ -341,7 +365,7 @@ def test_sglang_runs_its_launcher(tmp_path: Path) -> None:
     endpoint = json.loads((out / "hf-endpoint.json").read_text())
     assert endpoint["container_command"] == launcher
     # and the vLLM image, whose ENTRYPOINT is `vllm serve`, gets arguments only
-    vllm = plan_deployment(inspect_model(str(model)), gpu="h100")
+    vllm = plan_deployment(inspect_model(str(model)), gpu="h100", **dest("l8"))
     generate_deployment(vllm, tmp_path / "vllm", lock=False)
     (svc,) = yaml.safe_load((tmp_path / "vllm/compose.yaml").read_text())["services"].values()
     assert "entrypoint" not in svc

@@ -82,6 +82,8 @@ class Routes:
     metrics_prefix: str
     #: The per-pod queue length an autoscaler watches.
     queue_metric: str
+    #: Seconds a health request may take: probes and health checks wait this long for it.
+    probe_timeout_s: int = 5
     #: The port of the metrics route when it is not the serving port (Triton: 8002).
     metrics_port: int | None = None
 
@@ -114,6 +116,11 @@ class EngineDeploy:
     model_positional: bool = False
     #: The non-root uid the image is documented to run as (None: the image's default).
     run_as_user: int | None = None
+    #: Where the engine writes caches (Hub, compile): a volume is mounted there, writable by
+    #: the user it runs as; the environment points the caches into it.
+    cache_dir: str = "/cache"
+    #: Where each fact the files rely on comes from (entrypoint, user, cache, health, port...).
+    evidence: dict[str, str] = field(default_factory=dict)
 
     def image_ref(self, compute_capability: str | None = None) -> str:
         """``image:tag``, with the GPU-architecture tag when the engine has one."""
@@ -152,6 +159,8 @@ class EngineSpec:
     tensor_parallel: bool
     #: In maintenance mode upstream: chosen only when asked.
     maintenance: bool
+    #: On-the-fly weight quantizations it can apply to a float checkpoint (``fp8``).
+    quantizations: tuple[str, ...]
     #: None: hfdeploy does not size it (the audit recognises it only).
     sizing: EngineSizing | None
     #: None: hfdeploy does not deploy it (sizing or audit only).
@@ -166,6 +175,7 @@ class EngineSpec:
             "tasks": list(self.tasks), "model_types": list(self.model_types),
             "formats": list(self.formats), "gpu": self.gpu,
             "tensor_parallel": self.tensor_parallel, "maintenance": self.maintenance,
+            "quantizations": list(self.quantizations),
             "sizing": self.sizing.to_dict() if self.sizing else None,
             "deploy": self.deploy.to_dict() if self.deploy else None,
             "detect": self.detect.to_dict(),
@@ -201,6 +211,7 @@ def engine_catalog() -> dict[str, EngineSpec]:
         out[name] = EngineSpec(
             name=name, note=e["note"], kinds=tuple(e["kinds"]), formats=tuple(e["formats"]),
             gpu=e["gpu"], tensor_parallel=e["tensor_parallel"], maintenance=e["maintenance"],
+            quantizations=tuple(e.get("quantizations", ())),
             sizing=sizing[s] if isinstance(s, str) else sizing.get(name),
             deploy=_deploy(e["deploy"]) if "deploy" in e else None,
             detect=EngineDetect(tuple(detect.get("images", ())),

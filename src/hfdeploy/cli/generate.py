@@ -9,6 +9,7 @@ import typer
 
 from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import ModelArg
+from hfdeploy.cli.plan import RegistryOpt, RepoOpt, StorageClassOpt
 from hfdeploy.model.resolve import inspect_model
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.plan.result import TARGETS
@@ -28,6 +29,9 @@ def generate_command(
     context: Annotated[int | None, typer.Option(help="Tokens per request to hold.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests held at once.")] = None,
     traffic: Annotated[float | None, typer.Option(help="Target requests per second.")] = None,
+    registry: RegistryOpt = None,
+    repo: RepoOpt = None,
+    storage_class: StorageClassOpt = None,
     no_lock: Annotated[
         bool, typer.Option("--no-lock", help="Do not hash a local model into model.lock.json.")
     ] = False,
@@ -39,7 +43,8 @@ def generate_command(
         targets = tuple(t.strip() for t in target.split(",") if t.strip())
         plan = plan_deployment(
             inspect_model(model), gpu=gpu, engine=engine, context=context,
-            concurrency=concurrency, traffic_rps=traffic, targets=targets,
+            concurrency=concurrency, traffic_rps=traffic, targets=targets, registry=registry,
+            repo=repo, storage_class=storage_class,
         )  # fmt: skip
         written = generate_deployment(plan, out, targets=targets, lock=not no_lock)
     rel = [str(p.relative_to(out)) for p in written]

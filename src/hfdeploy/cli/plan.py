@@ -15,7 +15,9 @@ from hfdeploy.model.resolve import inspect_model
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.plan.result import Plan
 
-__all__ = ["parse_slo", "plan_command", "render_plan"]
+__all__ = [
+    "RegistryOpt", "RepoOpt", "StorageClassOpt", "parse_slo", "plan_command", "render_plan",
+]  # fmt: skip
 
 
 def parse_slo(raw: str | None) -> float | None:
@@ -92,6 +94,29 @@ def parse_targets(text: str | None) -> tuple[str, ...] | None:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where hfdeploy's own images are pushed (e.g. ghcr.io/acme): the hfdeploy engine's "
+        "cluster and Endpoints files, and the Kubernetes fetch Job, need it."
+    ),
+]
+RepoOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="For a local folder: the Hub repository it is published at, pinned "
+        "(OWNER/NAME@COMMIT). Inference Endpoints and the fetch Job load it from there."
+    ),
+]
+StorageClassOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="A StorageClass offering ReadWriteMany: with it, more than one pod (replicas, "
+        "autoscaling, pipeline stages) can mount the model volume."
+    ),
+]
+
+
 def plan_command(
     model: ModelArg,
     gpu: Annotated[
@@ -110,6 +135,9 @@ def plan_command(
             "hf-endpoint); multi-node plans need k8s."
         ),
     ] = None,
+    registry: RegistryOpt = None,
+    repo: RepoOpt = None,
+    storage_class: StorageClassOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """The engine with reasons, GPUs and TP, engine flags, throughput ceiling, replicas, cost."""
@@ -126,6 +154,9 @@ def plan_command(
             slo_p95_ms=parse_slo(slo),
             active_hours_per_day=active_hours,
             targets=parse_targets(target),
+            registry=registry,
+            repo=repo,
+            storage_class=storage_class,
         )
     if json_:
         out.data(plan.to_dict())

@@ -12,7 +12,18 @@ from pydantic import Field
 
 from hfdeploy.envelope import Envelope
 from hfdeploy.mcp.schemas import AuditOutput, GenerateOutput, LockOutput
-from hfdeploy.mcp.toolkit import READ_ONLY, Ctx, Model, answer, call, limits, tool
+from hfdeploy.mcp.toolkit import (
+    READ_ONLY,
+    Ctx,
+    Model,
+    Registry,
+    Repo,
+    StorageClass,
+    answer,
+    call,
+    limits,
+    tool,
+)
 from hfdeploy.model.lock import ModelLock
 from hfdeploy.model.resolve import inspect_model as _inspect_model
 
@@ -35,6 +46,9 @@ async def generate_deployment(
     engine: Annotated[str | None, Field(description="Force an engine.")] = None,
     context: Annotated[int | None, Field(description="Tokens per request.", gt=0)] = None,
     concurrency: Annotated[int | None, Field(description="Requests held at once.", gt=0)] = None,
+    registry: Registry = None,
+    repo: Repo = None,
+    storage_class: StorageClass = None,
     *,
     ctx: Ctx,
 ) -> Annotated[CallToolResult, GenerateOutput]:
@@ -50,7 +64,8 @@ async def generate_deployment(
 
     def run() -> Any:
         p = plan(_inspect_model(model), gpu=gpu, engine=engine, context=context,
-                 concurrency=concurrency, targets=targets)  # fmt: skip
+                 concurrency=concurrency, targets=targets, registry=registry, repo=repo,
+                 storage_class=storage_class)  # fmt: skip
         written = generate(p, folder, targets=targets)
         return p, [str(w.relative_to(folder)) for w in written]
 

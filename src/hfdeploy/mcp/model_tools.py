@@ -14,7 +14,7 @@ from pydantic import Field
 from hfdeploy.catalog.engines import engine_catalog, engines_envelope, sizing_engines
 from hfdeploy.catalog.gpus import gpu_catalog
 from hfdeploy.mcp.schemas import EngineList, GpuList, InspectOutput, PlanOutput, SizeOutput
-from hfdeploy.mcp.toolkit import READ_ONLY, Model, answer, call, tool
+from hfdeploy.mcp.toolkit import READ_ONLY, Model, Registry, Repo, StorageClass, answer, call, tool
 from hfdeploy.model.resolve import inspect_model as _inspect_model
 from hfdeploy.sizing.report import size_model
 from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, QUANTIZATIONS
@@ -110,6 +110,9 @@ async def plan_deployment(
     context: Annotated[int | None, Field(description="Tokens per request to hold.", gt=0)] = None,
     concurrency: Annotated[int | None, Field(description="Requests held at once.", gt=0)] = None,
     traffic: Annotated[float | None, Field(description="Target requests per second.", gt=0)] = None,
+    registry: Registry = None,
+    repo: Repo = None,
+    storage_class: StorageClass = None,
 ) -> Annotated[CallToolResult, PlanOutput]:
     """The engine with reasons and rejected alternatives, GPU type and count, TP, engine
     flags, decode roofline, replicas, cold start and cost. The result is
@@ -119,7 +122,8 @@ async def plan_deployment(
 
     result = await call(lambda: plan(
         _inspect_model(model), gpu=gpu, engine=engine, context=context,
-        concurrency=concurrency, traffic_rps=traffic,
+        concurrency=concurrency, traffic_rps=traffic, registry=registry, repo=repo,
+        storage_class=storage_class,
     ))  # fmt: skip
     return answer(result.to_dict(), result.envelope)
 

@@ -25,8 +25,8 @@ from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
 
 __all__ = [
-    "LOOPBACK", "READ_ONLY", "Ctx", "Limits", "Model", "RegisteredTool", "answer", "call",
-    "limits", "registered_tools", "tool",
+    "LOOPBACK", "READ_ONLY", "Ctx", "Limits", "Model", "RegisteredTool", "Registry", "Repo",
+    "StorageClass", "answer", "call", "limits", "registered_tools", "tool",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -43,6 +43,26 @@ Model = Annotated[
         description="A local folder, a .gguf file, or a Hub id ('owner/name'), "
         "optionally '@revision' (a branch, tag or 40-hex commit)."
     ),
+]
+
+
+Registry = Annotated[
+    str | None,
+    Field(
+        description="Where hfdeploy's own images are pushed (e.g. ghcr.io/acme); the hfdeploy "
+        "engine's cluster and Endpoints files and the Kubernetes fetch Job need it."
+    ),
+]
+Repo = Annotated[
+    str | None,
+    Field(
+        description="For a local folder: the Hub repository it is published at, pinned "
+        "(OWNER/NAME@COMMIT)."
+    ),
+]
+StorageClass = Annotated[
+    str | None,
+    Field(description="A StorageClass offering ReadWriteMany, for more than one pod."),
 ]
 
 

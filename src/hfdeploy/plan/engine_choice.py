@@ -66,6 +66,11 @@ def _asked(p: ModelProfile, asked: str) -> EngineChoice:
     kind, task = p.task.kind, p.task.task
     if p.weights_source.startswith("gguf") and "gguf" not in e.formats:
         raise InvalidSettingError("engine", asked, "it does not load GGUF files; use llama.cpp")
+    if not p.weights_source.startswith("gguf") and "safetensors" not in e.formats:
+        raise InvalidSettingError(
+            "engine", asked, f"it loads {', '.join(e.formats)} files only, and this model has none",
+            hint="Convert the model to GGUF for it, or let `hfdeploy plan` choose (no --engine).",
+        )  # fmt: skip
     if kind not in e.kinds or (e.tasks and task not in e.tasks):
         able = [n for n, c in engine_catalog().items() if kind in c.kinds and c.deploy]
         raise InvalidSettingError(

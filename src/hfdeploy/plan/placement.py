@@ -46,7 +46,8 @@ def fit_one_node(
     """The cheapest (GPU, TP) that fits; quantization fp8 only where the GPU has it."""
     best: tuple[float, Placement] | None = None
     degrees = _TP_DEGREES if engine.tensor_parallel else (1,)
-    for quant in (None, "fp8"):
+    # fp8 weights only where the engine can quantize on the fly and the GPU computes in fp8.
+    for quant in (None, *(q for q in ("fp8",) if q in engine.quantizations)):
         for g in gpus:
             if quant and not g.fp8_tflops:
                 continue

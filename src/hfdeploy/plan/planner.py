@@ -17,6 +17,7 @@ from hfdeploy.catalog.gpus import GPU
 from hfdeploy.errors import DoesNotFitError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.cost import Cost, cold_start, cost
+from hfdeploy.plan.destination import Destination, destination
 from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance, no_endpoint
 from hfdeploy.plan.engine_choice import choose_engine
 from hfdeploy.plan.envelope import plan_envelope
@@ -54,8 +55,14 @@ def plan_deployment(
     output_tokens: int = 256,
     active_hours_per_day: float = 8.0,
     targets: tuple[str, ...] | None = None,
+    registry: str | None = None,
+    repo: str | None = None,
+    storage_class: str | None = None,
 ) -> Plan:
     """Choose engine, GPUs and flags for ``profile``; estimate throughput, replicas, cost.
+
+    ``registry``, ``repo`` and ``storage_class`` say what no model can tell of where it runs
+    (see ``plan.destination``); the targets that need one it lacks are listed as not written.
 
     Raises:
         DoesNotFitError: nothing up to TP 8 (or fp8) fits, nor 2-4 nodes of 8 for vLLM on
@@ -69,6 +76,7 @@ def plan_deployment(
                 "target", ",".join(targets), "unknown" if unknown else "empty",
                 hint="Use a comma-separated subset of: " + ",".join(TARGETS),
             )  # fmt: skip
+    dest = destination(profile, registry=registry, repo=repo, storage_class=storage_class)
     cpu = gpu is not None and gpu.lower() == "cpu"
     choice = choose_engine(profile, engine, cpu=cpu)
     spec, reasons = choice.spec, choice.reasons
@@ -97,12 +105,21 @@ def plan_deployment(
     d = spec.deploy
     if d is None:  # choose_engine picks deployable engines only
         raise InvalidSettingError("engine", spec.name, "hfdeploy does not deploy it")
-    image = d.image_ref(chosen.compute_capability if chosen else "cpu")
+    # hfdeploy's own image is built from the generated Dockerfile: it is where it is pushed.
+    image = (
+        dest.image(d.image, d.tag)
+        if spec.name == "hfdeploy"
+        else d.image_ref(chosen.compute_capability if chosen else "cpu")
+    )
     roof = roofline(profile, report, chosen, tp, output_tokens)
     scale = scaling(roof, traffic_rps, slo_p95_ms, tp)
     cold = cold_start(spec.name, d, profile)
     money = cost(chosen, tp * pp, scale, cold, active_hours_per_day)
     endpoint = _endpoint(spec, chosen, tp, pp, report, targets, money, traffic_rps, notes)
+    blocked = _blocked(spec.name, profile, dest, scale.replicas, pp, targets)
+    notes += [f"{t}: not written: {why}" for t, why in blocked]
+    if targets is None or "k8s" in targets:
+        notes += _volume_note(dest, blocked)
     if d.requires and chosen is not None:
         notes.append(f"the image {image} needs {d.requires}")
     if d.tag_source.startswith("unverified"):
@@ -114,7 +131,7 @@ def plan_deployment(
         gpu=chosen, tp=tp, quantization=quant, size=report, image=image,
         command=Command(tuple(args), dict(d.env)), roofline=roof, scaling=scale,
         cold_start=cold, cost=money, envelope=envelope, notes=tuple(notes), pp=pp,
-        targets=targets, endpoint=endpoint,
+        targets=targets, endpoint=endpoint, destination=dest, blocked=tuple(blocked),
     )  # fmt: skip
 
 
@@ -202,3 +219,47 @@ def _endpoint(
             f"{money.cold_start_penalty_s}s cold start"
         )
     return endpoint
+
+
+def _blocked(
+    engine: str,
+    profile: ModelProfile,
+    dest: Destination,
+    replicas: int,
+    pp: int,
+    targets: tuple[str, ...] | None,
+) -> list[tuple[str, str]]:
+    """The planned targets whose files would need a flag that was not given, and why."""
+    out: list[tuple[str, str]] = []
+    if engine == "hfdeploy" and dest.registry is None:
+        why = (
+            "it pulls hfdeploy's server image, which is built from the generated Dockerfile: "
+            "push it to a registry and pass --registry"
+        )
+        out += [("k8s", why), ("kserve", why), ("hf-endpoint", why)]
+    if profile.source == "local" and dest.repo_id is None:
+        out.append((
+            "hf-endpoint",
+            "Inference Endpoints loads the model from the Hub, and this one is a local "
+            "folder: publish it and pass --repo OWNER/NAME@COMMIT",
+        ))  # fmt: skip
+    pods = max(replicas, pp)
+    if pods > 1 and dest.storage_class is None:
+        why = (
+            f"{pods} pods ({'pipeline stages' if pp > 1 else 'replicas'}) read the model from "
+            "one volume, which needs a ReadWriteMany storage class: pass --storage-class"
+        )
+        out += [("k8s", why), ("kserve", why)]
+    # One reason per target, the first found; only the targets planned for.
+    first = dict(reversed(out))
+    return [(t, first[t]) for t in dict.fromkeys(t for t, _ in out)
+            if targets is None or t in targets]  # fmt: skip
+
+
+def _volume_note(dest: Destination, blocked: list[tuple[str, str]]) -> list[str]:
+    if dest.storage_class is not None or any(t == "k8s" for t, _ in blocked):
+        return []
+    return [
+        "k8s: one replica on a ReadWriteOnce model volume (the cluster's default storage "
+        "class), so no autoscaler: pass --storage-class (a ReadWriteMany class) to scale out"
+    ]

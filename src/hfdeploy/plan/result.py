@@ -13,6 +13,7 @@ from hfdeploy.catalog.gpus import GPU
 from hfdeploy.envelope import Envelope
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.cost import ColdStart, Cost
+from hfdeploy.plan.destination import Destination
 from hfdeploy.plan.endpoints import EndpointChoice
 from hfdeploy.plan.roofline import Roofline, Scaling
 from hfdeploy.sizing.estimate import MemoryEstimate
@@ -95,6 +96,24 @@ class Plan:
     targets: tuple[str, ...] | None = None
     #: The Inference Endpoints instance (None: not planned for hf-endpoint, or multi-node).
     endpoint: EndpointChoice | None = None
+    #: What the flags say of where it runs (registry, Hub repository, storage class).
+    destination: Destination = field(default_factory=Destination)
+    #: (target, why) for each target whose files cannot be written as planned.
+    blocked: tuple[tuple[str, str], ...] = ()
+
+    def blocked_reason(self, target: str) -> str | None:
+        """Why ``target``'s files are not written (None: they are)."""
+        return next((why for t, why in self.blocked if t == target), None)
+
+    @property
+    def repo_id(self) -> str | None:
+        """The model's Hub repository: the profile's, or ``--repo``'s for a local folder."""
+        return self.profile.repo_id or self.destination.repo_id
+
+    @property
+    def commit(self) -> str | None:
+        """The model's pinned commit, if known."""
+        return self.profile.commit_sha if self.profile.repo_id else self.destination.commit
 
     @property
     def deploy(self) -> EngineDeploy:
@@ -181,5 +200,7 @@ class Plan:
             "cold_start": self.cold_start.to_dict(),
             "cost": self.cost.to_dict() if self.cost else {"applies": False, "why": _NO_COST},
             "notes": list(self.notes),
+            "destination": self.destination.to_dict(),
+            "not_written": [{"target": t, "why": why} for t, why in self.blocked],
             "envelope": self.envelope.to_dict(),
         }

@@ -17,6 +17,7 @@ __all__ = [
     "CONSTRAINTS",
     "FETCH_IMAGE",
     "PYTHON_IMAGE",
+    "WHEEL",
     "command",
     "constraints",
     "dump_yaml",
@@ -31,6 +32,9 @@ __all__ = [
 PYTHON_IMAGE = "python:3.11.9-slim-bookworm"
 #: The small image the fetch Job runs (hfdeploy without the serving stack).
 FETCH_IMAGE = f"hfdeploy-fetch:{__version__}"
+#: Beside every Dockerfile, in ``dist/``: the wheel of the hfdeploy that wrote it (``generate``
+#: builds it from the installed package), which the images install.
+WHEEL = f"dist/hfdeploy-{__version__}-py3-none-any.whl"
 #: Beside every Dockerfile: the exact versions of hfdeploy[serve]'s dependency closure that
 #: its tests ran with (package data, written by scripts/freeze_serve_constraints.py).
 CONSTRAINTS = "constraints.txt"
@@ -80,10 +84,9 @@ def env(plan: Plan) -> dict[str, str]:
 
 
 def command(plan: Plan) -> list[str]:
-    """The container's arguments: after the engine image's entrypoint, or hfdeploy's own."""
-    if plan.engine.name == "hfdeploy":
-        return ["hfdeploy", *plan.command.args]
-    return list(plan.command.args)  # the engine image's entrypoint takes these arguments
+    """The container's arguments, after the image's ENTRYPOINT (``vllm serve``, hfdeploy's
+    ``hfdeploy``) or the catalog's entrypoint where the image has none (SGLang)."""
+    return list(plan.command.args)
 
 
 def healthcheck(plan: Plan) -> list[str]:
@@ -99,9 +102,9 @@ def healthcheck(plan: Plan) -> list[str]:
     return ["CMD-SHELL", f"curl -fsS {url} >/dev/null || exit 1"]
 
 
-def pinned_ref(plan: Plan) -> str:
-    """``REPO@COMMIT`` for ``hfdeploy fetch``; a placeholder with the reason for a local model."""
-    p = plan.profile
-    if p.repo_id:
-        return f"{p.repo_id}@{p.commit_sha or p.revision or 'main'}"
-    return f"REPO_ID@COMMIT_SHA  # {p.location} is local: copy it into the volume instead"
+def pinned_ref(plan: Plan) -> str | None:
+    """``REPO@COMMIT`` for ``hfdeploy fetch``; None when the model has no pinned Hub commit
+    (a local folder without ``--repo``)."""
+    if plan.repo_id and plan.commit:
+        return f"{plan.repo_id}@{plan.commit}"
+    return None

@@ -28,17 +28,18 @@ def compose(plan: Plan) -> str:
     name = slug(plan.served_name)
     svc: dict[str, Any] = {
         "image": plan.image,
-        # hfdeploy's image has its command as ENTRYPOINT; engine images take arguments.
         **({"entrypoint": list(plan.deploy.entrypoint)} if plan.deploy.entrypoint else {}),
-        **({} if plan.engine.name == "hfdeploy" else {"command": command(plan)}),
+        "command": command(plan),
         "ports": [f"{plan.routes.port}:{plan.routes.port}"],
         "environment": env(plan),
-        "volumes": [f"./model:{MODEL_DIR}:ro", "cache:/cache"],
+        # A new named volume takes the owner of the image's folder it is mounted on: the
+        # engine's cache folder, which its user owns.
+        "volumes": [f"./model:{MODEL_DIR}:ro", f"cache:{plan.deploy.cache_dir}"],
         "restart": "unless-stopped",
         "healthcheck": {
             "test": healthcheck(plan),
             "interval": "10s",
-            "timeout": "3s",
+            "timeout": f"{plan.routes.probe_timeout_s}s",
             "retries": 3,
             "start_period": f"{plan.cold_start.cached_image_s * 2 + 30}s",
         },

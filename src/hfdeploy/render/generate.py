@@ -7,7 +7,9 @@ from pathlib import Path
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.lock import LOCK_NAME, LockedFile, ModelLock, hash_file
 from hfdeploy.plan.result import Plan
-from hfdeploy.render.targets import TARGETS, render_targets
+from hfdeploy.render.common import WHEEL
+from hfdeploy.render.targets import TARGETS, needs_wheel, render_targets
+from hfdeploy.render.wheel import build_wheel
 
 __all__ = ["generate_deployment", "local_lock"]
 
@@ -48,8 +50,8 @@ def generate_deployment(
         raise InvalidSettingError(
             "target", ",".join(unknown), "unknown", hint="Use: " + ",".join(TARGETS)
         )
-    files = render_targets(plan, targets)
     model_lock = local_lock(plan) if lock else None
+    files = render_targets(plan, targets, also=(LOCK_NAME,) if model_lock else ())
     if model_lock is not None:
         files[LOCK_NAME] = model_lock.to_json()
     written = []
@@ -58,4 +60,9 @@ def generate_deployment(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
-    return written
+    if needs_wheel(files):
+        path = out / WHEEL
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(build_wheel())
+        written.append(path)
+    return sorted(written)

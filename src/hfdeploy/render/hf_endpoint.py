@@ -14,9 +14,11 @@ __all__ = ["files", "hf_endpoint"]
 
 
 def files(plan: Plan) -> dict[str, str]:
-    """``hf-endpoint.json``; nothing for a multi-node plan, or when the service offers no
-    instance for it (the plan's notes say why)."""
+    """``hf-endpoint.json``; nothing for a multi-node plan, when the service offers no
+    instance for it, or when the plan lacks what it needs (the plan's notes say why)."""
     if plan.pp > 1 or plan.endpoint is None or plan.endpoint.instance_type is None:
+        return {}
+    if plan.blocked_reason("hf-endpoint") is not None:
         return {}
     return {"hf-endpoint.json": hf_endpoint(plan)}
 
@@ -29,12 +31,12 @@ def hf_endpoint(plan: Plan) -> str:
     if e.name in ("tgi", "tei"):
         variables["MODEL_ID"] = MODEL_DIR
     where = plan.endpoint
-    if where is None or where.instance_type is None:
-        raise ValueError("the plan has no Inference Endpoints instance")
+    if where is None or where.instance_type is None or not plan.repo_id or not plan.commit:
+        raise ValueError("the plan has no Inference Endpoints instance or no pinned Hub model")
     body: dict[str, Any] = {
         "name": slug(plan.served_name),
-        "repository": plan.profile.repo_id or "OWNER/NAME",
-        "revision": plan.profile.commit_sha,
+        "repository": plan.repo_id,
+        "revision": plan.commit,
         "framework": "pytorch",
         "task": plan.profile.task.task,
         "accelerator": where.accelerator,

@@ -7,24 +7,36 @@ from typing import Any
 
 from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import dump_yaml, slug
-from hfdeploy.render.kubernetes import container, pod_spec
+from hfdeploy.render.kubernetes import container, pod_spec, rolling_update, volume_files
 from hfdeploy.render.triton import triton_config_map
 
 __all__ = ["files", "kserve"]
 
 
 def files(plan: Plan) -> dict[str, str]:
-    """``kserve.yaml``; nothing for a multi-node plan, which one pod cannot hold."""
-    return {} if plan.pp > 1 else {"kserve.yaml": kserve(plan)}
+    """``kserve.yaml``; nothing for a multi-node plan, which one pod cannot hold, or when the
+    plan lacks what it needs (its notes say why)."""
+    if plan.pp > 1 or plan.blocked_reason("kserve") is not None:
+        return {}
+    return {"kserve.yaml": kserve(plan)} | volume_files(plan)
 
 
 def kserve(plan: Plan) -> str:
     name = slug(plan.served_name)
-    predictor = container(plan)
-    predictor["name"] = "kserve-container"
-    spec: dict[str, Any] = {"predictor": {"minReplicas": plan.scaling.replicas,
-                                          "containers": [predictor],
-                                          "volumes": pod_spec(plan, name)["volumes"]}}  # fmt: skip
+    server = container(plan)
+    server["name"] = "kserve-container"
+    pod = pod_spec(plan, name)
+    replicas = plan.scaling.replicas
+    # One shared (ReadWriteMany) model volume lets it scale out; otherwise it stays at one.
+    most = max(2, replicas * 2) if plan.destination.storage_class else replicas
+    predictor: dict[str, Any] = {
+        "minReplicas": replicas, "maxReplicas": most, "containers": [server],
+        "volumes": pod["volumes"],
+        # The same pod-level security (non-root user) and rollout as the Deployment.
+        "deploymentStrategy": rolling_update(plan),
+        **({"securityContext": pod["securityContext"]} if "securityContext" in pod else {}),
+    }  # fmt: skip
+    spec: dict[str, Any] = {"predictor": predictor}
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",

@@ -1,8 +1,12 @@
-"""Kubernetes: a Deployment (a LeaderWorkerSet for a multi-node plan), Service, HPA on the
-engine's queue metric, PodDisruptionBudget, the model's PVC and the Job that fetches it. Pure.
+"""Kubernetes: a Deployment (a LeaderWorkerSet for a multi-node plan), Service, the model's
+PVC and how the model gets into it, and with a shared (ReadWriteMany) volume an HPA on the
+engine's queue metric and a PodDisruptionBudget. Pure.
 
 Probes cannot kill a loading pod: a startup probe sized from the cold-start estimate holds
-the liveness probe back until the model is ready.
+the liveness probe back until the model is ready. The model gets into its volume by a Job
+that runs ``hfdeploy fetch`` when the model is pinned on the Hub and the fetch image has a
+registry to be pulled from; otherwise by an upload pod that ``kubectl exec`` streams the
+folder into.
 """
 
 from __future__ import annotations
@@ -28,12 +32,53 @@ from hfdeploy.render.common import (
 from hfdeploy.render.docker import fetch_dockerfile
 from hfdeploy.render.triton import triton_config_map, triton_repository
 
-__all__ = ["container", "files", "kubernetes", "pod_spec"]
+__all__ = [
+    "UPLOAD_IMAGE",
+    "container",
+    "fetch_image",
+    "fetches_in_cluster",
+    "files",
+    "kubernetes",
+    "pod_spec",
+    "rolling_update",
+    "volume_files",
+]
+
+#: The upload pod only needs ``tar`` (busybox's) to receive the model folder.
+UPLOAD_IMAGE = "busybox:1.36.1"
 
 
 def files(plan: Plan) -> dict[str, str]:
-    """The manifests under ``k8s/``, and the fetch Job's Dockerfile with its constraints."""
-    return kubernetes(plan) | {"fetch.Dockerfile": fetch_dockerfile(), CONSTRAINTS: constraints()}
+    """The manifests under ``k8s/``, and the fetch Job's Dockerfile with its constraints when a
+    Job fetches the model; nothing when the plan says k8s cannot be written."""
+    if plan.blocked_reason("k8s") is not None:
+        return {}
+    return kubernetes(plan) | volume_files(plan)
+
+
+def volume_files(plan: Plan) -> dict[str, str]:
+    """The model's volume and how the model gets into it: a fetch Job (with its image's
+    Dockerfile) or an upload pod. KServe's predictor mounts the same volume."""
+    name = slug(plan.served_name)
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
+    out = {"k8s/pvc.yaml": dump_yaml(_pvc(plan, name, labels))}
+    if fetches_in_cluster(plan):
+        out["k8s/fetch-job.yaml"] = dump_yaml(_fetch_job(plan, name, labels))
+        out |= {"fetch.Dockerfile": fetch_dockerfile(), CONSTRAINTS: constraints()}
+    else:
+        out["k8s/model-upload-pod.yaml"] = dump_yaml(_upload_pod(name, labels))
+    return out
+
+
+def fetches_in_cluster(plan: Plan) -> bool:
+    """A Job can fetch the model: it is pinned on the Hub, and the fetch image is pullable."""
+    return bool(plan.repo_id and plan.commit and plan.destination.registry)
+
+
+def fetch_image(plan: Plan) -> str:
+    """The fetch Job's image, in the registry (``FETCH_IMAGE`` is its local name)."""
+    name, _, tag = FETCH_IMAGE.partition(":")
+    return plan.destination.image(name, tag)
 
 
 def container(plan: Plan) -> dict[str, Any]:
@@ -43,19 +88,20 @@ def container(plan: Plan) -> dict[str, Any]:
         "name": "server",
         "image": plan.image,
         **({"command": list(plan.deploy.entrypoint)} if plan.deploy.entrypoint else {}),
-        **({} if e.name == "hfdeploy" else {"args": command(plan)}),
+        "args": command(plan),
         "env": [{"name": k, "value": v} for k, v in env(plan).items()],
         "ports": [{"name": "http", "containerPort": r.port}],
         # Startup covers download-free load + warmup; liveness only starts after it.
         "startupProbe": {"httpGet": {"path": r.ready, "port": "http"}, "periodSeconds": 10,
-                         "failureThreshold": max(12, math.ceil(budget / 10))},
+                         "failureThreshold": max(12, math.ceil(budget / 10)),
+                         "timeoutSeconds": r.probe_timeout_s},
         "readinessProbe": {"httpGet": {"path": r.ready, "port": "http"}, "periodSeconds": 5,
-                           "failureThreshold": 3},
+                           "failureThreshold": 3, "timeoutSeconds": r.probe_timeout_s},
         "livenessProbe": {"httpGet": {"path": r.live, "port": "http"}, "periodSeconds": 15,
-                          "failureThreshold": 4, "timeoutSeconds": 5},
+                          "failureThreshold": 4, "timeoutSeconds": max(5, r.probe_timeout_s)},
         "resources": _resources(plan),
         "volumeMounts": [{"name": "model", "mountPath": MODEL_DIR, "readOnly": True},
-                         {"name": "cache", "mountPath": "/cache"}],
+                         {"name": "cache", "mountPath": plan.deploy.cache_dir}],
         "securityContext": {"allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]}},
     }  # fmt: skip
@@ -64,9 +110,13 @@ def container(plan: Plan) -> dict[str, Any]:
     if r.metrics_port:
         c["ports"].append({"name": "metrics", "containerPort": r.metrics_port})
     if e.name == "triton":
-        c["volumeMounts"].append(
-            {"name": "triton", "mountPath": TRITON_REPOSITORY, "readOnly": True}
-        )
+        # File by file (subPath): a ConfigMap volume mounted as a folder also holds its
+        # hidden ..data and ..<timestamp> entries, which Triton would take for models.
+        c["volumeMounts"] += [
+            {"name": "triton", "mountPath": f"{TRITON_REPOSITORY}/{path.removeprefix('triton/')}",
+             "subPath": path.rsplit("/", 1)[1], "readOnly": True}
+            for path in triton_repository(plan)
+        ]  # fmt: skip
     return c
 
 
@@ -96,10 +146,8 @@ def pod_spec(plan: Plan, name: str) -> dict[str, Any]:
     if plan.tp > 1:
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm(plan)}})
     if plan.engine.name == "triton":
-        # The model repository from its ConfigMap, laid out as Triton reads it.
-        items = [{"key": path.rsplit("/", 1)[1], "path": path.removeprefix("triton/")}
-                 for path in triton_repository(plan)]  # fmt: skip
-        volumes.append({"name": "triton", "configMap": {"name": f"{name}-triton", "items": items}})
+        # The model repository from its ConfigMap, each file mounted where Triton reads it.
+        volumes.append({"name": "triton", "configMap": {"name": f"{name}-triton"}})
     spec: dict[str, Any] = {"containers": [container(plan)], "volumes": volumes,
                             "terminationGracePeriodSeconds": 60}  # fmt: skip
     uid = plan.deploy.run_as_user
@@ -109,33 +157,84 @@ def pod_spec(plan: Plan, name: str) -> dict[str, Any]:
 
 
 def kubernetes(plan: Plan) -> dict[str, str]:
+    """The workload's manifests (Deployment or LeaderWorkerSet, Service, HPA, PDB, Triton's
+    ConfigMap), by path under the deployment folder; the volume's are ``volume_files``."""
     name = slug(plan.served_name)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
     replicas = plan.scaling.replicas
-    size = gib(plan.profile.weights.bytes * 1.2 + 2**30)
-    deployment = {
+    shared = plan.destination.storage_class is not None
+    out = {"k8s/deployment.yaml": dump_yaml(_deployment(plan, name, labels, replicas))}
+    if plan.engine.name == "triton":
+        out["k8s/triton-config.yaml"] = dump_yaml(triton_config_map(plan, name, labels))
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    if plan.pp > 1:
+        lws = _leader_worker_set(plan, name, labels, replicas)
+        out = {"k8s/leaderworkerset.yaml": dump_yaml(lws)}
+        target = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+                  "name": name}  # fmt: skip
+    # Only the leader serves HTTP in a multi-node group; workers run Ray and hold stages.
+    selector = {**labels, "role": "leader"} if plan.pp > 1 else labels
+    out["k8s/service.yaml"] = dump_yaml({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
+        "spec": {"selector": selector,
+                 "ports": [{"name": "http", "port": plan.routes.port, "targetPort": "http"}]},
+    })  # fmt: skip
+    if shared:  # more pods can mount the model: scale on the engine's queue
+        out["k8s/hpa.yaml"] = dump_yaml(_hpa(plan, name, labels, target, replicas))
+    if replicas > 1:  # with one replica, a PDB either allows the outage or blocks every drain
+        out["k8s/pdb.yaml"] = dump_yaml({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
+        })  # fmt: skip
+    return out
+
+
+def _deployment(plan: Plan, name: str, labels: dict[str, str], replicas: int) -> dict[str, Any]:
+    return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "labels": labels},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": rolling_update(plan),
             "template": {"metadata": {"labels": labels}, "spec": pod_spec(plan, name)},
         },
     }  # fmt: skip
-    # Only the leader serves HTTP in a multi-node group; workers run Ray and hold stages.
-    selector = {**labels, "role": "leader"} if plan.pp > 1 else labels
-    service: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
-        "spec": {"selector": selector,
-                 "ports": [{"name": "http", "port": plan.routes.port, "targetPort": "http"}]},
+
+
+def rolling_update(plan: Plan) -> dict[str, Any]:
+    """How pods are replaced: GPUs are whole and scarce, so a surge pod would wait for a spare
+    set of them; a GPU rollout replaces one pod at a time (one replica: a short outage, which
+    the README states). On CPU, a new pod comes up before an old one goes."""
+    rolling = (
+        {"maxUnavailable": 1, "maxSurge": 0} if plan.gpu else {"maxUnavailable": 0, "maxSurge": 1}
+    )
+    return {"type": "RollingUpdate", "rollingUpdate": rolling}
+
+
+def _pvc(plan: Plan, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    size = gib(plan.profile.weights.bytes * 1.2 + 2**30)
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": size}}}  # fmt: skip
+    if plan.destination.storage_class is not None:  # pods on many nodes read the one model
+        spec = {"accessModes": ["ReadWriteMany"],
+                "storageClassName": plan.destination.storage_class,
+                "resources": spec["resources"]}  # fmt: skip
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": f"{name}-model", "labels": labels}, "spec": spec,
     }  # fmt: skip
-    hpa: dict[str, Any] = {
+
+
+def _hpa(
+    plan: Plan, name: str, labels: dict[str, str], target: dict[str, str], replicas: int
+) -> dict[str, Any]:
+    return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name, "labels": labels},
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "scaleTargetRef": target,
             "minReplicas": replicas, "maxReplicas": max(2, replicas * 2),
             # Queue length per pod, from the engine's metrics via a Prometheus adapter.
             "metrics": [{"type": "Pods", "pods": {
@@ -143,54 +242,53 @@ def kubernetes(plan: Plan) -> dict[str, str]:
                 "target": {"type": "AverageValue", "averageValue": "8"}}}],
         },
     }  # fmt: skip
-    pdb = {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
-    }  # fmt: skip
-    pvc = {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": f"{name}-model", "labels": labels},
-        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": size}}},
-    }  # fmt: skip
-    fetch = {
+
+
+_RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _fetch_job(plan: Plan, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": f"{name}-fetch", "labels": labels},
         "spec": {"backoffLimit": 3, "template": {"metadata": {"labels": labels}, "spec": {
             "restartPolicy": "OnFailure",
             "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
             "containers": [{
-                "name": "fetch", "image": FETCH_IMAGE,
-                "command": ["hfdeploy", "fetch", pinned_ref(plan), "--to", MODEL_DIR],
+                "name": "fetch", "image": fetch_image(plan),
+                "args": [str(pinned_ref(plan)), "--to", MODEL_DIR],
                 "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                     "name": "hf-token", "key": "token", "optional": True}}},
                     {"name": "HF_HOME", "value": "/tmp/hf"}],
                 "volumeMounts": [{"name": "model", "mountPath": MODEL_DIR}],
                 "resources": {"requests": {"cpu": "1", "memory": "2Gi"},
                               "limits": {"memory": "2Gi"}},
-                "securityContext": {"allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]}},
+                "securityContext": _RESTRICTED,
             }],
             "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": f"{name}-model"}}],
         }}},
     }  # fmt: skip
-    workload = {"k8s/deployment.yaml": dump_yaml(deployment)}
-    if plan.engine.name == "triton":
-        workload["k8s/triton-config.yaml"] = dump_yaml(triton_config_map(plan, name, labels))
-    if plan.pp > 1:
-        lws = _leader_worker_set(plan, name, labels, replicas)
-        workload = {"k8s/leaderworkerset.yaml": dump_yaml(lws)}
-        hpa["spec"]["scaleTargetRef"] = {
-            "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": name,
-        }  # fmt: skip
+
+
+def _upload_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A pod that holds the model volume open for ``kubectl exec ... tar`` (the README's
+    steps), then is deleted."""
     return {
-        **workload,
-        "k8s/service.yaml": dump_yaml(service),
-        "k8s/hpa.yaml": dump_yaml(hpa),
-        "k8s/pdb.yaml": dump_yaml(pdb),
-        "k8s/pvc.yaml": dump_yaml(pvc),
-        "k8s/fetch-job.yaml": dump_yaml(fetch),
-    }
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{name}-model-upload", "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+            "containers": [{
+                "name": "upload", "image": UPLOAD_IMAGE, "command": ["sleep", "3600"],
+                "volumeMounts": [{"name": "model", "mountPath": MODEL_DIR}],
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                              "limits": {"memory": "256Mi"}},
+                "securityContext": _RESTRICTED,
+            }],
+            "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": f"{name}-model"}}],
+        },
+    }  # fmt: skip
 
 
 def _leader_worker_set(

@@ -1,17 +1,25 @@
-"""The deployment's ``README.md``: why this engine and these GPUs, how to run and check it,
-the expected capacity, the envelope and the files. Pure."""
+"""The deployment's ``README.md``: why this engine and these GPUs; for each target written, the
+steps that make it run, in order, using only what the folder holds (or the steps create);
+how to check it, the expected capacity, the envelope and the files. Pure."""
 
 from __future__ import annotations
 
 from hfdeploy._version import __version__
+from hfdeploy.plan.flags import MODEL_DIR
 from hfdeploy.plan.result import Plan
-from hfdeploy.render.common import FETCH_IMAGE, pinned_ref
+from hfdeploy.render.common import WHEEL, pinned_ref, slug
 
 __all__ = ["readme"]
 
+_CREATE_ENDPOINT = (
+    'python -c "import json; from huggingface_hub import HfApi; '
+    "HfApi().create_inference_endpoint(**json.load(open('hf-endpoint.json')))\""
+)
+
 
 def readme(plan: Plan, files: list[str]) -> str:
-    e, r = plan.engine, plan.routes
+    """The README of a deployment folder holding ``files``."""
+    e = plan.engine
     lines = [
         f"# Deployment of {plan.served_name}",
         "",
@@ -26,25 +34,15 @@ def readme(plan: Plan, files: list[str]) -> str:
         "",
         "## Run it",
         "",
-        "1. Put the model in a volume, pinned: "
-        f"`hfdeploy fetch {pinned_ref(plan).split('  #')[0]} --to ./model`"
-        " (writes `model/model.lock.json`; `hfdeploy fetch --verify ./model` re-checks it).",
-        "2. Compose: `docker compose up -d`, then wait for "
-        f"`curl -fsS http://localhost:{r.port}{r.ready}`.",
-        f"3. Kubernetes: build `fetch.Dockerfile` as `{FETCH_IMAGE}` (the Job's image), "
-        "`kubectl apply -f k8s/pvc.yaml -f k8s/fetch-job.yaml`, wait for the Job, then "
-        "`kubectl apply -f k8s/` (the HPA's queue metric needs a Prometheus adapter).",
-        "",
+        *_model_steps(plan, files),
+        *_compose_steps(plan, files),
+        *_kubernetes_steps(plan, files),
+        *_kserve_steps(plan, files),
+        *_endpoint_steps(plan, files),
+        *_not_written(plan),
         "## Check it",
         "",
-        "- `hfdeploy audit .` finds nothing above info in these files.",
-        f"- Ready route `{r.ready}`; liveness `{r.live}`; "
-        f"metrics `{f':{r.metrics_port}' if r.metrics_port else ''}{r.metrics}` "
-        f"(`{r.metrics_prefix}*`).",
-        f"- Startup budget {plan.cold_start.startup_probe_budget_s}s "
-        "from a cold-start estimate of "
-        f"{plan.cold_start.total_s}s ({plan.cold_start.basis}).",
-        *_capacity_lines(plan),
+        *_check_lines(plan),
         "",
         "## Envelope",
         "",
@@ -58,6 +56,144 @@ def readme(plan: Plan, files: list[str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _model_steps(plan: Plan, files: list[str]) -> list[str]:
+    ref = pinned_ref(plan)
+    if plan.profile.source == "local":
+        get = f"copy the folder: `cp -r {plan.profile.location} ./model`"
+        if "model.lock.json" in files:
+            get += " and its lock: `cp model.lock.json model/`"
+        if ref:
+            get += f" (it is published as `{ref}`: `hfdeploy fetch {ref} --to ./model` too)"
+    else:
+        get = f"`hfdeploy fetch {ref} --to ./model` (pinned, with `model/model.lock.json`)"
+    return [
+        f"The model, in `./model` beside this file: {get}. "
+        "`hfdeploy fetch --verify ./model` checks it against its lock.",
+        "",
+    ]
+
+
+def _image_step(plan: Plan) -> list[str]:
+    """Build (and push, for a cluster) hfdeploy's own image; nothing for an engine's image."""
+    if plan.engine.name != "hfdeploy":
+        return []
+    push = f" && docker push {plan.image}" if plan.destination.registry else ""
+    return [f"`docker build -t {plan.image} .`{push} (the Dockerfile installs `{WHEEL}`)"]
+
+
+def _numbered(steps: list[str]) -> list[str]:
+    return [f"{i}. {s}" for i, s in enumerate(steps, 1)]
+
+
+def _compose_steps(plan: Plan, files: list[str]) -> list[str]:
+    if "compose.yaml" not in files:
+        return []
+    r = plan.routes
+    steps = [
+        *_image_step(plan),
+        "`docker compose up -d`",
+        f"wait until `curl -fsS http://localhost:{r.port}{r.ready}` answers "
+        f"(up to {plan.cold_start.cached_image_s * 2 + 30} s with the image pulled)",
+    ]
+    return ["### Docker Compose", "", *_numbered(steps), ""]
+
+
+def _volume_steps(plan: Plan, files: list[str]) -> list[str]:
+    name = slug(plan.served_name)
+    steps = ["`kubectl apply -f k8s/pvc.yaml`"]
+    if "k8s/fetch-job.yaml" in files:
+        fetch = f"{plan.destination.registry}/hfdeploy-fetch:{__version__}"
+        steps += [
+            f"`docker build -f fetch.Dockerfile -t {fetch} . && docker push {fetch}`",
+            f"`kubectl apply -f k8s/fetch-job.yaml && kubectl wait --for=condition=complete "
+            f"job/{name}-fetch --timeout=2h` (a private model: a `hf-token` Secret with key "
+            "`token`)",
+        ]
+    else:
+        pod = f"{name}-model-upload"
+        steps += [
+            f"`kubectl apply -f k8s/model-upload-pod.yaml && kubectl wait --for=condition=Ready "
+            f"pod/{pod}`",
+            f"`tar -C model -cf - . | kubectl exec -i {pod} -- tar -xf - -C {MODEL_DIR}`, then "
+            f"`kubectl delete pod {pod}`",
+        ]
+    return steps
+
+
+def _kubernetes_steps(plan: Plan, files: list[str]) -> list[str]:
+    name = slug(plan.served_name)
+    volume = {"k8s/pvc.yaml", "k8s/fetch-job.yaml", "k8s/model-upload-pod.yaml"}
+    manifests = sorted(f for f in files if f.startswith("k8s/") and f not in volume)
+    if not manifests:
+        return []
+    if plan.pp > 1:
+        wait = f"`kubectl wait --for=condition=Available leaderworkerset/{name} --timeout=1h`"
+    else:
+        wait = f"`kubectl rollout status deployment/{name} --timeout=1h`"
+    steps = [
+        *_image_step(plan),
+        *_volume_steps(plan, files),
+        "`kubectl apply " + " ".join(f"-f {m}" for m in manifests) + f"`, then {wait}",
+    ]
+    notes = []
+    if "k8s/hpa.yaml" in files:
+        notes.append(
+            f"- The HPA scales on `{plan.routes.queue_metric}` per pod: a Prometheus adapter "
+            "must serve it as a Pods metric."
+        )
+    if plan.pp > 1:
+        notes.append("- The LeaderWorkerSet controller must be installed in the cluster.")
+    if plan.gpu is not None and plan.scaling.replicas == 1:
+        notes.append(
+            "- One replica on GPUs: a rollout stops the old pod before the new one starts (a "
+            "surge pod would wait for a spare set of GPUs), so it serves nothing meanwhile."
+        )
+    return ["### Kubernetes", "", *_numbered(steps), *(["", *notes] if notes else []), ""]
+
+
+def _kserve_steps(plan: Plan, files: list[str]) -> list[str]:
+    if "kserve.yaml" not in files:
+        return []
+    name = slug(plan.served_name)
+    steps = [
+        *_image_step(plan),
+        *_volume_steps(plan, files),
+        f"`kubectl apply -f kserve.yaml && kubectl wait --for=condition=Ready "
+        f"inferenceservice/{name} --timeout=1h`",
+    ]
+    return ["### KServe", "", *_numbered(steps), ""]
+
+
+def _endpoint_steps(plan: Plan, files: list[str]) -> list[str]:
+    if "hf-endpoint.json" not in files:
+        return []
+    steps = [
+        *_image_step(plan),
+        f"`{_CREATE_ENDPOINT}` (HF_TOKEN with write access to the namespace)",
+    ]
+    return ["### Inference Endpoints", "", *_numbered(steps), ""]
+
+
+def _not_written(plan: Plan) -> list[str]:
+    if not plan.blocked:
+        return []
+    return ["### Not written", "", *[f"- {t}: {why}" for t, why in plan.blocked], ""]
+
+
+def _check_lines(plan: Plan) -> list[str]:
+    r = plan.routes
+    return [
+        "- `hfdeploy audit .` finds nothing above info in these files.",
+        f"- Ready route `{r.ready}`; liveness `{r.live}`; "
+        f"metrics `{f':{r.metrics_port}' if r.metrics_port else ''}{r.metrics}` "
+        f"(`{r.metrics_prefix}*`).",
+        f"- Startup budget {plan.cold_start.startup_probe_budget_s}s "
+        "from a cold-start estimate of "
+        f"{plan.cold_start.total_s}s ({plan.cold_start.basis}).",
+        *_capacity_lines(plan),
+    ]
 
 
 def _capacity_lines(plan: Plan) -> list[str]:

@@ -19,9 +19,10 @@ from collections.abc import Callable
 
 from hfdeploy.plan.result import TARGETS, Plan
 from hfdeploy.render import compose, docker, hf_endpoint, kserve, kubernetes
+from hfdeploy.render.common import WHEEL
 from hfdeploy.render.readme import readme
 
-__all__ = ["RENDERERS", "TARGETS", "render_targets"]
+__all__ = ["RENDERERS", "TARGETS", "needs_wheel", "render_targets"]
 
 #: Each target's files for a plan (empty when the plan cannot run there; its notes say why).
 RENDERERS: dict[str, Callable[[Plan], dict[str, str]]] = {
@@ -33,8 +34,11 @@ RENDERERS: dict[str, Callable[[Plan], dict[str, str]]] = {
 }
 
 
-def render_targets(plan: Plan, targets: tuple[str, ...] = TARGETS) -> dict[str, str]:
-    """The deployment's files for ``targets``, plus ``plan.json`` and ``README.md``.
+def render_targets(
+    plan: Plan, targets: tuple[str, ...] = TARGETS, *, also: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The deployment's files for ``targets``, plus ``plan.json`` and ``README.md``; ``also``
+    names files written beside them (the model's lock), for the README's list.
 
     Raises:
         ValueError: an unknown target.
@@ -45,5 +49,12 @@ def render_targets(plan: Plan, targets: tuple[str, ...] = TARGETS) -> dict[str, 
             raise ValueError(f"unknown target {t!r}: use {', '.join(TARGETS)}")
         out |= RENDERERS[t](plan)
     out["plan.json"] = json.dumps(plan.to_dict(), indent=2) + "\n"
-    out["README.md"] = readme(plan, [*out, "README.md"])
+    # The images' Dockerfiles install hfdeploy's wheel, which generate writes beside them.
+    wheel = [WHEEL] if needs_wheel(out) else []
+    out["README.md"] = readme(plan, [*out, "README.md", *wheel, *also])
     return out
+
+
+def needs_wheel(files: dict[str, str]) -> bool:
+    """Whether the rendered files build an image that installs hfdeploy's wheel."""
+    return any(name.endswith("Dockerfile") for name in files)
