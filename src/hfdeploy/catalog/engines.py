@@ -84,6 +84,8 @@ class Routes:
     queue_metric: str
     #: Seconds a health request may take: probes and health checks wait this long for it.
     probe_timeout_s: int = 5
+    #: Routes that never answer faster than this many seconds (SGLang's /health generates).
+    slow_routes: dict[str, float] = field(default_factory=dict)
     #: The port of the metrics route when it is not the serving port (Triton: 8002).
     metrics_port: int | None = None
 
