@@ -1,4 +1,5 @@
-"""Check that every flag hfdeploy writes for vLLM or SGLang exists in the pinned release.
+"""Check that every flag hfdeploy writes for vLLM or SGLang exists in the pinned release, and
+that the engine facts the generated files rely on are what the release says.
 
 The engine catalog (src/hfdeploy/catalog/engines.json) pins an image tag per engine; a flag
 renamed or removed upstream would make the generated deployment crash at start. This
@@ -11,6 +12,11 @@ whether the release defines it. It exits 1 when one is missing.
     python scripts/check_engine_flags.py vllm vllm-0.30.0.tar.gz
     pip download --no-deps sglang==0.5.21
     python scripts/check_engine_flags.py sglang sglang-0.5.21-*.whl
+
+Facts come from the engine catalog's entry and are looked for in the release: the queue
+metric the autoscaler watches, the routes the probes use, the image's ENTRYPOINT, non-root
+user and cache folder (vLLM's sdist holds its Dockerfile), the cache variables the
+environment sets, SGLang's health route that waits a second before it answers.
 
 The flag collection is a superset (quoted ``--flags`` in the argument modules, plus
 ``--field-name`` for the fields of the dataclasses those parsers are generated from), so a
@@ -28,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hfdeploy import inspect_model
-from hfdeploy.catalog.engines import engine_catalog
+from hfdeploy.catalog.engines import EngineSpec, engine_catalog
 from hfdeploy.plan.planner import plan_deployment
 
 # Modules that define each engine's server flags, and those whose dataclass fields become
@@ -45,17 +51,21 @@ QUOTED = re.compile(r"""["'](--[a-z0-9][a-z0-9-]*)["']""")
 FIELD = re.compile(r"^\s{4}([a-z_][a-z0-9_]*)\s*:\s*\S", re.M)
 
 
+def _wanted(name: str) -> bool:
+    return name.endswith(".py") or name.rsplit("/", 1)[-1] == "Dockerfile"
+
+
 def _sources(archive: Path) -> Iterator[tuple[str, str]]:
-    """(path inside the package, text) for every .py file of a wheel or sdist."""
+    """(path inside the package, text) for every .py file and Dockerfile of a wheel or sdist."""
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as zf:
             for name in zf.namelist():
-                if name.endswith(".py"):
+                if _wanted(name):
                     yield name, zf.read(name).decode(errors="replace")
         return
     with tarfile.open(archive) as tf:
         for member in tf.getmembers():
-            if member.isfile() and member.name.endswith(".py"):
+            if member.isfile() and _wanted(member.name):
                 f = tf.extractfile(member)
                 if f is not None:
                     # sdists prefix every path with "name-version/"
@@ -70,6 +80,51 @@ def defined_flags(engine: str, archive: Path) -> set[str]:
         if re.fullmatch(FIELD_FILES[engine], path):
             flags.update("--" + name.replace("_", "-") for name in FIELD.findall(text))
     return flags
+
+
+def _facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
+    """(what, file pattern, text pattern) for each catalog fact the release must show."""
+    d = spec.deploy
+    assert d is not None
+    r = d.routes
+    if spec.name == "vllm":
+        words = ", ".join(f'"{w}"' for w in spec.detect.commands[0])
+        home = d.env["HOME"]
+        return [
+            ("queue metric " + r.queue_metric, r"vllm/v1/metrics/loggers\.py",
+             re.escape(f'"{r.queue_metric}"')),
+            (f"image ENTRYPOINT [{words}]", r"docker/Dockerfile",
+             re.escape(f"ENTRYPOINT [{words}]")),
+            (f"non-root user {d.run_as_user}, home {home}", r"docker/Dockerfile",
+             rf"useradd --uid {d.run_as_user}\b[^\n]*\n?[^\n]*--home-dir {re.escape(home)}"),
+            (f"cache folder {d.cache_dir} made in the image", r"docker/Dockerfile",
+             rf"mkdir -p {re.escape(d.cache_dir)}\b"),
+            ("XDG_CACHE_HOME read (vLLM's cache root)", r"vllm/envs\.py", '"XDG_CACHE_HOME"'),
+        ]  # fmt: skip
+    server = r"sglang/srt/entrypoints/http_server\.py"
+    facts = [
+        ("queue metric " + r.queue_metric, r"sglang/srt/observability/metrics_collector\.py",
+         re.escape(f'"{r.queue_metric}"')),
+        (f"ready route {r.ready}", server, re.escape(f'@app.get("{r.ready}")')),
+        (f"live route {r.live}", server, re.escape(f'@app.get("{r.live}")')),
+    ]  # fmt: skip
+    for route, seconds in r.slow_routes.items():
+        facts.append((f"{route} waits {seconds:g} s before it answers", server,
+                      re.escape(f'@app.get("{route}")') + r"[\s\S]*asyncio\.sleep\("
+                      + f"{seconds:g}" + r"\)"))  # fmt: skip
+    return facts
+
+
+def check_facts(spec: EngineSpec, archive: Path) -> list[str]:
+    """Print each fact with whether the release shows it; return the missing ones."""
+    texts = dict(_sources(archive))
+    missing = []
+    for what, file_pattern, pattern in _facts(spec):
+        found = any(re.search(pattern, text) for path, text in texts.items()
+                    if re.fullmatch(file_pattern, path))  # fmt: skip
+        missing += [] if found else [what]
+        print(f"  {'ok     ' if found else 'MISSING'} {what}")
+    return missing
 
 
 def emitted_flags(engine: str) -> dict[str, list[str]]:
@@ -116,10 +171,14 @@ def main(argv: list[str]) -> int:
         ok = flag in defined
         missing += [] if ok else [flag]
         print(f"  {'ok     ' if ok else 'MISSING'} {flag:34} {len(emitted[flag])} case(s)")
-    if missing:
-        print(f"{len(missing)} flag(s) hfdeploy writes are not defined by {archive.name}")
+    print(f"{engine}: the facts the generated files rely on")
+    facts_missing = check_facts(spec, archive)
+    if missing or facts_missing:
+        print(f"{len(missing)} flag(s) hfdeploy writes are not defined by {archive.name}; "
+              f"{len(facts_missing)} catalog fact(s) it does not show")  # fmt: skip
         return 1
-    print(f"all {len(emitted)} flags hfdeploy writes for {engine} are defined by {archive.name}")
+    print(f"all {len(emitted)} flags hfdeploy writes for {engine} are defined by {archive.name}, "
+          "and it shows every catalog fact checked")  # fmt: skip
     return 0
 
 

@@ -69,3 +69,14 @@ def test_the_audit_recognises_engines_from_the_catalog() -> None:
         "    resources: {limits: {nvidia.com/gpu: 2}}\n"
     )
     assert "HFD011" not in {f.rule_id for f in audit_texts({"t.yaml": text}).findings}
+
+
+def test_the_engines_page_says_what_the_catalog_says() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs/engines.md").read_text()
+    for name, e in engine_catalog().items():
+        if e.deploy is None:
+            continue
+        r = e.deploy.routes
+        row = next(line for line in page.splitlines() if line.startswith(f"| {name} | {r.port} |"))
+        assert f"`{r.ready}` / `{r.live}`" in row and f"`{r.queue_metric}`" in row, row
+        assert f"`{e.deploy.cache_dir}`" in row, row
