@@ -89,6 +89,8 @@ def missing_shm_for_tp(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
                 "at the cost of slower collectives",
                 severity="warning",
             )
+        if w.source == "hf-endpoint":
+            continue  # the service sizes the container's /dev/shm: the file cannot set it
         if w.tp() * w.pp() > 1 and not w.shm and not w.host_ipc:
             yield rule.finding(
                 facts,
@@ -109,6 +111,8 @@ def gpu_limit_mismatch(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(
                 facts, w.line, f"{w.engine} asks for no GPU ({need} needed for TP x PP)"
             )
+        elif w.source == "hf-endpoint" and w.gpus >= need:
+            continue  # instances come in fixed sizes (x1, x4): spare GPUs are not an error
         elif w.gpus > 0 and w.gpus != need:
             yield rule.finding(
                 facts,
