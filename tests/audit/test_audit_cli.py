@@ -16,7 +16,14 @@ from hfdeploy.audit.rules import PARSE_ERROR, RULES
 from hfdeploy.audit.yamlsrc import load_docs
 from hfdeploy.cli.main import app
 from hfdeploy.errors import YamlParseError
-from tests.audit._files import COMPOSE_TGI, DOCKERFILE, K8S_VLLM, PY_SERVER, SHELL_TEI
+from tests.audit._files import (
+    COMPOSE_TGI,
+    DOCKERFILE,
+    ENDPOINT_VLLM,
+    K8S_VLLM,
+    PY_SERVER,
+    SHELL_TEI,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # A mutable tag and a high memory fraction; the model goes first, as `vllm serve` wants it
@@ -229,3 +236,27 @@ def test_list_rules_and_rule_pages_are_current() -> None:
             f"regenerate: python -m hfdeploy.audit.docs docs/rules ({r.id})"
         )
     assert (ROOT / "docs/rules/README.md").read_text() == index_page()
+
+
+def test_generated_kinds_are_read_and_the_rest_skipped() -> None:
+    files = {
+        "hf-endpoint.json": ENDPOINT_VLLM,
+        "endpoint-prod.json": ENDPOINT_VLLM,
+        "triton/llama/config.pbtxt": 'backend: "vllm"\n',
+        "triton/llama/1/model.json": '{"model": "/repository"}\n',
+        "plan.json": json.dumps({"engine": "vllm", "endpoint": {"instance_type": "nvidia-l4"}}),
+        "model.lock.json": json.dumps({"repo_id": "acme/llama", "files": []}),
+        "README.md": "# deploy\n",
+        "constraints.txt": "torch==2.8.0\n",
+    }
+    report = audit_texts(files)
+    assert set(report.files) == {"hf-endpoint.json", "endpoint-prod.json",
+                                 "triton/llama/config.pbtxt", "triton/llama/1/model.json"}  # fmt: skip
+    assert report.findings == ()
+    # The endpoint's server is read like any other: its image, command line, environment.
+    latest = ENDPOINT_VLLM.replace("vllm-openai:v0.30.0", "vllm-openai:latest")
+    (f,) = audit_texts({"hf-endpoint.json": latest}).findings
+    assert (f.rule_id, f.line) == ("HFD013", 12)
+    broken = audit_texts({"hf-endpoint.json": '{\n  "name": \n', "triton/l/1/model.json": "{"})
+    assert [(f.rule_id, f.file) for f in broken.findings] == [
+        ("HFD000", "hf-endpoint.json"), ("HFD000", "triton/l/1/model.json")]  # fmt: skip

@@ -7,14 +7,23 @@ finds it; its :meth:`Rule.finding` makes the findings.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from hfdeploy.audit.extract import FileFacts
 from hfdeploy.envelope import Confidence, Envelope
 
-__all__ = ["SEVERITIES", "AuditReport", "Check", "Finding", "Rule", "Severity", "at_least"]
+__all__ = [
+    "SEVERITIES",
+    "AuditReport",
+    "Check",
+    "Finding",
+    "FolderCheck",
+    "Rule",
+    "Severity",
+    "at_least",
+]
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -44,7 +53,11 @@ class Finding:
         return asdict(self)
 
 
+#: A check over one file's facts.
 Check = Callable[["Rule", FileFacts], Iterator[Finding]]
+#: A check over every file of the run at once (a folder check), for facts that span files:
+#: an autoscaler and the Deployment it scales, a budget and the pods it selects.
+FolderCheck = Callable[["Rule", Sequence[FileFacts]], Iterator[Finding]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,8 @@ class Rule:
     recommendation: str
     check: Check
     detects: str = ""
+    #: Set for rules that look across files; ``check`` then finds nothing on its own.
+    folder_check: FolderCheck | None = None
 
     def finding(
         self, facts: FileFacts, line: int, message: str, *, severity: Severity | None = None,

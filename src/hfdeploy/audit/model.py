@@ -18,6 +18,7 @@ __all__ = [
     "ENGINE_IMAGES",
     "HUB_ID",
     "SHA",
+    "Argv",
     "Engine",
     "EnvVar",
     "Invocation",
@@ -25,8 +26,11 @@ __all__ = [
     "MountKind",
     "Probe",
     "PythonCall",
+    "Rollout",
     "Workload",
     "detect_invocation",
+    "image_engine",
+    "under",
 ]
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -59,7 +63,11 @@ class EnvVar:
     from_secret: bool = False
 
 
-MountKind = Literal["pvc", "hostPath", "emptyDir", "memory", "bind", "volume", "tmpfs", "other"]
+#: ``configMap``: a volume the kubelet writes atomically through hidden ``..data`` and
+#: ``..<timestamp>`` entries (ConfigMap, Secret, projected, downward API).
+MountKind = Literal[
+    "pvc", "hostPath", "emptyDir", "memory", "bind", "volume", "tmpfs", "configMap", "other"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,10 @@ class Mount:
     kind: MountKind
     line: int
     read_only: bool = False
+    #: The volume's source: a ConfigMap's or claim's name, a compose volume's name.
+    source: str = ""
+    #: Kubernetes ``subPath``: one entry of the volume mounted, not the volume as a folder.
+    sub_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,10 @@ class Probe:
     initial_delay: float = 0
     period: float = 10
     failure_threshold: int = 3
+    #: The HTTP route probed (``httpGet.path``), None for exec and TCP probes.
+    path: str | None = None
+    #: Seconds the kubelet waits for an answer (``timeoutSeconds``, default 1).
+    timeout: float = 1
 
     @property
     def budget_s(self) -> float:
@@ -132,13 +148,38 @@ class Invocation:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Argv:
+    """A command line written one argument per item (exec form), with each item's line."""
+
+    args: tuple[str, ...]
+    lines: tuple[int, ...]
+    #: The file sets the command itself (Kubernetes ``command``, compose ``entrypoint``,
+    #: Dockerfile ENTRYPOINT, ``--entrypoint``, Endpoints ``container_command``): the image's
+    #: own ENTRYPOINT does not run; otherwise ``args`` are appended to it.
+    own_entrypoint: bool
+
+    def line(self, i: int) -> int:
+        return self.lines[i] if i < len(self.lines) else self.lines[-1] if self.lines else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A Deployment's update strategy as written (absent fields are Kubernetes' defaults)."""
+
+    type: str
+    max_surge: int | str
+    max_unavailable: int | str
+    line: int
+
+
 @dataclass(slots=True)
 class Workload:
     """One server process as a deployment file describes it."""
 
     file: str
     line: int
-    source: Literal["kubernetes", "compose", "docker-run", "dockerfile", "shell"]
+    source: Literal["kubernetes", "compose", "docker-run", "dockerfile", "shell", "hf-endpoint"]
     name: str = ""
     image: str | None = None
     image_line: int = 0
@@ -157,6 +198,21 @@ class Workload:
     #: Pods that share one engine instance (a LeaderWorkerSet group's size): the GPUs of
     #: TP x PP are spread over them.
     group_size: int = 1
+    uid: int | None = None  # the numeric user id, when the file gives one
+    #: The command line as written one argument per item (None: a shell-form string).
+    exec: Argv | None = None
+    ports: list[tuple[int, int]] = field(default_factory=list)  # (container port, line)
+    caps_drop: frozenset[str] = frozenset()  # capabilities dropped and added, upper case
+    caps_add: frozenset[str] = frozenset()
+    caps_line: int = 0
+    #: The pod's ``net.ipv4.ip_unprivileged_port_start`` sysctl, when it sets one.
+    unprivileged_port_start: int | None = None
+    # The object the pod belongs to (Kubernetes): its name, namespace, replicas, pod labels
+    object_name: str = ""
+    namespace: str | None = None
+    replicas: int | None = None  # None: not a replicated kind, or not known
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    rollout: Rollout | None = None
 
     def env_value(self, name: str) -> EnvVar | None:
         return next((e for e in self.env if e.name == name), None)
@@ -189,6 +245,10 @@ class Workload:
                 return self.invocation.flag_line(flag)
         return self.invocation.line
 
+    def image_engine(self) -> Engine | None:
+        """The engine the image's own ENTRYPOINT starts, from the image name alone."""
+        return image_engine(self.image)
+
     def tp(self) -> int:
         return _int(self.invocation.flag(*TP_FLAGS)) if self.invocation else 1
 
@@ -211,6 +271,17 @@ class PythonCall:
     line: int
     repo: str | None
     kwargs: dict[str, object]
+
+
+def under(path: str, mount: str) -> bool:
+    """Whether ``path`` is ``mount`` or inside it."""
+    m = mount.rstrip("/")
+    return path.rstrip("/") == m or path.startswith(m + "/")
+
+
+def image_engine(image: str | None) -> Engine | None:
+    """The engine an image runs, by the catalog's image name fragments."""
+    return next((e for fragment, e in ENGINE_IMAGES if image and fragment in image), None)
 
 
 #: Command words -> the engine they start (the catalog's ``detect``).

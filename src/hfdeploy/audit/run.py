@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hfdeploy.audit.extract import classify, extract
+from hfdeploy.audit.extract import FileFacts, classify, extract
 from hfdeploy.audit.findings import SEVERITIES, AuditReport, Finding
 from hfdeploy.audit.rules import PARSE_ERROR, RULES
 from hfdeploy.errors import InvalidSettingError
@@ -100,41 +100,57 @@ def _suppressed(lines: list[str], f: Finding) -> bool:
 
 
 def audit_texts(
-    texts: Mapping[str, str], config: AuditConfig | None = None, *, explicit: bool = False
+    texts: Mapping[str, str],
+    config: AuditConfig | None = None,
+    *,
+    explicit: bool = False,
+    exists: Callable[[str], bool] | None = None,
 ) -> AuditReport:
-    """Audit files given as ``{path: text}``. Pure.
+    """Audit files given as ``{path: text}``. Pure, unless ``exists`` reads the disk.
+
+    Each file's facts go through the per-file checks; then the folder checks see every
+    file's facts at once (an autoscaler in one file, the Deployment it scales in another).
 
     ``explicit``: every file was named by the user, so YAML that is neither Kubernetes
     nor compose is still parsed (a parse error is reported rather than the file skipped).
+    ``exists``: whether a path exists (``audit_paths`` gives one): rules about a
+    Dockerfile's build context need it and stay silent without it.
     """
     cfg = config or AuditConfig()
-    findings: list[Finding] = []
     read: list[str] = []
-    suppressed = 0
+    parsed: list[FileFacts] = []
+    lines: dict[str, list[str]] = {}
+    candidates: list[Finding] = []
     for path, text in texts.items():
         kind = classify(path, text)
         if kind is None:
             continue
         read.append(path)
         facts = extract(path, text, kind)
-        lines = text.splitlines()
-        candidates: list[Finding] = []
+        facts.exists = exists
+        lines[path] = text.splitlines()
         if facts.parse_error:
             line, message = facts.parse_error
             candidates.append(
                 PARSE_ERROR.finding(facts, line, f"{kind} file does not parse: {message}")
             )
-        else:
-            for rule in RULES:
-                candidates.extend(rule.check(rule, facts))
-        for f in candidates:
-            if f.rule_id in cfg.disable or f.tag in cfg.disable:
-                continue
-            if _suppressed(lines, f):
-                suppressed += 1
-                continue
-            sev = cfg.severity.get(f.rule_id) or cfg.severity.get(f.tag)
-            findings.append(replace(f, severity=sev) if sev else f)  # type: ignore[arg-type]
+            continue
+        parsed.append(facts)
+        for rule in RULES:
+            candidates.extend(rule.check(rule, facts))
+    for rule in RULES:
+        if rule.folder_check is not None:
+            candidates.extend(rule.folder_check(rule, parsed))
+    findings: list[Finding] = []
+    suppressed = 0
+    for f in candidates:
+        if f.rule_id in cfg.disable or f.tag in cfg.disable:
+            continue
+        if _suppressed(lines.get(f.file, []), f):
+            suppressed += 1
+            continue
+        sev = cfg.severity.get(f.rule_id) or cfg.severity.get(f.tag)
+        findings.append(replace(f, severity=sev) if sev else f)  # type: ignore[arg-type]
     unique = sorted(set(findings), key=lambda f: (f.file, f.line, f.rule_id, f.message))
     return AuditReport(tuple(unique), tuple(read), suppressed, cfg.to_dict())
 
@@ -151,4 +167,4 @@ def audit_paths(paths: Iterable[Path | str], config: AuditConfig | None = None) 
             texts[str(f)] = f.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # binary or unreadable: not a deployment file
-    return audit_texts(texts, config)
+    return audit_texts(texts, config, exists=lambda p: Path(p).exists())

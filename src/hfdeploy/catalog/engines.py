@@ -88,6 +88,16 @@ class Routes:
     slow_routes: dict[str, float] = field(default_factory=dict)
     #: The port of the metrics route when it is not the serving port (Triton: 8002).
     metrics_port: int | None = None
+    #: The port the image listens on when no flag sets one, where it is not ``port``
+    #: (TGI and TEI images set PORT=80; hfdeploy passes ``--port port``).
+    default_port: int | None = None
+    #: The environment variable the engine reads its port from, when it reads one.
+    port_env: str | None = None
+
+    @property
+    def image_port(self) -> int:
+        """The port the engine listens on when nothing in the deployment sets one."""
+        return self.port if self.default_port is None else self.default_port
 
     def to_dict(self) -> dict[str, Any]:
         """``plan.json``'s ``routes``: the serving port and the four routes."""
@@ -114,10 +124,15 @@ class EngineDeploy:
     requires: str = ""
     #: The command that starts the server when the image's ENTRYPOINT does not (SGLang).
     entrypoint: tuple[str, ...] = ()
+    #: The command the image's own ENTRYPOINT runs, which a file's arguments are appended to
+    #: (``vllm serve``; ``hfdeploy``); empty when the arguments are the command (SGLang, Triton).
+    image_entrypoint: tuple[str, ...] = ()
     #: The model path is the first argument (``vllm serve MODEL``), not a flag's value.
     model_positional: bool = False
     #: The non-root uid the image is documented to run as (None: the image's default).
     run_as_user: int | None = None
+    #: The uid the image runs as when nothing sets one (0: root; None: not recorded).
+    image_user: int | None = None
     #: Where the engine writes caches (Hub, compile): a volume is mounted there, writable by
     #: the user it runs as; the environment points the caches into it.
     cache_dir: str = "/cache"
@@ -133,6 +148,7 @@ class EngineDeploy:
         out = asdict(self)
         out["routes"] = asdict(self.routes)
         out["entrypoint"] = list(self.entrypoint)
+        out["image_entrypoint"] = list(self.image_entrypoint)
         return out
 
 
@@ -195,8 +211,8 @@ def _sizing(name: str, raw: dict[str, Any]) -> EngineSizing:
 
 
 def _deploy(raw: dict[str, Any]) -> EngineDeploy:
-    entrypoint = tuple(raw.get("entrypoint", ()))
-    return EngineDeploy(**(raw | {"routes": Routes(**raw["routes"]), "entrypoint": entrypoint}))
+    commands = {k: tuple(raw.get(k, ())) for k in ("entrypoint", "image_entrypoint")}
+    return EngineDeploy(**(raw | {"routes": Routes(**raw["routes"])} | commands))
 
 
 @cache

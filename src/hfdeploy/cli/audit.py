@@ -21,7 +21,8 @@ def audit_command(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files or folders: Dockerfiles, compose, Kubernetes YAML, scripts, Python."
+            help="Files or folders: Dockerfiles, compose, Kubernetes YAML, scripts, Python, "
+            "hf-endpoint.json, Triton repositories."
         ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text, markdown, json or sarif.")] = "text",

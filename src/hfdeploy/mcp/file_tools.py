@@ -94,8 +94,10 @@ async def audit_deployment(
     ctx: Ctx,
 ) -> Annotated[CallToolResult, AuditOutput]:
     """What is wrong in model deployment files: Kubernetes, compose, Dockerfiles,
-    launch scripts, Python entrypoints. Findings with rule id, severity, file:line,
-    impact and fix. The result is `hfdeploy audit PATH --format json`.
+    launch scripts, Python entrypoints, Inference Endpoints' hf-endpoint.json, Triton
+    repositories. Findings with rule id, severity, file:line, impact and fix. The result is
+    `hfdeploy audit PATH --format json` (with `files`, a Dockerfile's COPY sources are not
+    checked: there is no folder).
     """
     if not paths and not files:
         raise ToolError("error: give paths or files\nnext: pass at least one of them")

@@ -7,17 +7,20 @@ from collections.abc import Iterator
 
 from hfdeploy.audit.extract import FileFacts
 from hfdeploy.audit.findings import Finding, Rule
-from hfdeploy.audit.model import MEM_FRACTION_FLAGS, PP_FLAGS, TP_FLAGS
+from hfdeploy.audit.model import MEM_FRACTION_FLAGS, PP_FLAGS, TP_FLAGS, under
 from hfdeploy.catalog.engines import engine_catalog
 
 __all__ = [
+    "compile_cache_not_persistent",
     "deprecated_vllm_launch",
     "gpu_limit_mismatch",
     "gpu_memory_utilization_high",
+    "llama_model_not_gguf",
     "missing_shm_for_tp",
     "model_does_not_fit",
     "no_warmup",
     "probe_kills_loading_pod",
+    "probe_on_slow_route",
 ]
 
 #: Engines that need GPUs and take their TP degree as a flag: GPUs asked for must equal TP x PP.
@@ -89,6 +92,8 @@ def missing_shm_for_tp(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
                 "at the cost of slower collectives",
                 severity="warning",
             )
+        if w.source == "hf-endpoint":
+            continue  # the service sizes the container's /dev/shm: the file cannot set it
         if w.tp() * w.pp() > 1 and not w.shm and not w.host_ipc:
             yield rule.finding(
                 facts,
@@ -109,6 +114,8 @@ def gpu_limit_mismatch(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             yield rule.finding(
                 facts, w.line, f"{w.engine} asks for no GPU ({need} needed for TP x PP)"
             )
+        elif w.source == "hf-endpoint" and w.gpus >= need:
+            continue  # instances come in fixed sizes (x1, x4): spare GPUs are not an error
         elif w.gpus > 0 and w.gpus != need:
             yield rule.finding(
                 facts,
@@ -171,4 +178,63 @@ def deprecated_vllm_launch(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
                 facts, inv.flag_line("--model"),
                 f"`vllm serve` takes the model first; --model {inv.flag('--model')} "
                 "will be removed in a future version",
+            )  # fmt: skip
+
+
+def probe_on_slow_route(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    """HFD024: a probe on a route the engine never answers within the probe's timeout."""
+    for w in facts.workloads:
+        spec = engine_catalog().get(w.engine or "")
+        slow = spec.deploy.routes.slow_routes if spec and spec.deploy else {}
+        for p in w.probes if slow else ():
+            route = (p.path or "").split("?", 1)[0]
+            if route in slow and p.timeout <= slow[route]:
+                yield rule.finding(
+                    facts, p.line,
+                    f"the {p.kind} probe calls {route}, which {w.engine} never answers in "
+                    f"under {slow[route]:g}s, with timeoutSeconds {p.timeout:g}: every probe "
+                    "times out",
+                )  # fmt: skip
+
+
+#: Engines that compile at start and keep what they compiled under ``XDG_CACHE_HOME``: the
+#: catalog points it into their cache folder (vLLM, SGLang, Triton's vLLM backend).
+_COMPILING = frozenset(
+    name for name, e in engine_catalog().items() if e.deploy and "XDG_CACHE_HOME" in e.deploy.env
+)
+
+
+def compile_cache_not_persistent(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    """HFD029: torch.compile, kernel and Hub caches outside every volume."""
+    for w in facts.workloads:
+        if w.engine not in _COMPILING or w.source in ("dockerfile", "shell", "hf-endpoint"):
+            continue
+        xdg, home = w.env_value("XDG_CACHE_HOME"), w.env_value("HOME")
+        root = xdg.value if xdg else f"{home.value}/.cache" if home and home.value else None
+        if root is None and w.user in (None, "root") and not w.uid:
+            root = "/root/.cache"  # the images run as root, whose HOME is /root
+        hf = w.env_value("HF_HOME")
+        paths = [p for p in (root, hf.value if hf else None) if p and "$" not in p]
+        outside = [p for p in dict.fromkeys(paths) if not any(under(p, m.path) for m in w.mounts)]
+        if outside:
+            yield rule.finding(
+                facts, xdg.line if xdg else w.line,
+                f"{' and '.join(outside)} {'is' if len(outside) == 1 else 'are'} on no volume: "
+                f"{w.engine}'s torch.compile and kernel caches are rebuilt at every start",
+            )  # fmt: skip
+
+
+def llama_model_not_gguf(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
+    """HFD032: llama-server given a model file that is not GGUF."""
+    for w in facts.workloads:
+        inv = w.invocation
+        if inv is None or inv.engine != "llama.cpp":
+            continue
+        model, line = inv.flag("-m", "--model"), w.line_of("-m", "--model")
+        if model is None and (env := w.env_value("LLAMA_ARG_MODEL")):
+            model, line = env.value, env.line
+        if model and "$" not in model and not model.lower().endswith(".gguf"):
+            yield rule.finding(
+                facts, line,
+                f"llama-server loads GGUF files only: {model} is not a .gguf file",
             )  # fmt: skip

@@ -15,6 +15,7 @@ from hfdeploy.audit.model import (
     SHA,
     TOKENIZER_REVISION_FLAGS,
     Workload,
+    under,
 )
 
 __all__ = [
@@ -44,12 +45,6 @@ def _cache_paths(w: Workload) -> set[str]:
     return paths | set(_CACHE_PATHS)
 
 
-def _under(path: str, mount: str) -> bool:
-    """Whether ``path`` is ``mount`` or inside it."""
-    m = mount.rstrip("/")
-    return path.rstrip("/") == m or path.startswith(m + "/")
-
-
 def hub_download_at_start(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
     """HFD001: a Hub model with no persistent volume behind the Hugging Face cache."""
     for w in facts.workloads:
@@ -62,7 +57,7 @@ def hub_download_at_start(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             m
             for m in w.mounts
             if m.kind in ("pvc", "hostPath", "volume", "bind")
-            and any(_under(c, m.path) for c in cache_paths)
+            and any(under(c, m.path) for c in cache_paths)
         ]
         if not persistent:
             yield rule.finding(
@@ -155,7 +150,7 @@ def cache_not_persistent(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
             continue
         cache = _cache_paths(w)
         for m in w.mounts:
-            if m.kind in ("emptyDir", "memory", "tmpfs") and any(_under(c, m.path) for c in cache):
+            if m.kind in ("emptyDir", "memory", "tmpfs") and any(under(c, m.path) for c in cache):
                 yield rule.finding(
                     facts,
                     m.line,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from hfdeploy.audit.model import EnvVar, Mount, Workload, detect_invocation
+from hfdeploy.audit.model import Argv, EnvVar, Mount, Workload, detect_invocation
 from hfdeploy.audit.yamlsrc import Doc
 
 __all__ = ["compose_workloads"]
@@ -29,8 +29,13 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
         cmd = svc.get("command")
         argv = shlex.split(cmd) if isinstance(cmd, str) else [str(x) for x in cmd or []]
         ep = svc.get("entrypoint")
-        argv = (shlex.split(ep) if isinstance(ep, str) else [str(x) for x in ep or []]) + argv
-        w.invocation = detect_invocation(argv, doc.line(*sp, "command"), w.image)
+        head = shlex.split(ep) if isinstance(ep, str) else [str(x) for x in ep or []]
+        w.invocation = detect_invocation([*head, *argv], doc.line(*sp, "command"), w.image)
+        # Compose splits a string command into arguments itself (no shell reads it).
+        lines = [_item_line(doc, (*sp, "entrypoint"), ep, k) for k in range(len(head))] + [
+            _item_line(doc, (*sp, "command"), cmd, k) for k in range(len(argv))
+        ]
+        w.exec = Argv((*head, *argv), tuple(lines), own_entrypoint=ep is not None)
         env = svc.get("environment") or {}
         if isinstance(env, dict):
             for ename, value in env.items():
@@ -64,7 +69,7 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
                 if source
                 else "other"
             )
-            w.mounts.append(Mount(target, kind, line, ro))  # type: ignore[arg-type]
+            w.mounts.append(Mount(target, kind, line, ro, source))  # type: ignore[arg-type]
         w.shm = bool(svc.get("shm_size")) or any(
             m.path == "/dev/shm" and m.kind == "tmpfs" for m in w.mounts
         )
@@ -95,5 +100,29 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
         w.user = (
             None if user is None else "root" if str(user) in ("0", "root", "0:0") else "nonroot"
         )
+        uid = str(user).split(":", 1)[0] if user is not None else ""
+        w.uid = int(uid) if uid.isdigit() else None
+        _ports_and_caps(w, doc, sp, svc)
         out.append(w)
     return out
+
+
+def _item_line(doc: Doc, at: tuple[str | int, ...], value: object, k: int) -> int:
+    return doc.line(*at, k) if isinstance(value, list) else doc.line(*at)
+
+
+def _ports_and_caps(
+    w: Workload, doc: Doc, sp: tuple[str | int, ...], svc: dict[str, object]
+) -> None:
+    """Container ports (``ports`` and ``expose``) and the capabilities dropped and added."""
+    for key in ("ports", "expose"):
+        items = svc.get(key)
+        for k, p in enumerate(items if isinstance(items, list) else []):
+            target = p.get("target") if isinstance(p, dict) else str(p).rsplit(":", 1)[-1]
+            port = str(target).split("/", 1)[0].split("-", 1)[0]
+            if port.isdigit():
+                w.ports.append((int(port), doc.line(*sp, key, k)))
+    drop, add = svc.get("cap_drop"), svc.get("cap_add")
+    w.caps_drop = frozenset(str(c).upper() for c in (drop if isinstance(drop, list) else []))
+    w.caps_add = frozenset(str(c).upper() for c in (add if isinstance(add, list) else []))
+    w.caps_line = doc.line(*sp, "cap_drop")

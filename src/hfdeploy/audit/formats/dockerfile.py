@@ -1,23 +1,30 @@
-"""Dockerfiles → the ``Workload`` the image runs, and its ``RUN`` steps."""
+"""Dockerfiles → the ``Workload`` the image runs, its ``RUN`` steps and what it copies in."""
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
-from hfdeploy.audit.model import EnvVar, Workload, detect_invocation
+from hfdeploy.audit.model import Argv, EnvVar, Workload, detect_invocation
+from hfdeploy.audit.objects import CopySource
 
 __all__ = ["read_dockerfile"]
 
 
-def read_dockerfile(path: str, text: str) -> tuple[Workload, list[tuple[int, str]]]:
-    """The process the image starts (ENTRYPOINT + CMD, ENV, USER, FROM) and each RUN step."""
+def read_dockerfile(
+    path: str, text: str
+) -> tuple[Workload, list[tuple[int, str]], list[CopySource]]:
+    """The process the image starts (ENTRYPOINT + CMD, ENV, USER, FROM), each RUN step, and
+    each COPY / ADD source taken from the build context."""
     w = Workload(path, 1, "dockerfile")
     run_steps: list[tuple[int, str]] = []
+    copies: list[CopySource] = []
     env: dict[str, EnvVar] = {}
     entrypoint: list[str] = []
     cmd: list[str] = []
     entry_line = cmd_line = 0
+    exec_form = {"ENTRYPOINT": True, "CMD": True}
     for line, instr, rest in _instructions(text):
         match instr:
             case "FROM":
@@ -35,13 +42,37 @@ def read_dockerfile(path: str, text: str) -> tuple[Workload, list[tuple[int, str
                 w.user = "root" if name in ("root", "0") else "nonroot"
             case "ENTRYPOINT":
                 entrypoint, entry_line = _exec_form(rest), line
+                exec_form[instr] = rest.startswith("[")
             case "CMD":
                 cmd, cmd_line = _exec_form(rest), line
+                exec_form[instr] = rest.startswith("[")
+            case "COPY" | "ADD":
+                copies.extend(CopySource(p, line) for p in _context_sources(rest))
     # The process is ENTRYPOINT + CMD (the last of each counts, as in Docker).
     if entrypoint or cmd:
         w.invocation = detect_invocation([*entrypoint, *cmd], entry_line or cmd_line, w.image)
+    if all(exec_form.values()) and (entrypoint or cmd):
+        lines = [entry_line] * len(entrypoint) + [cmd_line] * len(cmd)
+        w.exec = Argv((*entrypoint, *cmd), tuple(lines), own_entrypoint=bool(entry_line))
     w.env = list(env.values())
-    return w, run_steps
+    return w, run_steps, copies
+
+
+_NOT_A_PATH = re.compile(r"[*?\[$]|://|^git@|^/|^\.\.")
+
+
+def _context_sources(rest: str) -> list[str]:
+    """The sources a COPY / ADD takes from the build context: relative, without wildcards or
+    variables; none for ``--from`` (another stage or image) or a heredoc."""
+    if rest.startswith("[") or "<<" in rest:
+        items = _exec_form(rest) if rest.startswith("[") else []
+    else:
+        items = _exec_form(rest)
+    flags = [i for i in items if i.startswith("--")]
+    if any(f.startswith("--from") for f in flags):
+        return []
+    paths = [i for i in items if not i.startswith("--")][:-1]  # the last is the destination
+    return [p for p in paths if not _NOT_A_PATH.search(p)]
 
 
 def _instructions(text: str) -> list[tuple[int, str, str]]:

@@ -2,14 +2,24 @@
 
 Kinds: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, LeaderWorkerSet
 (leader and worker templates) and KServe's InferenceService (its predictor's containers, or
-its ``model`` shorthand).
+its ``model`` shorthand). The objects around them (autoscalers, disruption budgets, claims,
+ConfigMaps) are read by ``formats/k8s_objects.py``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hfdeploy.audit.model import EnvVar, Mount, Probe, Workload, detect_invocation
+from hfdeploy.audit.model import (
+    Argv,
+    EnvVar,
+    Mount,
+    MountKind,
+    Probe,
+    Rollout,
+    Workload,
+    detect_invocation,
+)
 from hfdeploy.audit.yamlsrc import Doc
 
 __all__ = ["k8s_workloads"]
@@ -20,9 +30,13 @@ _GPU_LABELS = (
     "node.kubernetes.io/instance-type",
     "karpenter.k8s.aws/instance-gpu-name",
 )
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
+_REPLICATED = ("Deployment", "StatefulSet", "ReplicaSet")
+
+Path = tuple[str | int, ...]
 
 
-def _pod_spec(doc: Doc) -> list[tuple[tuple[str | int, ...], dict[str, Any], str]]:
+def _pod_spec(doc: Doc) -> list[tuple[Path, dict[str, Any], str]]:
     """(path, pod spec, kind) for every pod template in a document."""
     data = doc.data
     if not isinstance(data, dict):
@@ -31,7 +45,7 @@ def _pod_spec(doc: Doc) -> list[tuple[tuple[str | int, ...], dict[str, Any], str
     spec = data.get("spec") or {}
     if not isinstance(spec, dict):
         return []
-    out: list[tuple[tuple[str | int, ...], dict[str, Any], str]] = []
+    out: list[tuple[Path, dict[str, Any], str]] = []
     if kind == "Pod":
         out.append((("spec",), spec, kind))
     elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
@@ -61,10 +75,6 @@ def k8s_workloads(path: str, doc: Doc) -> list[Workload]:
     """The workloads of one YAML document (none when it holds no pod template)."""
     workloads = []
     for base, pod, kind in _pod_spec(doc):
-        volumes = {v.get("name"): v for v in pod.get("volumes") or [] if isinstance(v, dict)}
-        selector = pod.get("nodeSelector") or {}
-        node_gpu = next((str(selector[k]) for k in _GPU_LABELS if k in selector), None)
-        pod_user = _k8s_user(pod.get("securityContext"))
         containers = pod.get("containers") or []
         if kind == "InferenceService" and not containers:
             model = pod.get("model") if isinstance(pod.get("model"), dict) else None
@@ -79,70 +89,150 @@ def k8s_workloads(path: str, doc: Doc) -> list[Workload]:
                 else base
             )
             w = Workload(path, doc.line(*cp), "kubernetes", name=str(c.get("name", "")), kind=kind)
-            if kind == "LeaderWorkerSet":
-                size = ((doc.data.get("spec") or {}).get("leaderWorkerTemplate") or {}).get("size")
-                w.group_size = size if isinstance(size, int) and size > 0 else 1
-            w.image = c.get("image")
-            w.image_line = doc.line(*cp, "image")
-            command = c.get("command") or []
-            args = c.get("args") or []
-            argv = [str(x) for x in [*command, *args]]
-            arg_lines = [doc.line(*cp, "command", k) for k in range(len(command))] + [
-                doc.line(*cp, "args", k) for k in range(len(args))
-            ]
-            w.invocation = detect_invocation(
-                argv,
-                doc.line(*cp, "args") if args else doc.line(*cp, "command"),
-                w.image,
-                arg_lines=arg_lines,
-            )
-            for j, e in enumerate(c.get("env") or []):
-                if isinstance(e, dict) and "name" in e:
-                    vf = e.get("valueFrom")
-                    w.env.append(
-                        EnvVar(
-                            str(e["name"]),
-                            None if vf or e.get("value") is None else str(e["value"]),
-                            doc.line(*cp, "env", j),
-                            from_secret=bool(vf),
-                        )
-                    )
-            for j, m in enumerate(c.get("volumeMounts") or []):
-                if not isinstance(m, dict):
-                    continue
-                vol = volumes.get(m.get("name")) or {}
-                w.mounts.append(
-                    Mount(
-                        str(m.get("mountPath", "")),
-                        _volume_kind(vol),
-                        doc.line(*cp, "volumeMounts", j),
-                        bool(m.get("readOnly")),
-                    )
-                )
-            for probe in ("liveness", "readiness", "startup"):
-                p = c.get(f"{probe}Probe")
-                if isinstance(p, dict):
-                    w.probes.append(
-                        Probe(
-                            probe,
-                            doc.line(*cp, f"{probe}Probe"),
-                            float(_set(p, "initialDelaySeconds", 0)),
-                            float(_set(p, "periodSeconds", 10)),
-                            int(_set(p, "failureThreshold", 3)),
-                        )
-                    )
-            limits = (c.get("resources") or {}).get("limits") or {}
-            for key in ("nvidia.com/gpu", "amd.com/gpu"):
-                if key in limits:
-                    w.gpus = int(str(limits[key]))
-                    w.gpus_line = doc.line(*cp, "resources", "limits", key)
-            w.shm = any(m.path == "/dev/shm" and m.kind == "memory" for m in w.mounts)
-            w.host_ipc = bool(pod.get("hostIPC"))
-            w.host_ipc_line = doc.line(*base, "hostIPC")
-            w.user = _k8s_user(c.get("securityContext")) or pod_user
-            w.node_gpu = node_gpu
+            _owner(w, doc, base, kind)
+            _container(w, doc, cp, c)
+            _pod(w, doc, base, cp, pod, c)
             workloads.append(w)
     return workloads
+
+
+def _owner(w: Workload, doc: Doc, base: Path, kind: str) -> None:
+    """The object around the pod: name, namespace, replicas, pod labels, update strategy."""
+    data = doc.data
+    meta = data.get("metadata") or {}
+    spec = data.get("spec") or {}
+    meta = meta if isinstance(meta, dict) else {}
+    w.object_name = str(meta.get("name", ""))
+    w.namespace = str(meta["namespace"]) if meta.get("namespace") is not None else None
+    if kind == "LeaderWorkerSet":
+        size = (spec.get("leaderWorkerTemplate") or {}).get("size")
+        w.group_size = size if isinstance(size, int) and size > 0 else 1
+    if kind in _REPLICATED:
+        replicas = spec.get("replicas", 1)
+        w.replicas = replicas if isinstance(replicas, int) else None
+    tpl_meta = (spec.get("template") or {}).get("metadata") if kind in _REPLICATED else None
+    labels = (tpl_meta or {}).get("labels") if isinstance(tpl_meta, dict) else None
+    if kind == "Pod":
+        labels = meta.get("labels")
+    w.pod_labels = {str(k): str(v) for k, v in (labels or {}).items()}
+    if kind == "Deployment":
+        w.rollout = _rollout(doc, ("spec", "strategy"), spec.get("strategy"))
+    elif kind == "InferenceService" and isinstance(spec.get("predictor"), dict):
+        strategy = spec["predictor"].get("deploymentStrategy")
+        if isinstance(strategy, dict):  # KServe's raw deployments: only when written
+            w.rollout = _rollout(doc, (*base, "deploymentStrategy"), strategy)
+
+
+def _rollout(doc: Doc, at: Path, strategy: Any) -> Rollout:
+    """The strategy with Kubernetes' defaults: RollingUpdate, 25% surge, 25% unavailable."""
+    s = _dict(strategy)
+    rolling = _dict(s.get("rollingUpdate"))
+    surge, unavailable = rolling.get("maxSurge"), rolling.get("maxUnavailable")
+    return Rollout(
+        str(s.get("type", "RollingUpdate")),
+        "25%" if surge is None else surge,
+        "25%" if unavailable is None else unavailable,
+        doc.line(*at, "rollingUpdate", "maxSurge") if surge is not None else doc.line(*at),
+    )
+
+
+def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
+    """What one container runs: image, command line, env, ports, probes, GPUs, capabilities."""
+    w.image = c.get("image")
+    w.image_line = doc.line(*cp, "image")
+    command = c.get("command") or []
+    args = c.get("args") or []
+    argv = [str(x) for x in [*command, *args]]
+    arg_lines = [doc.line(*cp, "command", k) for k in range(len(command))] + [
+        doc.line(*cp, "args", k) for k in range(len(args))
+    ]
+    w.invocation = detect_invocation(
+        argv,
+        doc.line(*cp, "args") if args else doc.line(*cp, "command"),
+        w.image,
+        arg_lines=arg_lines,
+    )
+    names = [a.rsplit("/", 1)[-1] for a in argv[:3]]
+    if len(names) >= 2 and names[0] in _SHELLS and "-c" in names[1:3]:
+        # `sh -c SCRIPT`: the script is shell text, not arguments given as they are
+        at = names.index("-c") + 1
+        argv, arg_lines = argv[:at] + argv[at + 1 :], arg_lines[:at] + arg_lines[at + 1 :]
+    w.exec = Argv(tuple(argv), tuple(arg_lines), own_entrypoint=bool(command))
+    for j, e in enumerate(c.get("env") or []):
+        if isinstance(e, dict) and "name" in e:
+            vf = e.get("valueFrom")
+            w.env.append(
+                EnvVar(
+                    str(e["name"]),
+                    None if vf or e.get("value") is None else str(e["value"]),
+                    doc.line(*cp, "env", j),
+                    from_secret=bool(vf),
+                )
+            )
+    for j, p in enumerate(c.get("ports") or []):
+        if isinstance(p, dict) and isinstance(p.get("containerPort"), int):
+            w.ports.append((p["containerPort"], doc.line(*cp, "ports", j, "containerPort")))
+    for probe in ("liveness", "readiness", "startup"):
+        p = c.get(f"{probe}Probe")
+        if isinstance(p, dict):
+            get = _dict(p.get("httpGet"))
+            w.probes.append(
+                Probe(
+                    probe,
+                    doc.line(*cp, f"{probe}Probe"),
+                    float(_set(p, "initialDelaySeconds", 0)),
+                    float(_set(p, "periodSeconds", 10)),
+                    int(_set(p, "failureThreshold", 3)),
+                    str(get["path"]) if get.get("path") is not None else None,
+                    float(_set(p, "timeoutSeconds", 1)),
+                )
+            )
+    limits = (c.get("resources") or {}).get("limits") or {}
+    for key in ("nvidia.com/gpu", "amd.com/gpu"):
+        if key in limits:
+            w.gpus = int(str(limits[key]))
+            w.gpus_line = doc.line(*cp, "resources", "limits", key)
+    ctx = c.get("securityContext")
+    caps = ctx.get("capabilities") if isinstance(ctx, dict) else None
+    if isinstance(caps, dict):
+        w.caps_drop = frozenset(str(x).upper() for x in caps.get("drop") or [])
+        w.caps_add = frozenset(str(x).upper() for x in caps.get("add") or [])
+        w.caps_line = doc.line(*cp, "securityContext", "capabilities")
+
+
+def _pod(
+    w: Workload, doc: Doc, base: Path, cp: Path, pod: dict[str, Any], c: dict[str, Any]
+) -> None:
+    """What the pod gives the container: volumes, host IPC, user, node."""
+    volumes = {v.get("name"): v for v in pod.get("volumes") or [] if isinstance(v, dict)}
+    for j, m in enumerate(c.get("volumeMounts") or []):
+        if not isinstance(m, dict):
+            continue
+        vol = volumes.get(m.get("name")) or {}
+        kind, source = _volume(vol)
+        sub = m.get("subPath") or m.get("subPathExpr")
+        w.mounts.append(
+            Mount(
+                str(m.get("mountPath", "")),
+                kind,
+                doc.line(*cp, "volumeMounts", j),
+                bool(m.get("readOnly")),
+                source,
+                str(sub) if sub else None,
+            )
+        )
+    w.shm = any(m.path == "/dev/shm" and m.kind == "memory" for m in w.mounts)
+    w.host_ipc = bool(pod.get("hostIPC"))
+    w.host_ipc_line = doc.line(*base, "hostIPC")
+    ctx = c.get("securityContext")
+    w.user = _k8s_user(ctx) or _k8s_user(pod.get("securityContext"))
+    w.uid = _uid(ctx) if _uid(ctx) is not None else _uid(pod.get("securityContext"))
+    for sysctl in _dict(pod.get("securityContext")).get("sysctls") or []:
+        if isinstance(sysctl, dict) and sysctl.get("name") == "net.ipv4.ip_unprivileged_port_start":
+            value = str(sysctl.get("value", ""))
+            w.unprivileged_port_start = int(value) if value.isdigit() else None
+    selector = pod.get("nodeSelector") or {}
+    w.node_gpu = next((str(selector[k]) for k in _GPU_LABELS if k in selector), None)
 
 
 def _k8s_user(ctx: Any) -> str | None:
@@ -155,17 +245,37 @@ def _k8s_user(ctx: Any) -> str | None:
     return None
 
 
-def _volume_kind(vol: dict[str, Any]) -> Any:
+def _uid(ctx: Any) -> int | None:
+    uid = ctx.get("runAsUser") if isinstance(ctx, dict) else None
+    return uid if isinstance(uid, int) else None
+
+
+#: Volumes the kubelet writes through hidden ``..data`` / ``..<timestamp>`` entries.
+_ATOMIC = ("configMap", "secret", "projected", "downwardAPI")
+
+
+def _volume(vol: dict[str, Any]) -> tuple[MountKind, str]:
+    """The kind of a pod volume and its source's name (claim, ConfigMap)."""
     if "persistentVolumeClaim" in vol:
-        return "pvc"
+        return "pvc", str((vol["persistentVolumeClaim"] or {}).get("claimName", ""))
     if "emptyDir" in vol:
         ed = vol.get("emptyDir") or {}
-        return "memory" if isinstance(ed, dict) and ed.get("medium") == "Memory" else "emptyDir"
+        medium = isinstance(ed, dict) and ed.get("medium") == "Memory"
+        return ("memory" if medium else "emptyDir"), ""
     if "hostPath" in vol:
-        return "hostPath"
+        return "hostPath", ""
     if "csi" in vol or "nfs" in vol:
-        return "pvc"
-    return "other"
+        return "pvc", ""
+    for key in _ATOMIC:
+        if key in vol:
+            src = vol.get(key) or {}
+            name = src.get("name", src.get("secretName", "")) if isinstance(src, dict) else ""
+            return "configMap", str(name) if key == "configMap" else ""
+    return "other", ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _set(fields: dict[str, Any], key: str, default: float) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from hfdeploy.audit.model import EnvVar, Mount, MountKind, Workload, detect_invocation
+from hfdeploy.audit.model import Argv, EnvVar, Mount, MountKind, Workload, detect_invocation
 
 __all__ = ["shell_workloads"]
 
@@ -84,6 +84,8 @@ _DOCKER_VALUE_FLAGS = {
     "--restart",
     "--label",
     "-l",
+    "--cap-add",
+    "--cap-drop",
 }
 
 
@@ -139,8 +141,22 @@ def _docker_run(path: str, line: int, args: list[str]) -> Workload:
                 w.gpus_line = line
             case "-u" | "--user":
                 w.user = "root" if value in ("0", "root", "0:0") else "nonroot"
+                uid = value.split(":", 1)[0]
+                w.uid = int(uid) if uid.isdigit() else None
+            case "-p" | "--publish":
+                port = value.rsplit(":", 1)[-1].split("/", 1)[0]
+                if port.isdigit():
+                    w.ports.append((int(port), line))
+            case "--cap-drop":
+                w.caps_drop |= {value.upper()}
+                w.caps_line = line
+            case "--cap-add":
+                w.caps_add |= {value.upper()}
         i += 1
     if i < len(args):
         w.image = args[i]
-        w.invocation = detect_invocation(args[i + 1 :], line, w.image)
+        rest = args[i + 1 :]
+        w.invocation = detect_invocation(rest, line, w.image)
+        own = any(a == "--entrypoint" or a.startswith("--entrypoint=") for a in args[:i])
+        w.exec = Argv(tuple(rest), (line,) * len(rest), own_entrypoint=own)
     return w
