@@ -239,3 +239,11 @@ def test_the_readme_runs_with_what_the_folder_holds(
     assert [f for f in files if not (out / f).is_file()] == []
     if (out / "Dockerfile").exists():
         assert "docker build -t ghcr.io/acme/hfdeploy-server:0.1.0 ." in run
+
+
+def test_llama_cpp_on_cpu_gets_the_cpu_image(tmp_path: Path, models: dict[str, Path]) -> None:
+    # Before: the server-cuda image for a CPU plan (and an Endpoints CPU instance).
+    cpu = _gen(models["gguf"], tmp_path / "cpu")
+    assert cpu.gpu is None and cpu.image == "ghcr.io/ggml-org/llama.cpp:server-b10257"
+    gpu = plan_deployment(inspect_model(str(models["gguf"])), gpu="l4")
+    assert gpu.image == "ghcr.io/ggml-org/llama.cpp:server-cuda-b10257"
