@@ -128,6 +128,9 @@ def test_every_file_a_dockerfile_copies_is_in_the_folder(tmp_path: Path, minilm_
             if line.startswith("COPY "):
                 # Before: dist/hfdeploy-0.1.0-py3-none-any.whl, which no step wrote.
                 assert all((out / src).is_file() for src in line.split()[1:-1]), line
+    # The build context is the folder, which also holds ./model: it stays out of the build.
+    ignore = (out / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore and "!dist/" in ignore and "!constraints.txt" in ignore
     wheel = out / "dist/hfdeploy-0.1.0-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
     assert "hfdeploy/catalog/engines.json" in names  # package data travels with it

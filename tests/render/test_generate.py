@@ -110,7 +110,7 @@ def test_every_target_is_valid_audited_and_stable(
     if plan.scaling.replicas > 1:  # a PDB only where one pod may go without an outage
         expected.add("k8s/pdb.yaml")
     # The images install the wheel generate writes beside their Dockerfiles.
-    expected.add("dist/hfdeploy-0.1.0-py3-none-any.whl")
+    expected |= {"dist/hfdeploy-0.1.0-py3-none-any.whl", ".dockerignore"}
     if plan.engine.name == "hfdeploy":
         expected.add("Dockerfile")
     if case == "llama70b":

@@ -24,7 +24,17 @@ def files(plan: Plan) -> dict[str, str]:
     """``Dockerfile`` and ``constraints.txt`` when the plan runs hfdeploy's own server."""
     if plan.engine.name != "hfdeploy":
         return {}
-    return {"Dockerfile": dockerfile(plan), CONSTRAINTS: constraints()}
+    return {"Dockerfile": dockerfile(plan), CONSTRAINTS: constraints(), ".dockerignore": IGNORE}
+
+
+#: The build context is this folder, which also holds ./model: without this, every build
+#: would send the whole model to the Docker daemon (legacy builders, compose v1) for nothing.
+IGNORE = """\
+# The images need only these; the model is mounted at run time, never copied in.
+*
+!constraints.txt
+!dist/
+"""
 
 
 def dockerfile(plan: Plan) -> str:
@@ -52,6 +62,8 @@ def dockerfile(plan: Plan) -> str:
 # The model is not in the image: mount it read-only at {MODEL_DIR}
 # (`hfdeploy fetch REPO@SHA --to ./model` writes it with its lock).
 FROM {PYTHON_IMAGE}
+# pip as root is this build's intent: no warning about it (a build-time variable only).
+ARG PIP_ROOT_USER_ACTION=ignore
 
 RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin app \\
     && mkdir -p /cache && chown app /cache
@@ -86,6 +98,8 @@ def fetch_dockerfile() -> str:
 # Build here (this folder holds {WHEEL} and {CONSTRAINTS}):
 #   docker build -f fetch.Dockerfile -t {FETCH_IMAGE} .
 FROM {PYTHON_IMAGE}
+# pip as root is this build's intent: no warning about it (a build-time variable only).
+ARG PIP_ROOT_USER_ACTION=ignore
 
 RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin app
 

@@ -29,7 +29,7 @@ from hfdeploy.render.common import (
     shm,
     slug,
 )
-from hfdeploy.render.docker import fetch_dockerfile
+from hfdeploy.render.docker import IGNORE, fetch_dockerfile
 from hfdeploy.render.triton import triton_config_map, triton_repository
 
 __all__ = [
@@ -64,7 +64,8 @@ def volume_files(plan: Plan) -> dict[str, str]:
     out = {"k8s/pvc.yaml": dump_yaml(_pvc(plan, name, labels))}
     if fetches_in_cluster(plan):
         out["k8s/fetch-job.yaml"] = dump_yaml(_fetch_job(plan, name, labels))
-        out |= {"fetch.Dockerfile": fetch_dockerfile(), CONSTRAINTS: constraints()}
+        out |= {"fetch.Dockerfile": fetch_dockerfile(), CONSTRAINTS: constraints(),
+                ".dockerignore": IGNORE}  # fmt: skip
     else:
         out["k8s/model-upload-pod.yaml"] = dump_yaml(_upload_pod(name, labels))
     return out

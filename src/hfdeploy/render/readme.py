@@ -61,7 +61,7 @@ def readme(plan: Plan, files: list[str]) -> str:
 def _model_steps(plan: Plan, files: list[str]) -> list[str]:
     ref = pinned_ref(plan)
     if plan.profile.source == "local":
-        get = f"copy the folder: `cp -r {plan.profile.location} ./model`"
+        get = f"copy the folder: `mkdir -p model && cp -r {plan.profile.location}/. model/`"
         if "model.lock.json" in files:
             get += " and its lock: `cp model.lock.json model/`"
         if ref:
@@ -80,7 +80,10 @@ def _image_step(plan: Plan) -> list[str]:
     if plan.engine.name != "hfdeploy":
         return []
     push = f" && docker push {plan.image}" if plan.destination.registry else ""
-    return [f"`docker build -t {plan.image} .`{push} (the Dockerfile installs `{WHEEL}`)"]
+    return [
+        f"`docker build -t {plan.image} .`{push} (the Dockerfile installs `{WHEEL}`; "
+        "`.dockerignore` keeps `./model` out of the build)"
+    ]
 
 
 def _numbered(steps: list[str]) -> list[str]:
@@ -93,7 +96,7 @@ def _compose_steps(plan: Plan, files: list[str]) -> list[str]:
     r = plan.routes
     steps = [
         *_image_step(plan),
-        "`docker compose up -d`",
+        "`docker compose up -d` (Compose v1, as Debian 12 packages it: `docker-compose up -d`)",
         f"wait until `curl -fsS http://localhost:{r.port}{r.ready}` answers "
         f"(up to {plan.cold_start.cached_image_s * 2 + 30} s with the image pulled)",
     ]
