@@ -250,10 +250,11 @@ def _blocked(
             "one volume, which needs a ReadWriteMany storage class: pass --storage-class"
         )
         out += [("k8s", why), ("kserve", why)]
-    # One reason per target, the first found; only the targets planned for.
+    # One reason per target, the first found; only the targets planned for (a multi-node
+    # plan runs on Kubernetes only: its note says so for the others).
     first = dict(reversed(out))
     return [(t, first[t]) for t in dict.fromkeys(t for t, _ in out)
-            if targets is None or t in targets]  # fmt: skip
+            if (targets is None or t in targets) and (pp == 1 or t == "k8s")]  # fmt: skip
 
 
 def _volume_note(dest: Destination, blocked: list[tuple[str, str]]) -> list[str]:
