@@ -226,11 +226,15 @@ def test_caches_land_in_a_volume_the_engine_user_can_write(
     assert mounts["cache"] == "/home/vllm/.cache"
 
 
-@pytest.mark.parametrize("engine", ["vllm", "sglang", "tgi", "triton", "hfdeploy"])
+@pytest.mark.parametrize(
+    "engine", ["vllm", "sglang", "tgi", "tei", "triton", "llama.cpp", "hfdeploy"]
+)
 def test_the_readme_runs_with_what_the_folder_holds(
     engine: str, tmp_path: Path, models: dict[str, Path], minilm_dir: Path
 ) -> None:
-    model = minilm_dir if engine == "hfdeploy" else models["8b"]
+    model = {"hfdeploy": minilm_dir, "tei": minilm_dir, "llama.cpp": models["gguf"]}.get(
+        engine, models["8b"]
+    )
     out = tmp_path / engine
     _gen(model, out, engine=engine, gpu="h100", registry="ghcr.io/acme")
     readme = (out / "README.md").read_text()
