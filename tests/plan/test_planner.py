@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +14,7 @@ from hfdeploy import inspect_model, size_model
 from hfdeploy.catalog.engines import engine_catalog
 from hfdeploy.cli.main import app
 from hfdeploy.errors import DoesNotFitError, InvalidSettingError, UnknownGPUError
+from hfdeploy.plan.flags import knobs_from_args
 from hfdeploy.plan.planner import plan_deployment
 from tests._synthetic import (
     LLAMA3_8B,
@@ -52,14 +54,15 @@ def test_70b_on_80gb_gpus_gets_a_tp_whose_kv_budget_holds(llama70b: Path) -> Non
     assert plan.gpu is not None
     assert plan.gpu.name == "H100-SXM"
     assert plan.tp in (2, 4, 8)
-    # The KV budget holds at that TP: check with the sizing model itself.
-    check = size_model(
-        profile, gpu="H100-SXM", engine="vllm", tp=plan.tp, context=8192, concurrency=16
-    )
+    # The KV budget holds at that TP, with the settings its flags give: check with the sizing
+    # model itself.
+    knobs: dict[str, Any] = knobs_from_args(plan.engine, plan.command.args)
+    knobs.pop("tp")
+    check = size_model(profile, gpu="H100-SXM", engine="vllm", tp=plan.tp, concurrency=16, **knobs)
     assert check.fits[0].fits
     assert check.fits[0].max_concurrency >= 16
     smaller = size_model(
-        profile, gpu="H100-SXM", engine="vllm", tp=plan.tp // 2, context=8192, concurrency=16
+        profile, gpu="H100-SXM", engine="vllm", tp=plan.tp // 2, concurrency=16, **knobs
     )
     assert not smaller.fits[0].fits  # and the next TP down does not
     args = list(plan.command.args)
@@ -92,8 +95,13 @@ def test_catalog_gpu_choice_is_the_cheapest_that_fits(llama8b: Path) -> None:
             if r.fits[0].fits:
                 costs[(g.name, tp)] = g.price_per_hour * tp
                 break
-    assert plan.gpu is not None
-    assert costs[(plan.gpu.name, plan.tp)] == min(costs.values())
+    assert plan.gpu is not None and plan.gpu.price_per_hour
+    # No configuration at the engine's defaults is cheaper: the plan's is, or is one of them.
+    assert plan.gpu.price_per_hour * plan.tp <= min(costs.values())
+    # ... and it fits with the settings its own flags give.
+    knobs: dict[str, Any] = knobs_from_args(plan.engine, plan.command.args)
+    again = size_model(profile, gpu=plan.gpu.name, engine="vllm", concurrency=8, **knobs)
+    assert again.fits[0].fits
     assert all(why for _, why in plan.rejected)
     assert {"sglang", "tgi"} <= {n for n, _ in plan.rejected}
 

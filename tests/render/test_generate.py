@@ -304,8 +304,8 @@ def test_triton_gets_its_model_repository(tmp_path: Path) -> None:
     max_seqs = plan.size.fits[0].max_concurrency
     assert engine_args == {
         "model": "/repository", "tensor_parallel_size": 1, "max_model_len": 8192,
-        "gpu_memory_utilization": 0.9, "max_num_seqs": min(max_seqs, 256),
-        "disable_log_stats": False,
+        "gpu_memory_utilization": 0.9, "max_num_seqs": min(max_seqs, 1024),
+        "max_num_batched_tokens": 8192, "disable_log_stats": False,
     }  # fmt: skip
     config = (out / f"triton/{name}/config.pbtxt").read_text()
     for line in (f'name: "{name}"', 'backend: "vllm"', "decoupled: true", "kind: KIND_MODEL"):

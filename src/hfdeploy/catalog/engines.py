@@ -22,7 +22,9 @@ __all__ = [
     "EngineDetect",
     "EngineSizing",
     "EngineSpec",
+    "GpuDefaults",
     "Routes",
+    "StaticFraction",
     "default_engine",
     "engine_catalog",
     "engines_envelope",
@@ -31,6 +33,59 @@ __all__ = [
 ]
 
 GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class GpuDefaults:
+    """An engine's defaults on the GPUs a rule matches (the first matching rule applies)."""
+
+    batched_tokens: int
+    #: Matches GPUs with at least this much memory (GiB, as the engine reads it).
+    min_memory_gib: float | None = None
+    #: Matches GPUs with less memory than this (GiB).
+    below_memory_gib: float | None = None
+    #: Never matches a GPU whose name holds one of these (lowercase).
+    not_named: tuple[str, ...] = ()
+    max_seqs: int | None = None
+    #: Largest batch captured in a decode CUDA graph (TP below 4; at 4 or more).
+    graph_max_bs: int | None = None
+    graph_max_bs_tp4: int | None = None
+
+    def matches(self, memory_gib: float, name: str) -> bool:
+        low = name.lower()
+        return (
+            (self.min_memory_gib is None or memory_gib >= self.min_memory_gib)
+            and (self.below_memory_gib is None or memory_gib < self.below_memory_gib)
+            and not any(n in low for n in self.not_named)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFraction:
+    """An engine that computes its static memory fraction from the GPU (SGLang): memory held
+    back = base + per_token x max(batched tokens, min_tokens) + per_8_ranks x TP x PP / 8 +
+    per_graph_bs x graph max batch, at least ``floor_mib`` on GPUs over ``floor_above_gib``."""
+
+    base_mib: float
+    per_token_mib: float
+    min_tokens: int
+    per_8_ranks_mib: float
+    per_graph_bs_mib: float
+    floor_mib: float
+    floor_above_gib: float
+
+    def fraction(
+        self, memory_mib: float, *, batched_tokens: int, tp: int, pp: int, graph_max_bs: int
+    ) -> float:
+        reserved = (
+            self.base_mib
+            + self.per_token_mib * max(batched_tokens, self.min_tokens)
+            + self.per_8_ranks_mib * tp * pp / 8
+            + self.per_graph_bs_mib * graph_max_bs
+        )
+        if memory_mib > self.floor_above_gib * 1024:
+            reserved = max(reserved, self.floor_mib)
+        return round((memory_mib - reserved) / memory_mib, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +120,32 @@ class EngineSizing:
     note: str
     #: Measured activation peaks (GiB at 8,192 batched tokens) by model family, if any.
     activation_priors_gib: dict[str, float] = field(default_factory=dict)
+    #: Defaults that depend on the GPU, first match wins (``batched_tokens`` and ``max_seqs``
+    #: above are for no GPU, or none matching).
+    by_gpu: tuple[GpuDefaults, ...] = ()
+    #: The most sequences the engine runs at once by default, and its flag.
+    max_seqs: int | None = None
+    max_seqs_flag: str | None = None
+    #: Logit rows the engine's memory profile samples: ``max_seqs`` (vLLM: min(batched
+    #: tokens, max-num-seqs)) or ``concurrency`` (the requests held).
+    sampler_rows: Literal["max_seqs", "concurrency"] = "concurrency"
+    #: What the memory fraction covers: ``all`` but the CUDA context (vLLM), or the weights
+    #: and the KV pool only (SGLang: activations and graphs live in the rest).
+    fraction_covers: Literal["all", "weights_and_kv"] = "all"
+    #: The fraction computed from the GPU (SGLang) when ``memory_fraction`` is None.
+    static_fraction: StaticFraction | None = None
+    #: How the batched-token default is found: ``fixed`` (by_gpu) or ``tgi`` (TGI's
+    #: compute-optimal prefill from its card table, ``card_f16_tflops`` by catalog GPU).
+    prefill_rule: Literal["fixed", "tgi"] = "fixed"
+    card_f16_tflops: dict[str, float] = field(default_factory=dict)
+    #: Where these defaults come from (the engine's released source).
+    evidence: str = ""
+
+    def defaults_on(self, name: str | None, memory_gib: float | None) -> GpuDefaults | None:
+        """The rule for a GPU (None: no GPU, or no rule matches)."""
+        if name is None or memory_gib is None:
+            return None
+        return next((r for r in self.by_gpu if r.matches(memory_gib, name)), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +210,8 @@ class EngineDeploy:
     image_entrypoint: tuple[str, ...] = ()
     #: The model path is the first argument (``vllm serve MODEL``), not a flag's value.
     model_positional: bool = False
+    #: The value its KV-cache-dtype flag (``flags["kv_dtype"]``) takes for fp8 ("": none).
+    kv_fp8: str = ""
     #: The non-root uid the image is documented to run as (None: the image's default).
     run_as_user: int | None = None
     #: The uid the image runs as when nothing sets one (0: root; None: not recorded).
@@ -207,6 +290,12 @@ def _sizing(name: str, raw: dict[str, Any]) -> EngineSizing:
     values: dict[str, Any] = {
         sizes.get(k, k): int(v * GIB) if k in sizes else v for k, v in raw.items()
     }
+    values["by_gpu"] = tuple(
+        GpuDefaults(**(r | {"not_named": tuple(r.get("not_named", ()))}))
+        for r in raw.get("by_gpu", ())
+    )
+    if raw.get("static_fraction"):
+        values["static_fraction"] = StaticFraction(**raw["static_fraction"])
     return EngineSizing(name=name, **values)
 
 

@@ -6,12 +6,16 @@ Pure. Flag names come from the engine catalog (``deploy.flags``, by meaning).
 
 from __future__ import annotations
 
+import itertools
+
 from hfdeploy.catalog.engines import EngineDeploy, EngineSpec
 from hfdeploy.catalog.gpus import GPU
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.sizing.report import SizeReport
 
-__all__ = ["MODEL_DIR", "TRITON_REPOSITORY", "engine_args", "serving_batch"]
+__all__ = [
+    "MODEL_DIR", "TRITON_REPOSITORY", "engine_args", "knobs_from_args", "serving_batch",
+]  # fmt: skip
 
 #: Where every target mounts the model, read-only.
 MODEL_DIR = "/repository"
@@ -20,13 +24,17 @@ TRITON_REPOSITORY = "/models"
 
 
 def serving_batch(report: SizeReport) -> int:
-    """The most sequences the engine runs at once (its max-num-seqs): as many as the KV
-    budget holds at the full context, capped at 256; the requested concurrency when the
-    estimate has no fit row (no GPU)."""
+    """The most sequences the engine runs at once (its max-num-seqs): the number the estimate
+    sized for when the engine has such a default (vLLM: as many as the KV budget holds at the
+    full context, at most its default); else as many as the KV budget holds, at most 256; the
+    requested concurrency when the estimate has no fit row (no GPU)."""
+    s = report.estimate.settings
     fit = report.fits[0] if report.fits else None
+    if s.max_seqs and fit is not None:
+        return s.max_seqs
     if fit and fit.max_concurrency:
         return max(1, min(fit.max_concurrency, 256))
-    return report.estimate.settings.concurrency
+    return s.concurrency
 
 
 def engine_args(
@@ -101,14 +109,46 @@ def _common(
         add("max_len", s.context)
     if quant:
         add("quantization", quant)
+    if s.kv_dtype.startswith("fp8") and d.kv_fp8:
+        add("kv_dtype", d.kv_fp8)
     if s.gpu_memory_utilization:
         add("memory_fraction", f"{s.gpu_memory_utilization:g}")
+    # Every knob the estimate assumed is written, the engine's own default included: the same
+    # budget on whatever GPU the files end up on, and the estimate and the deployment agree.
+    add("batch_tokens", s.batched_tokens)
     if fit and fit.max_concurrency and name in ("vllm", "sglang"):
         add("max_seqs", serving_batch(report))
-    if name == "tei":
-        add("batch_tokens", s.batched_tokens)
     add("host", "0.0.0.0")
     add("port", d.routes.port)
     if "metrics" in d.flags:
         out.append(d.flags["metrics"])
+    return out
+
+
+#: Sizing knobs by the meaning of the flag that sets them (the catalog's ``flags`` keys).
+_KNOBS = {
+    "tp": ("tp", int),
+    "max_len": ("context", int),
+    "memory_fraction": ("gpu_memory_utilization", float),
+    "batch_tokens": ("max_batched_tokens", int),
+    "max_seqs": ("max_seqs", int),
+    "quantization": ("quantization", str),
+}
+
+
+def knobs_from_args(engine: EngineSpec, args: tuple[str, ...] | list[str]) -> dict[str, object]:
+    """The sizing knobs an engine command line sets, read back through the catalog's flag
+    names: what to re-size a deployment from (``size_model(..., **knobs)``)."""
+    flags = engine.deploy.flags if engine.deploy else {}
+    by_flag = {flag: meaning for meaning, flag in flags.items() if flag}
+    out: dict[str, object] = {}
+    for flag, value in itertools.pairwise(args):
+        meaning = by_flag.get(flag)
+        if meaning in _KNOBS:
+            knob, cast = _KNOBS[meaning]
+            out[knob] = cast(value)
+        elif meaning == "kv_dtype":
+            out["kv_dtype"] = "fp8" if value.startswith("fp8") else value
+    if engine.name == "llama.cpp" and "context" in out:
+        return {}  # --ctx-size is context x slots there: not a per-request context
     return out

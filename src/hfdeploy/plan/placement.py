@@ -1,5 +1,5 @@
-"""Where a model runs: the cheapest GPU type and smallest tensor-parallel degree that hold
-it (then fp8 weights where the GPU has fp8), else 2-4 nodes of 8 with pipeline parallelism.
+"""Where a model runs when one node does not hold it: 2-4 nodes of 8 with pipeline parallelism
+(one node: ``plan.search``), the GPUs to look at, and the nearest options when nothing fits.
 
 Pure: every candidate is sized with ``size_model`` against the GPU catalog.
 """
@@ -13,9 +13,10 @@ from hfdeploy.catalog.engines import EngineSpec
 from hfdeploy.catalog.gpus import GPU, find_gpu, gpu_catalog
 from hfdeploy.errors import DoesNotFitError, HfDeployError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
+from hfdeploy.plan.search import Alternative
 from hfdeploy.sizing.report import SizeReport, size_model
 
-__all__ = ["Placement", "candidate_gpus", "fit_nodes", "fit_one_node", "no_fit"]
+__all__ = ["Placement", "candidate_gpus", "fit_nodes", "no_fit"]
 
 _TP_DEGREES = (1, 2, 4, 8)
 #: Nodes tried, of 8 GPUs each, when one node is not enough (vLLM pipeline parallelism).
@@ -31,6 +32,8 @@ class Placement:
     report: SizeReport
     pp: int = 1
     quantization: str | None = None
+    #: The other configurations looked at, with their cost (one-node plans).
+    alternatives: tuple[Alternative, ...] = ()
 
 
 def candidate_gpus(gpu: str | None) -> list[GPU]:
@@ -38,34 +41,6 @@ def candidate_gpus(gpu: str | None) -> list[GPU]:
     if gpu:
         return [find_gpu(gpu)]
     return [g for g in gpu_catalog().gpus if g.vendor.lower() == "nvidia" and g.price_per_hour]
-
-
-def fit_one_node(
-    p: ModelProfile, engine: EngineSpec, gpus: list[GPU], knobs: dict[str, Any]
-) -> Placement | None:
-    """The cheapest (GPU, TP) that fits; quantization fp8 only where the GPU has it."""
-    best: tuple[float, Placement] | None = None
-    degrees = _TP_DEGREES if engine.tensor_parallel else (1,)
-    # fp8 weights only where the engine can quantize on the fly and the GPU computes in fp8.
-    for quant in (None, *(q for q in ("fp8",) if q in engine.quantizations)):
-        for g in gpus:
-            if quant and not g.fp8_tflops:
-                continue
-            for tp in degrees:
-                try:
-                    report = size_model(
-                        p, gpu=g.name, engine=engine.name, tp=tp, quantization=quant, **knobs
-                    )
-                except InvalidSettingError:
-                    continue  # e.g. TP that does not divide the heads
-                if report.fits[0].fits:
-                    cost = (g.price_per_hour or 1e6) * tp
-                    if best is None or cost < best[0]:
-                        best = (cost, Placement(g, tp, report, quantization=quant))
-                    break
-        if best is not None:
-            return best[1]
-    return None
 
 
 def fit_nodes(

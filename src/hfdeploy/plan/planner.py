@@ -10,6 +10,7 @@ endpoints (the Inference Endpoints instance) → envelope.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from hfdeploy.catalog.engines import EngineSpec
@@ -22,13 +23,7 @@ from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance, no_endpoi
 from hfdeploy.plan.engine_choice import choose_engine
 from hfdeploy.plan.envelope import plan_envelope
 from hfdeploy.plan.flags import engine_args
-from hfdeploy.plan.placement import (
-    Placement,
-    candidate_gpus,
-    fit_nodes,
-    fit_one_node,
-    no_fit,
-)
+from hfdeploy.plan.placement import Placement, candidate_gpus, fit_nodes, no_fit
 from hfdeploy.plan.result import (
     MULTI_NODE_TARGETS,
     TARGETS,
@@ -38,9 +33,20 @@ from hfdeploy.plan.result import (
     served_name,
 )
 from hfdeploy.plan.roofline import roofline, scaling
+from hfdeploy.plan.search import Prefer, explain, search
 from hfdeploy.sizing.report import SizeReport, size_model
 
 __all__ = ["plan_deployment"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What the placement search weighs besides memory: preference, traffic, SLO."""
+
+    prefer: Prefer
+    traffic: float | None
+    slo_ms: float | None
+    output_tokens: int
 
 
 def plan_deployment(
@@ -58,11 +64,15 @@ def plan_deployment(
     registry: str | None = None,
     repo: str | None = None,
     storage_class: str | None = None,
+    prefer: Prefer = "cost",
 ) -> Plan:
     """Choose engine, GPUs and flags for ``profile``; estimate throughput, replicas, cost.
 
     ``registry``, ``repo`` and ``storage_class`` say what no model can tell of where it runs
     (see ``plan.destination``); the targets that need one it lacks are listed as not written.
+    ``prefer``: ``cost`` takes the cheapest configuration that meets the request, trading
+    prefill speed, KV precision or context for memory before adding GPUs; ``latency`` pays for
+    the engine's defaults when a configuration at them fits.
 
     Raises:
         DoesNotFitError: nothing up to TP 8 (or fp8) fits, nor 2-4 nodes of 8 for vLLM on
@@ -96,7 +106,8 @@ def plan_deployment(
             else f"{spec.name} runs on CPU; pass --gpu for a GPU"
         )
     else:
-        where = _place(profile, spec, gpu, knobs, targets, reasons, notes)
+        ask = Ask(prefer, traffic_rps, slo_p95_ms, output_tokens)
+        where = _place(profile, spec, gpu, knobs, targets, reasons, notes, ask)
         report = where.report
     chosen, tp, pp = (where.gpu, where.tp, where.pp) if where else (None, 1, 1)
     quant = where.quantization if where else None
@@ -132,6 +143,7 @@ def plan_deployment(
         command=Command(tuple(args), dict(d.env)), roofline=roof, scaling=scale,
         cold_start=cold, cost=money, envelope=envelope, notes=tuple(notes), pp=pp,
         targets=targets, endpoint=endpoint, destination=dest, blocked=tuple(blocked),
+        alternatives=where.alternatives if where else (),
     )  # fmt: skip
 
 
@@ -143,20 +155,22 @@ def _place(
     targets: tuple[str, ...] | None,
     reasons: list[str],
     notes: list[str],
+    ask: Ask,
 ) -> Placement:
-    """One node if one holds it, else several; the reasons and notes say which and why."""
-    found = fit_one_node(profile, spec, candidate_gpus(gpu), knobs)
-    if found is not None:
-        s, fit = found.report.estimate.settings, found.report.fits[0]
-        reasons.append(
-            f"{found.tp} x {found.gpu.name}: the smallest TP at which weights, KV cache at "
-            f"{s.context:,} tokens x {s.concurrency} and overheads fit "
-            f"({fit.headroom_bytes / 2**30:.1f} GiB headroom)"
-            + ("" if gpu else "; cheapest fitting GPU in the catalog")
-        )
-        if found.quantization:
-            reasons.append("fp8 weights (on-the-fly quantization) were needed to fit")
-        return found
+    """One node if one holds it (the cheapest configuration, see ``plan.search``), else
+    several; the reasons and notes say which and why."""
+    chosen, seen = search(
+        profile, spec, candidate_gpus(gpu), knobs, prefer=ask.prefer, traffic=ask.traffic,
+        slo_ms=ask.slo_ms, output_tokens=ask.output_tokens,
+    )  # fmt: skip
+    if chosen is not None:
+        why, alternatives = explain(profile, spec, chosen, seen, gpu_given=bool(gpu),
+                                    prefer=ask.prefer)  # fmt: skip
+        reasons += why
+        return Placement(
+            chosen.gpu, chosen.tp, chosen.report,
+            quantization=chosen.trades.quantization, alternatives=alternatives,
+        )  # fmt: skip
     multi = fit_nodes(profile, spec, candidate_gpus(gpu), knobs)
     if multi is None:
         raise no_fit(profile, spec, gpu, knobs)

@@ -16,6 +16,7 @@ from hfdeploy.plan.cost import ColdStart, Cost
 from hfdeploy.plan.destination import Destination
 from hfdeploy.plan.endpoints import EndpointChoice
 from hfdeploy.plan.roofline import Roofline, Scaling
+from hfdeploy.plan.search import Alternative
 from hfdeploy.sizing.estimate import MemoryEstimate
 from hfdeploy.sizing.report import SizeReport
 
@@ -100,6 +101,8 @@ class Plan:
     destination: Destination = field(default_factory=Destination)
     #: (target, why) for each target whose files cannot be written as planned.
     blocked: tuple[tuple[str, str], ...] = ()
+    #: The configurations looked at (GPU type, count, trades), with their monthly cost.
+    alternatives: tuple[Alternative, ...] = ()
 
     def blocked_reason(self, target: str) -> str | None:
         """Why ``target``'s files are not written (None: they are)."""
@@ -202,5 +205,6 @@ class Plan:
             "notes": list(self.notes),
             "destination": self.destination.to_dict(),
             "not_written": [{"target": t, "why": why} for t, why in self.blocked],
+            "alternatives": [a.to_dict() for a in self.alternatives],
             "envelope": self.envelope.to_dict(),
         }

@@ -206,7 +206,9 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
     }  # fmt: skip
     logits = 0.0
     if profile.task.kind in {"generator", "speech", "seq2seq"} and a.vocab_size:
-        rows = min(tokens, s.concurrency)
+        # vLLM's memory profile samples logits for min(batched tokens, max-num-seqs) requests.
+        held = s.max_seqs if eng.sampler_rows == "max_seqs" and s.max_seqs else s.concurrency
+        rows = min(tokens, held)
         logits = rows * a.vocab_size * 4 * eng.logit_copies
         drivers["logit_rows"] = rows
         drivers["vocab_size"] = a.vocab_size

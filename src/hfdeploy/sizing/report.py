@@ -100,7 +100,9 @@ def size_model(
     Raises:
         InvalidSettingError: a setting out of range; UnknownGPUError: a GPU not in the catalog.
     """
-    settings = resolve_settings(profile, **knobs)
-    est = estimate_memory(profile, settings)
-    gpus = [find_gpu(gpu)] if gpu else list(gpu_catalog().gpus)
-    return SizeReport(profile=profile, estimate=est, fits=tuple(fit_table(profile, est, gpus)))
+    one = find_gpu(gpu) if gpu else None
+    # The engine's defaults on that GPU (without one: its defaults when it sees none); each
+    # row of the fit table takes the defaults of its own GPU.
+    est = estimate_memory(profile, resolve_settings(profile, gpu=one, **knobs))
+    gpus = [one] if one else list(gpu_catalog().gpus)
+    return SizeReport(profile=profile, estimate=est, fits=tuple(fit_table(profile, gpus, knobs)))

@@ -11,8 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict, Unpack
 
 from hfdeploy.catalog.engines import EngineSizing, default_engine, sizing_engines
+from hfdeploy.catalog.gpus import GPU
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
+from hfdeploy.sizing.defaults import EngineDefaults, engine_defaults
 
 __all__ = [
     "DEFAULT_CONTEXT_CAP",
@@ -48,6 +50,7 @@ class SettingsKnobs(TypedDict, total=False):
     gpu_memory_utilization: float | None
     quantization: str | None
     pp: int
+    max_seqs: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +71,24 @@ class ServingSettings:
     sources: dict[str, str] = field(default_factory=dict)
     #: Pipeline-parallel stages (nodes of ``tp`` GPUs each): layers split across them.
     pp: int = 1
+    #: The most sequences the engine runs at once (vLLM's --max-num-seqs); None: no such knob.
+    max_seqs: int | None = None
+    #: The GPU the engine's defaults were taken for (None: no GPU).
+    gpu: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def resolve_settings(profile: ModelProfile, **knobs: Unpack[SettingsKnobs]) -> ServingSettings:
+def resolve_settings(
+    profile: ModelProfile, *, gpu: GPU | None = None, **knobs: Unpack[SettingsKnobs]
+) -> ServingSettings:
     """Apply defaults and validate the knobs once, at the boundary.
 
     Defaults: the engine by the model's kind, dtypes ``auto``, the context at the model's
-    maximum capped at 8192, concurrency 1, TP 1, the engine's batched-token budget and
-    memory fraction, no quantization what-if.
+    maximum capped at 8192, concurrency 1, TP 1, and the engine's own batched-token budget,
+    sequence limit and memory fraction on ``gpu`` (they differ by GPU: vLLM budgets 2,048
+    tokens under 70 GiB and 8,192 above), no quantization what-if.
 
     Raises:
         InvalidSettingError: a value out of range, with a valid one in the hint.
@@ -102,16 +112,27 @@ def resolve_settings(profile: ModelProfile, **knobs: Unpack[SettingsKnobs]) -> S
     context, sources["context"] = _context(profile, knobs.get("context"))
     d, sources["dtype"] = _serving_dtype(profile, eng, knobs.get("dtype", "auto"))
     kvd, sources["kv_dtype"] = _kv_dtype(profile, knobs.get("kv_dtype", "auto"), d)
+    defaults = engine_defaults(profile, eng, gpu, tp=tp, pp=pp)
     batched, sources["batched_tokens"] = _batched_tokens(
-        eng, knobs.get("max_batched_tokens"), context * concurrency
+        eng, defaults, knobs.get("max_batched_tokens"), context * concurrency
     )
+    max_seqs = knobs.get("max_seqs")
+    if max_seqs is not None and max_seqs < 1:
+        raise InvalidSettingError("max_seqs", max_seqs, "must be at least 1")
+    if max_seqs is not None or defaults.max_seqs is not None:
+        sources["max_seqs"] = (
+            "--max-seqs" if max_seqs else f"{defaults.basis} ({eng.max_seqs_flag})"
+        )
     if util is not None:
         sources["gpu_memory_utilization"] = "--gpu-memory-utilization"
+    elif defaults.memory_fraction is not None and eng.static_fraction is not None:
+        sources["gpu_memory_utilization"] = f"{defaults.basis}, from its memory held back"
     return ServingSettings(
         engine=eng.name, dtype=d, kv_dtype=kvd, context=context, concurrency=concurrency,
         tp=tp, batched_tokens=batched,
-        gpu_memory_utilization=util if util is not None else eng.memory_fraction,
+        gpu_memory_utilization=util if util is not None else defaults.memory_fraction,
         quantization=quantization, block_size=eng.block_size, sources=sources, pp=pp,
+        max_seqs=max_seqs or defaults.max_seqs, gpu=gpu.name if gpu else None,
     )  # fmt: skip
 
 
@@ -186,15 +207,17 @@ def _context(profile: ModelProfile, context: int | None) -> tuple[int, str]:
     return context, "--context"
 
 
-def _batched_tokens(eng: EngineSizing, asked: int | None, every_prefill: int) -> tuple[int, str]:
+def _batched_tokens(
+    eng: EngineSizing, defaults: EngineDefaults, asked: int | None, every_prefill: int
+) -> tuple[int, str]:
     if asked is not None:
         if asked < 1:
             raise InvalidSettingError("max_batched_tokens", asked, "must be at least 1")
         return asked, "--max-batched-tokens"
-    if eng.batched_tokens is None:
+    if defaults.batched_tokens is None:
         return every_prefill, "concurrency x context (one prefill of every request)"
     # Engines warm up at their full batch-token budget, so the peak follows it.
-    return eng.batched_tokens, f"{eng.name} default ({eng.batched_tokens_flag})"
+    return defaults.batched_tokens, f"{defaults.basis} ({eng.batched_tokens_flag})"
 
 
 def _serving_dtype(profile: ModelProfile, engine: EngineSizing, requested: str) -> tuple[str, str]:
