@@ -9,7 +9,13 @@ import typer
 
 from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import ModelArg
-from hfdeploy.cli.plan import RegistryOpt, RepoOpt, StorageClassOpt
+from hfdeploy.cli.plan import (
+    PreferOpt,
+    RegistryOpt,
+    RepoOpt,
+    StorageClassOpt,
+    parse_prefer,
+)
 from hfdeploy.model.resolve import inspect_model
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.plan.result import TARGETS
@@ -32,6 +38,7 @@ def generate_command(
     registry: RegistryOpt = None,
     repo: RepoOpt = None,
     storage_class: StorageClassOpt = None,
+    prefer: PreferOpt = "cost",
     no_lock: Annotated[
         bool, typer.Option("--no-lock", help="Do not hash a local model into model.lock.json.")
     ] = False,
@@ -44,7 +51,7 @@ def generate_command(
         plan = plan_deployment(
             inspect_model(model), gpu=gpu, engine=engine, context=context,
             concurrency=concurrency, traffic_rps=traffic, targets=targets, registry=registry,
-            repo=repo, storage_class=storage_class,
+            repo=repo, storage_class=storage_class, prefer=parse_prefer(prefer),
         )  # fmt: skip
         written = generate_deployment(plan, out, targets=targets, lock=not no_lock)
     rel = [str(p.relative_to(out)) for p in written]

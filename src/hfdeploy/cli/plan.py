@@ -14,9 +14,11 @@ from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.resolve import inspect_model
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.plan.result import Plan
+from hfdeploy.plan.search import Prefer
 
 __all__ = [
-    "RegistryOpt", "RepoOpt", "StorageClassOpt", "parse_slo", "plan_command", "render_plan",
+    "PreferOpt", "RegistryOpt", "RepoOpt", "StorageClassOpt", "parse_prefer", "parse_slo",
+    "plan_command", "render_plan",
 ]  # fmt: skip
 
 
@@ -46,6 +48,8 @@ def render_plan(out: Output, p: Plan) -> None:
     for name, why in p.rejected:
         t.add_row("  not " + name, why)
     t.add_row("gpus", p.placement)
+    for a in [a for a in p.alternatives if not a.chosen][:3]:
+        t.add_row("  or", f"{a.placement}: ${a.per_month:,.0f}/month, {a.why}")
     t.add_row("memory", p.memory_text)
     t.add_row("command", " ".join([*p.deploy.entrypoint, *p.command.args]))
     r, s = p.roofline, p.scaling
@@ -87,6 +91,16 @@ def render_plan(out: Output, p: Plan) -> None:
     out.print(p.envelope.to_text())
 
 
+def parse_prefer(raw: str) -> Prefer:
+    """``cost`` or ``latency``."""
+    match raw.strip().lower():
+        case "cost":
+            return "cost"
+        case "latency":
+            return "latency"
+    raise InvalidSettingError("prefer", raw, "unknown", hint="Use --prefer cost or latency.")
+
+
 def parse_targets(text: str | None) -> tuple[str, ...] | None:
     """``docker,k8s`` -> ("docker", "k8s"); None stays None (any target)."""
     if text is None:
@@ -106,6 +120,13 @@ RepoOpt = Annotated[
     typer.Option(
         help="For a local folder: the Hub repository it is published at, pinned "
         "(OWNER/NAME@COMMIT). Inference Endpoints and the fetch Job load it from there."
+    ),
+]
+PreferOpt = Annotated[
+    str,
+    typer.Option(
+        help="cost: the cheapest configuration that meets the request (a smaller prefill "
+        "budget or an fp8 KV cache before more GPUs); latency: the engine's defaults."
     ),
 ]
 StorageClassOpt = Annotated[
@@ -138,6 +159,7 @@ def plan_command(
     registry: RegistryOpt = None,
     repo: RepoOpt = None,
     storage_class: StorageClassOpt = None,
+    prefer: PreferOpt = "cost",
     json_: JsonOpt = False,
 ) -> None:
     """The engine with reasons, GPUs and TP, engine flags, throughput ceiling, replicas, cost."""
@@ -157,6 +179,7 @@ def plan_command(
             registry=registry,
             repo=repo,
             storage_class=storage_class,
+            prefer=parse_prefer(prefer),
         )
     if json_:
         out.data(plan.to_dict())

@@ -32,7 +32,14 @@ PpOpt = Annotated[
     int, typer.Option(help="Pipeline-parallel stages (nodes of --tp GPUs; vLLM, SGLang).")
 ]
 UtilOpt = Annotated[float | None, typer.Option(help="Engine memory fraction (vLLM default 0.9).")]
-BatchedOpt = Annotated[int | None, typer.Option(help="Batched-token budget (activation peak).")]
+BatchedOpt = Annotated[
+    int | None,
+    typer.Option(help="Batched-token budget (activation peak; default: the engine's on the GPU)."),
+]
+MaxSeqsOpt = Annotated[
+    int | None,
+    typer.Option(help="Sequences the engine runs at once (vLLM's --max-num-seqs; its default)."),
+]
 QuantOpt = Annotated[
     str | None, typer.Option(help="What-if quantization: " + ", ".join(QUANTIZATIONS) + ".")
 ]
@@ -115,6 +122,7 @@ def size_command(
     pp: PpOpt = 1,
     gpu_memory_utilization: UtilOpt = None,
     max_batched_tokens: BatchedOpt = None,
+    max_seqs: MaxSeqsOpt = None,
     quantization: QuantOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -126,6 +134,7 @@ def size_command(
             profile, gpu=gpu, engine=engine, dtype=dtype, kv_dtype=kv_dtype, context=context,
             concurrency=concurrency, tp=tp, pp=pp, max_batched_tokens=max_batched_tokens,
             gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
+            max_seqs=max_seqs,
         )  # fmt: skip
     if json_:
         out.data(report.to_dict())

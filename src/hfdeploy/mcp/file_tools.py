@@ -16,6 +16,7 @@ from hfdeploy.mcp.toolkit import (
     READ_ONLY,
     Ctx,
     Model,
+    Prefer,
     Registry,
     Repo,
     StorageClass,
@@ -49,6 +50,7 @@ async def generate_deployment(
     registry: Registry = None,
     repo: Repo = None,
     storage_class: StorageClass = None,
+    prefer: Prefer = "cost",
     *,
     ctx: Ctx,
 ) -> Annotated[CallToolResult, GenerateOutput]:
@@ -65,7 +67,7 @@ async def generate_deployment(
     def run() -> Any:
         p = plan(_inspect_model(model), gpu=gpu, engine=engine, context=context,
                  concurrency=concurrency, targets=targets, registry=registry, repo=repo,
-                 storage_class=storage_class)  # fmt: skip
+                 storage_class=storage_class, prefer=prefer)  # fmt: skip
         written = generate(p, folder, targets=targets)
         return p, [str(w.relative_to(folder)) for w in written]
 

@@ -14,7 +14,17 @@ from pydantic import Field
 from hfdeploy.catalog.engines import engine_catalog, engines_envelope, sizing_engines
 from hfdeploy.catalog.gpus import gpu_catalog
 from hfdeploy.mcp.schemas import EngineList, GpuList, InspectOutput, PlanOutput, SizeOutput
-from hfdeploy.mcp.toolkit import READ_ONLY, Model, Registry, Repo, StorageClass, answer, call, tool
+from hfdeploy.mcp.toolkit import (
+    READ_ONLY,
+    Model,
+    Prefer,
+    Registry,
+    Repo,
+    StorageClass,
+    answer,
+    call,
+    tool,
+)
 from hfdeploy.model.resolve import inspect_model as _inspect_model
 from hfdeploy.sizing.report import size_model
 from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, QUANTIZATIONS
@@ -68,7 +78,12 @@ async def estimate_memory(
         Field(description="Engine memory fraction (vLLM default 0.9).", gt=0, le=1),
     ] = None,
     max_batched_tokens: Annotated[
-        int | None, Field(description="Batched-token budget (activation peak).", gt=0)
+        int | None,
+        Field(description="Batched-token budget (default: the engine's on the GPU).", gt=0),
+    ] = None,
+    max_seqs: Annotated[
+        int | None,
+        Field(description="Sequences the engine runs at once (vLLM's --max-num-seqs).", gt=0),
     ] = None,
     quantization: Annotated[
         str | None,
@@ -87,7 +102,7 @@ async def estimate_memory(
             profile, gpu=gpu, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
             context=context, concurrency=concurrency, tp=tp, pp=pp,
             gpu_memory_utilization=gpu_memory_utilization,
-            max_batched_tokens=max_batched_tokens, quantization=quantization,
+            max_batched_tokens=max_batched_tokens, quantization=quantization, max_seqs=max_seqs,
         )  # fmt: skip
 
     report = await call(run)
@@ -113,6 +128,7 @@ async def plan_deployment(
     registry: Registry = None,
     repo: Repo = None,
     storage_class: StorageClass = None,
+    prefer: Prefer = "cost",
 ) -> Annotated[CallToolResult, PlanOutput]:
     """The engine with reasons and rejected alternatives, GPU type and count, TP, engine
     flags, decode roofline, replicas, cold start and cost. The result is
@@ -123,7 +139,7 @@ async def plan_deployment(
     result = await call(lambda: plan(
         _inspect_model(model), gpu=gpu, engine=engine, context=context,
         concurrency=concurrency, traffic_rps=traffic, registry=registry, repo=repo,
-        storage_class=storage_class,
+        storage_class=storage_class, prefer=prefer,
     ))  # fmt: skip
     return answer(result.to_dict(), result.envelope)
 

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -25,7 +25,8 @@ from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
 
 __all__ = [
-    "LOOPBACK", "READ_ONLY", "Ctx", "Limits", "Model", "RegisteredTool", "Registry", "Repo",
+    "LOOPBACK", "READ_ONLY", "Ctx", "Limits", "Model", "Prefer", "RegisteredTool", "Registry",
+    "Repo",
     "StorageClass", "answer", "call", "limits", "registered_tools", "tool",
 ]  # fmt: skip
 
@@ -58,6 +59,13 @@ Repo = Annotated[
     Field(
         description="For a local folder: the Hub repository it is published at, pinned "
         "(OWNER/NAME@COMMIT)."
+    ),
+]
+Prefer = Annotated[
+    Literal["cost", "latency"],
+    Field(
+        description="cost: the cheapest configuration that meets the request, trading prefill "
+        "speed or KV precision for memory before adding GPUs; latency: the engine's defaults."
     ),
 ]
 StorageClass = Annotated[

@@ -287,7 +287,8 @@ def explain(
     if chosen.trades.level == 0:
         reason = (f"{chosen.tp} x {chosen.gpu.name} at {spec.name}'s defaults there "
                   f"({s.batched_tokens:,} batched tokens): {held} ({headroom})")  # fmt: skip
-        if not gpu_given:
+        cheaper = any(c.fits and c.per_hour < chosen.per_hour for c in seen)
+        if not gpu_given and not cheaper:
             reason += "; the cheapest fitting configuration in the catalog"
     else:
         reason = f"{chosen.label()}{_costs(p, chosen)}: {held} ({headroom})"
