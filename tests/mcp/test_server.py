@@ -43,7 +43,8 @@ def test_tools_are_listed_with_described_inputs_and_output_schemas() -> None:
     est = tools["estimate_memory"].input_schema["properties"]
     # Arguments mirror the CLI's long flags.
     assert {"model", "gpu", "engine", "dtype", "kv_dtype", "context", "concurrency", "tp", "pp",
-            "gpu_memory_utilization", "max_batched_tokens", "max_seqs", "quantization"} == set(est)  # fmt: skip
+            "gpu_memory_utilization", "max_batched_tokens", "max_seqs",
+            "quantization"} == set(est)  # fmt: skip
     assert tools["estimate_memory"].annotations.read_only_hint is True
 
 
