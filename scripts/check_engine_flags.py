@@ -100,6 +100,7 @@ def _facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
             (f"cache folder {d.cache_dir} made in the image", r"docker/Dockerfile",
              rf"mkdir -p {re.escape(d.cache_dir)}\b"),
             ("XDG_CACHE_HOME read (vLLM's cache root)", r"vllm/envs\.py", '"XDG_CACHE_HOME"'),
+            *_default_facts(spec),
         ]  # fmt: skip
     server = r"sglang/srt/entrypoints/http_server\.py"
     facts = [
@@ -108,11 +109,47 @@ def _facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
         (f"ready route {r.ready}", server, re.escape(f'@app.get("{r.ready}")')),
         (f"live route {r.live}", server, re.escape(f'@app.get("{r.live}")')),
     ]  # fmt: skip
+    facts += _default_facts(spec)
     for route, seconds in r.slow_routes.items():
         facts.append((f"{route} waits {seconds:g} s before it answers", server,
                       re.escape(f'@app.get("{route}")') + r"[\s\S]*asyncio\.sleep\("
                       + f"{seconds:g}" + r"\)"))  # fmt: skip
     return facts
+
+
+def _default_facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
+    """The engine's defaults by GPU memory (the catalog's ``sizing.by_gpu``) in its source."""
+    sizing = spec.sizing
+    assert sizing is not None
+    out = []
+    if spec.name == "vllm":
+        where = r"vllm/engine/arg_utils\.py"
+        for rule in sizing.by_gpu:
+            if rule.min_memory_gib:
+                but = "".join(rf' and "{n}" not in device_name' for n in rule.not_named)
+                out.append((f"defaults from {rule.min_memory_gib:g} GiB"
+                            + "".join(f", not {n}" for n in rule.not_named), where,
+                            rf"device_memory >= {rule.min_memory_gib:g} \* GiB_bytes{but}"))  # fmt: skip
+            out.append((f"OpenAI server: {rule.batched_tokens:,} batched tokens, "
+                        f"{rule.max_seqs} sequences", where,
+                        rf"OPENAI_API_SERVER: {rule.batched_tokens},[\s\S]{{0,200}}"
+                        rf"OPENAI_API_SERVER: {rule.max_seqs},"))  # fmt: skip
+        return out
+    where = r"sglang/srt/arg_groups/memory_hook\.py"
+    for rule in sizing.by_gpu:
+        if rule.below_memory_gib:
+            out.append((f"below {rule.below_memory_gib:g} GiB: {rule.batched_tokens:,}-token "
+                        f"chunks, graphs to {rule.graph_max_bs}", where,
+                        rf"gpu_mem < {rule.below_memory_gib:g} \* 1024:[\s\S]{{0,600}}?"
+                        rf"chunked_prefill_size={rule.batched_tokens},[\s\S]{{0,300}}?"
+                        rf"max_bs = {rule.graph_max_bs}\b"))  # fmt: skip
+    f = sizing.static_fraction
+    if f is not None:
+        out.append((f"static fraction: {f.per_token_mib:g} MiB a token, at least "
+                    f"{f.floor_mib:g} MiB above {f.floor_above_gib:g} GiB", where,
+                    rf"activation_tokens \* {f.per_token_mib:g}[\s\S]*"
+                    rf"max\(reserved_mem, {f.floor_mib / 1024:g} \* 1024\)"))  # fmt: skip
+    return out
 
 
 def check_facts(spec: EngineSpec, archive: Path) -> list[str]:
@@ -135,6 +172,10 @@ def emitted_flags(engine: str) -> dict[str, list[str]]:
     cases = {
         "8B on L4": (LLAMA3_8B, {"gpu": "l4"}),
         "8B on H100": (LLAMA3_8B, {"gpu": "h100"}),
+        "8B on H100 at 32k x 16 (fp8 KV cache)": (
+            LLAMA3_8B,
+            {"gpu": "h100", "context": 32768, "concurrency": 16},
+        ),
         "70B on H100 (tensor parallel)": (LLAMA3_70B, {"gpu": "h100"}),
         "405B-shaped on 8 H100 (fp8)": (LLAMA_405B, {"gpu": "h100"}),
     }
