@@ -127,9 +127,10 @@ def _default_facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
         for rule in sizing.by_gpu:
             if rule.min_memory_gib:
                 but = "".join(rf' and "{n}" not in device_name' for n in rule.not_named)
-                out.append((f"defaults from {rule.min_memory_gib:g} GiB"
+                gib = rule.min_memory_gib
+                out.append((f"defaults from {gib:g} GiB"
                             + "".join(f", not {n}" for n in rule.not_named), where,
-                            rf"device_memory >= {rule.min_memory_gib:g} \* GiB_bytes{but}"))  # fmt: skip
+                            rf"device_memory >= {gib:g} \* GiB_bytes{but}"))  # fmt: skip
             out.append((f"OpenAI server: {rule.batched_tokens:,} batched tokens, "
                         f"{rule.max_seqs} sequences", where,
                         rf"OPENAI_API_SERVER: {rule.batched_tokens},[\s\S]{{0,200}}"
