@@ -18,7 +18,8 @@ __all__ = [
     "PayloadTooLargeError", "PickleOnlyError", "QueueFullError", "RequestTimeoutError",
     "RevisionNotFoundError", "SafetensorsHeaderError", "SafetensorsHeaderTooLargeError",
     "ServeError", "UnauthorizedError", "UnknownDtypeError", "UnknownGPUError",
-    "UnknownModelTypeError", "UnsupportedTaskError", "UpError", "YamlParseError",
+    "UnknownLayerTypeError", "UnknownModelTypeError", "UnsupportedTaskError", "UpError",
+    "YamlParseError",
 ]  # fmt: skip
 
 
@@ -126,6 +127,23 @@ class UnknownModelTypeError(HfDeployError, ValueError, fields=("model_type", "re
             "or install a transformers release that knows this architecture.",
         )
         self.model_type, self.reason, self.location = model_type, reason, location
+
+
+class UnknownLayerTypeError(
+    HfDeployError, ValueError, fields=("model_type", "layer_types", "source")
+):
+    """Some layers of a model are of a type whose cache hfdeploy cannot size."""
+
+    def __init__(self, model_type: str | None, layer_types: dict[str, int], source: str) -> None:
+        shown = ", ".join(f"{name} ({n} layers)" if n else name for name, n in layer_types.items())
+        super().__init__(
+            f"cannot size the cache of model type {model_type or '<missing model_type>'!r}: "
+            f"{shown} not known to hfdeploy's sizing (layer types from {source or 'config.json'})",
+            hint="Counting these layers as holding nothing would say the model fits when it "
+            "does not. Size a model whose layers are full, sliding, chunked, MLA, "
+            "cross-attention, Mamba or linear attention, or report the layer type.",
+        )
+        self.model_type, self.layer_types, self.source = model_type, layer_types, source
 
 
 class SafetensorsHeaderError(HfDeployError, ValueError, fields=("file", "reason")):

@@ -57,10 +57,14 @@ def test_gemma2_sliding_layers(
     r = size_model(profiles["gemma2"], engine="transformers", context=ctx)
     assert r.estimate.kv_bytes_per_token == c["num_hidden_layers"] * per_layer
     assert r.estimate.kv_bytes_per_sequence == (n_full * ctx + n_slide * window) * per_layer
-    # vLLM pads the window by one prefill chunk plus one block (its sliding-window manager)
+    # vLLM pads the window by the tokens in flight (two batches of prefill under async
+    # scheduling) plus one block (its sliding-window manager)
     r2 = size_model(profiles["gemma2"], engine="vllm", context=ctx, max_batched_tokens=64)
-    held = (math.ceil(min(window - 1 + 64, ctx) / 16) + 1) * 16
+    held = (math.ceil(min(window - 1 + 2 * 64, ctx) / 16) + 1) * 16
     assert r2.estimate.kv_bytes_per_sequence == (n_full * _blocks(ctx) + n_slide * held) * per_layer
+    # SGLang has no SWA pool for Gemma-2: every layer holds the whole context
+    r3 = size_model(profiles["gemma2"], engine="sglang", context=ctx)
+    assert r3.estimate.kv_bytes_per_sequence == c["num_hidden_layers"] * ctx * per_layer
 
 
 def test_deepseek_mla(profiles: dict[str, ModelProfile], tiny_models: dict[str, Path]) -> None:

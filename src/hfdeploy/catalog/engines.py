@@ -61,6 +61,23 @@ class GpuDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalLayers:
+    """What an engine keeps on sliding-window and chunked-attention layers, per request
+    (the rules are described in :mod:`hfdeploy.sizing.kv`)."""
+
+    sliding: Literal["window", "in_flight", "ubatch", "pool_ratio", "full"] = "window"
+    chunked: Literal["window", "in_flight", "ubatch", "pool_ratio", "full"] = "window"
+    #: vLLM: batches in flight at once (async scheduling: pipeline stages + 1).
+    in_flight_batches_over_pp: int = 0
+    ubatch: int = 0
+    pool_ratio: float = 0.0
+    pool_slack: int = 0
+    #: The pool applies to these architectures only; others hold the whole context.
+    pool_archs: tuple[str, ...] = ()
+    evidence: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StaticFraction:
     """An engine that computes its static memory fraction from the GPU (SGLang): memory held
     back = base + per_token x max(batched tokens, min_tokens) + per_8_ranks x TP x PP / 8 +
@@ -140,6 +157,8 @@ class EngineSizing:
     card_f16_tflops: dict[str, float] = field(default_factory=dict)
     #: Where these defaults come from (the engine's released source).
     evidence: str = ""
+    #: What sliding-window and chunked-attention layers hold.
+    local_layers: LocalLayers = field(default_factory=LocalLayers)
 
     def defaults_on(self, name: str | None, memory_gib: float | None) -> GpuDefaults | None:
         """The rule for a GPU (None: no GPU, or no rule matches)."""
@@ -296,6 +315,9 @@ def _sizing(name: str, raw: dict[str, Any]) -> EngineSizing:
     )
     if raw.get("static_fraction"):
         values["static_fraction"] = StaticFraction(**raw["static_fraction"])
+    local = dict(raw.get("local_layers") or {})
+    local["pool_archs"] = tuple(local.get("pool_archs", ()))
+    values["local_layers"] = LocalLayers(**local)
     return EngineSizing(name=name, **values)
 
 

@@ -2,11 +2,14 @@
 
 Pure. Each layer is classified by what it keeps for a request, which is what the KV
 cache sizing multiplies: full attention (K and V for every token of the context), sliding
-window (K and V for the last ``window`` tokens), MLA (one compressed latent per token),
-cross-attention (K and V over the encoder's positions), or fixed state (Mamba and linear
-attention: a state per request whatever the context length). Layers with the same shape
-form a :class:`LayerGroup`. Every figure records the config fields that drove it in
-``drivers``.
+window or attention chunk (K and V for the last ``window`` tokens, or the current chunk;
+engines keep more, see :mod:`hfdeploy.sizing.kv`), MLA (one compressed latent per token),
+cross-attention (K and V over the encoder's positions), fixed state (Mamba, linear
+attention, short convolutions: a state per request whatever the context length), both on
+one layer (hybrid), or nothing. Layers with the same shape form a :class:`LayerGroup`, and
+every decoder layer is in exactly one group; a layer type not known here is listed in
+``unknown_layers`` for sizing to refuse by name. Every figure records the config fields
+that drove it in ``drivers``.
 """
 
 from __future__ import annotations
@@ -15,14 +18,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from hfdeploy.model.layers import TYPE_KINDS, LayerKind, LayerTypes, config_layer_types
+from hfdeploy.model.state import state_shape
+
 __all__ = ["ArchSpec", "LayerGroup", "MoESpec", "arch_from_config", "text_config"]
 
-LayerKind = Literal["full", "sliding", "mla", "cross", "mamba", "linear"]
-
-_FULL_TYPES = {"attention", "full_attention", "global_attention", "full", "global"}
-_SLIDING_TYPES = {"sliding_attention", "sliding_window_attention", "local_attention", "sliding"}
-_LINEAR_TYPES = {"linear_attention", "linear"}
-_MAMBA_TYPES = {"mamba", "mamba2", "ssm"}
 _ENCODER_ONLY = {
     "bert", "roberta", "xlm-roberta", "distilbert", "deberta", "deberta-v2", "electra",
     "albert", "mpnet", "camembert", "modernbert", "nomic_bert", "xlm", "ernie", "new",
@@ -36,7 +36,8 @@ class LayerGroup:
     """Layers that hold the same state per token (or per request, for fixed state).
 
     ``elements_per_token`` is per layer and counts K and V together (MLA: the latent).
-    ``state_elements`` is per layer and request, for Mamba / linear-attention layers.
+    ``state_elements`` is per layer and request, for Mamba / linear-attention layers (and
+    hybrid layers, which hold both). ``window`` is the sliding window or attention chunk.
     """
 
     kind: LayerKind
@@ -84,10 +85,15 @@ class ArchSpec:
     #: Elements per token and layer that an engine without MLA support stores.
     mla_expanded_elements: int = 0
     drivers: dict[str, Any] = field(default_factory=dict)
+    #: Layer types sizing does not know, with their layer counts: it refuses to size them.
+    unknown_layers: tuple[tuple[str, int], ...] = ()
+    #: Where the per-layer types came from, and whether they were assumed.
+    layer_types_source: str = ""
+    layer_types_assumed: bool = False
 
     @property
     def has_kv_cache(self) -> bool:
-        return any(g.kind in {"full", "sliding", "mla"} for g in self.groups)
+        return any(g.elements_per_token and g.kind != "cross" for g in self.groups)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +108,9 @@ class ArchSpec:
             "layer_groups": [g.to_dict() for g in self.groups],
             "moe": self.moe.to_dict() if self.moe else None,
             "encoder_positions": self.encoder_positions,
+            "layer_types_source": self.layer_types_source,
+            "layer_types_assumed": self.layer_types_assumed,
+            "unknown_layer_types": dict(self.unknown_layers),
             "drivers": self.drivers,
         }
 
@@ -109,7 +118,9 @@ class ArchSpec:
 def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     """The language model's fields: ``text_config`` for multimodal wrappers, else config."""
     sub = config.get("text_config")
-    if isinstance(sub, Mapping) and sub.get("num_hidden_layers") is not None:
+    if isinstance(sub, Mapping) and any(
+        sub.get(k) for k in ("num_hidden_layers", "layers_block_type", "hybrid_override_pattern")
+    ):
         return sub
     return config
 
@@ -159,65 +170,6 @@ def _family(cfg: Mapping[str, Any], model_type: str | None, archs: list[str]) ->
     return "decoder"
 
 
-def _layer_kinds(cfg: Mapping[str, Any], n_layers: int, drivers: dict[str, Any]) -> list[str]:
-    """Per-layer kind names ('full', 'sliding', 'linear', 'mamba'; 'other' when unknown).
-
-    From ``layer_types`` when the config lists one per layer, else ``layers_block_type``
-    (hybrids), else Jamba's attention period, else the sliding-window fields.
-    """
-    layer_types = cfg.get("layer_types")
-    if isinstance(layer_types, list) and len(layer_types) == n_layers:
-        drivers["layer_types"] = _summarise(layer_types)
-        kinds = []
-        for t in layer_types:
-            t = str(t).lower()
-            if t in _SLIDING_TYPES:
-                kinds.append("sliding")
-            elif t in _LINEAR_TYPES:
-                kinds.append("linear")
-            elif t in _MAMBA_TYPES:
-                kinds.append("mamba")
-            elif t in _FULL_TYPES:
-                kinds.append("full")
-            else:
-                kinds.append("other")
-        # Qwen2 writes sliding layer types only when use_sliding_window is on; honour the switch.
-        if cfg.get("use_sliding_window") is False:
-            drivers["use_sliding_window"] = False
-            kinds = ["full" if k == "sliding" else k for k in kinds]
-        return kinds
-    blocks = cfg.get("layers_block_type")  # Jamba, Zamba-style hybrids
-    if isinstance(blocks, list) and len(blocks) == n_layers:
-        drivers["layers_block_type"] = _summarise(blocks)
-        return ["full" if str(b) == "attention" else "mamba" for b in blocks]
-    if cfg.get("attn_layer_period") and cfg.get("model_type") == "jamba":
-        period, offset = _int(cfg["attn_layer_period"]), _int(cfg.get("attn_layer_offset"))
-        drivers["attn_layer_period"], drivers["attn_layer_offset"] = period, offset
-        return ["full" if i % period == offset else "mamba" for i in range(n_layers)]
-    window = cfg.get("sliding_window")
-    if window is None:
-        return ["full"] * n_layers
-    drivers["sliding_window"] = window
-    if cfg.get("use_sliding_window") is False:
-        drivers["use_sliding_window"] = False
-        return ["full"] * n_layers
-    pattern = cfg.get("sliding_window_pattern")
-    if isinstance(pattern, int) and pattern > 0:
-        # Gemma-3: every pattern-th layer is global (is_sliding = (i + 1) % pattern != 0).
-        drivers["sliding_window_pattern"] = pattern
-        return ["full" if (i + 1) % pattern == 0 else "sliding" for i in range(n_layers)]
-    if cfg.get("model_type") in {"gemma2", "cohere2"}:
-        # Gemma-2: even-indexed layers slide, odd ones are global (modeling_gemma2.py).
-        drivers["alternation"] = "even layers sliding (Gemma-2)"
-        return ["sliding" if i % 2 == 0 else "full" for i in range(n_layers)]
-    if cfg.get("use_sliding_window") and cfg.get("max_window_layers") is not None:
-        mwl = _int(cfg["max_window_layers"])
-        drivers["max_window_layers"] = mwl
-        return ["sliding" if i >= mwl else "full" for i in range(n_layers)]
-    # Mistral-v0.1 style: a window and no per-layer information: every layer slides.
-    return ["sliding"] * n_layers
-
-
 def _summarise(values: list[Any]) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in values:
@@ -225,41 +177,19 @@ def _summarise(values: list[Any]) -> dict[str, int]:
     return out
 
 
-def _mamba_state(cfg: Mapping[str, Any], hidden: int, drivers: dict[str, Any]) -> int:
-    """Elements of one Mamba layer's per-request state (conv + SSM)."""
-    d_state = _int(_first(cfg, drivers, "mamba_d_state", "state_size", "ssm_state_size"), 16)
-    d_conv = _int(_first(cfg, drivers, "mamba_d_conv", "conv_kernel", "mamba_conv_kernel"), 4)
-    heads = _int(_first(cfg, drivers, "mamba_n_heads", "mamba_num_heads"))
-    if heads or cfg.get("model_type") == "mamba2":
-        heads = heads or _int(cfg.get("num_heads"))
-        head_dim = _int(_first(cfg, drivers, "mamba_d_head", "mamba_head_dim", "head_dim"), 64)
-        groups = _int(_first(cfg, drivers, "mamba_n_groups", "n_groups"), 1)
-        inner = heads * head_dim
-        return (inner + 2 * groups * d_state) * (d_conv - 1) + heads * head_dim * d_state
-    expand = _int(_first(cfg, drivers, "mamba_expand", "expand"), 2)
-    inner = _int(cfg.get("intermediate_size")) if cfg.get("model_type") == "mamba" else 0
-    inner = inner or expand * hidden
-    return inner * (d_conv - 1) + inner * d_state
-
-
-def _linear_state(cfg: Mapping[str, Any], drivers: dict[str, Any]) -> int:
-    """Elements of one linear-attention (Gated DeltaNet, Qwen3-Next) layer's state."""
-    v_heads = _int(_first(cfg, drivers, "linear_num_value_heads"))
-    k_heads = _int(_first(cfg, drivers, "linear_num_key_heads"), v_heads)
-    k_dim = _int(_first(cfg, drivers, "linear_key_head_dim"))
-    v_dim = _int(_first(cfg, drivers, "linear_value_head_dim"))
-    conv = _int(_first(cfg, drivers, "linear_conv_kernel_dim"), 4)
-    return v_heads * k_dim * v_dim + (2 * k_heads * k_dim + v_heads * v_dim) * (conv - 1)
-
-
 def arch_from_config(
-    config: Mapping[str, Any], *, max_context_override: int | None = None
+    config: Mapping[str, Any],
+    *,
+    max_context_override: int | None = None,
+    class_types: LayerTypes | None = None,
 ) -> ArchSpec:
     """Derive the per-layer memory shape of a model from its config.json.
 
     Args:
         config: the parsed config.json (or a GGUF-derived equivalent).
         max_context_override: a context length known from elsewhere (GGUF metadata).
+        class_types: the per-layer types transformers' config class gives, when the
+            profile step asked it (:func:`hfdeploy.model.class_layers.class_layer_types`).
 
     Returns:
         An :class:`ArchSpec`; encoder-only models have no layer groups (no KV cache).
@@ -274,6 +204,16 @@ def arch_from_config(
         return _encoder_decoder(cfg, model_type, drivers)
 
     n_layers = _int(_first(cfg, drivers, "num_hidden_layers", "n_layer", "num_layers", "n_layers"))
+    if not n_layers:  # Nemotron-H writes only its per-layer list
+        listed = next(
+            (cfg[k] for k in ("layer_types", "layers_block_type", "hybrid_override_pattern")
+             if isinstance(cfg.get(k), list | str) and cfg[k]),
+            (),
+        )  # fmt: skip
+        n_layers = len(listed)
+    if model_type in _TWO_ATTENTION_SUBLAYERS and "num_hidden_layers" not in cfg:
+        n_layers *= 2
+        drivers["attention_sublayers"] = f"2 per decoder layer ({model_type})"
     hidden = _int(_first(cfg, drivers, "hidden_size", "n_embd", "d_model", "dim"))
     heads = _int(_first(cfg, drivers, "num_attention_heads", "n_head", "n_heads", "num_heads"))
     inter = _int(_first(cfg, drivers, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size"))
@@ -292,6 +232,8 @@ def arch_from_config(
             model_type=model_type, num_layers=n_layers, hidden_size=hidden,
             num_attention_heads=heads, intermediate_size=inter, vocab_size=vocab,
             max_context=max_ctx, moe=moe, drivers=drivers,
+            # A generator whose layers cannot be counted: sizing refuses its cache.
+            unknown_layers=() if family == "encoder" else (("no layer count in config", 0),),
         )  # fmt: skip
 
     kv_heads = _int(
@@ -304,47 +246,96 @@ def arch_from_config(
     if "head_dim" not in drivers and heads:
         drivers["head_dim"] = f"hidden_size // num_attention_heads = {head_dim}"
 
-    groups: list[LayerGroup] = []
-    mla_expanded = 0
-    kinds = _layer_kinds(cfg, n_layers, drivers)
-    kv_lora = _int(cfg.get("kv_lora_rank"))
-    if kv_lora and cfg.get("qk_rope_head_dim") is not None:
-        rope = _int(_first(cfg, drivers, "qk_rope_head_dim"))
-        drivers["kv_lora_rank"] = kv_lora
-        nope = _int(cfg.get("qk_nope_head_dim"))
-        v_dim = _int(cfg.get("v_head_dim"), nope)
-        mla_expanded = heads * (nope + rope + v_dim)
-        n_attn = sum(1 for k in kinds if k in {"full", "sliding"})
-        groups.append(
-            LayerGroup("mla", n_attn, kv_heads=1, head_dim_k=kv_lora + rope,
-                       elements_per_token=kv_lora + rope)
-        )  # fmt: skip
-    else:
-        window = _int(cfg.get("sliding_window")) or None
-        for kind in ("full", "sliding"):
-            n = sum(1 for k in kinds if k == kind)
-            if n:
-                groups.append(
-                    LayerGroup(kind, n, kv_heads=kv_heads, head_dim_k=head_dim,
-                               head_dim_v=head_dim, elements_per_token=2 * kv_heads * head_dim,
-                               window=window if kind == "sliding" else None)
-                )  # fmt: skip
-    n_mamba = sum(1 for k in kinds if k == "mamba")
-    if model_type in {"mamba", "mamba2", "falcon_mamba"}:
-        n_mamba, groups = n_layers, []
-    if n_mamba:
-        groups.append(
-            LayerGroup("mamba", n_mamba, state_elements=_mamba_state(cfg, hidden, drivers))
-        )
-    n_linear = sum(1 for k in kinds if k == "linear")
-    if n_linear:
-        groups.append(LayerGroup("linear", n_linear, state_elements=_linear_state(cfg, drivers)))
+    types = config_layer_types(cfg, model_type, n_layers, class_types=class_types)
+    drivers["layer_types"] = _summarise(list(types.names))
+    groups, mla_expanded, unknown = _decoder_groups(
+        cfg, model_type, types, hidden=hidden, heads=heads, kv_heads=kv_heads,
+        head_dim=head_dim, drivers=drivers,
+    )  # fmt: skip
     return ArchSpec(
         family="decoder", model_type=model_type, num_layers=n_layers, hidden_size=hidden,
         num_attention_heads=heads, intermediate_size=inter, vocab_size=vocab,
-        max_context=max_ctx, groups=tuple(groups), moe=moe,
-        mla_expanded_elements=mla_expanded, drivers=drivers,
+        max_context=max_ctx, groups=groups, moe=moe, mla_expanded_elements=mla_expanded,
+        drivers=drivers, unknown_layers=unknown, layer_types_source=types.source,
+        layer_types_assumed=types.assumed,
     )  # fmt: skip
+
+
+_ATTENTION = {"full", "sliding", "chunked", "indexed"}
+# Decoder layers with two attention sublayers, each with its own cache (LongCat-Flash:
+# transformers' num_hidden_layers is 2 x num_layers).
+_TWO_ATTENTION_SUBLAYERS = {"longcat_flash"}
+
+
+def _decoder_groups(
+    cfg: Mapping[str, Any],
+    model_type: str | None,
+    types: LayerTypes,
+    *,
+    hidden: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    drivers: dict[str, Any],
+) -> tuple[tuple[LayerGroup, ...], int, tuple[tuple[str, int], ...]]:
+    """Layers with the same shape, in first-seen order; MLA's expanded width; unknown types.
+
+    Every layer lands in one group (``none`` for layers that keep nothing), or in the
+    unknown list: a type name sizing does not know, or a recurrent layer whose state size
+    no config field gives.
+    """
+    kv_lora = _int(cfg.get("kv_lora_rank"))
+    mla = bool(kv_lora) and cfg.get("qk_rope_head_dim") is not None
+    mla_expanded = index_dim = rope = 0
+    if mla:
+        rope = _int(_first(cfg, drivers, "qk_rope_head_dim"))
+        drivers["kv_lora_rank"] = kv_lora
+        nope = _int(cfg.get("qk_nope_head_dim"))
+        mla_expanded = heads * (nope + rope + _int(cfg.get("v_head_dim"), nope))
+    state = state_shape(cfg, model_type, hidden, drivers)
+    window = _int(cfg.get("sliding_window")) or _int(cfg.get("attention_window_size")) or None
+    chunk = _int(_first(cfg, drivers, "attention_chunk_size")) or None
+    per_token = 2 * kv_heads * head_dim
+    counts: dict[tuple[Any, ...], int] = {}
+    unknown: dict[str, int] = {}
+    for i, name in enumerate(types.names):
+        kind = TYPE_KINDS.get(name)
+        own = types.windows[i] if i < len(types.windows) else None
+        if kind == "indexed" and mla:
+            index_dim = _int(_first(cfg, drivers, "index_head_dim"), 128)
+        key: tuple[Any, ...] | None
+        if kind in _ATTENTION and mla:
+            key = ("mla", kv_lora + rope + (index_dim if kind == "indexed" else 0), None, 0)
+        elif kind in {"full", "sliding", "chunked"}:
+            local = {"full": None, "sliding": own or window, "chunked": own or chunk}[kind]
+            kind = kind if local else "full"  # a local type with no window holds everything
+            key = (kind, per_token, local, 0)
+        elif kind in {"state", "hybrid", "hybrid_sliding"} and state is not None:
+            state_kind, elements = state
+            key = (
+                (state_kind, 0, None, elements) if kind == "state"
+                else ("hybrid", per_token, (own or window) if kind == "hybrid_sliding" else None,
+                      elements)
+            )  # fmt: skip
+        elif kind == "none":
+            key = ("none", 0, None, 0)
+        else:
+            key = None
+        if key is None:
+            label = name if kind in {None, "indexed"} else f"{name} (no state size in config)"
+            unknown[label] = unknown.get(label, 0) + 1
+        else:
+            counts[key] = counts.get(key, 0) + 1
+    groups = tuple(
+        LayerGroup(
+            kind, n, kv_heads=(1 if kind == "mla" else kv_heads) if ept else 0,
+            head_dim_k=(ept if kind == "mla" else head_dim) if ept else 0,
+            head_dim_v=head_dim if ept and kind != "mla" else 0, elements_per_token=ept,
+            window=win, state_elements=st,
+        )
+        for (kind, ept, win, st), n in counts.items()
+    )  # fmt: skip
+    return groups, mla_expanded, tuple(unknown.items())
 
 
 def _moe(cfg: Mapping[str, Any], drivers: dict[str, Any]) -> MoESpec | None:

@@ -13,8 +13,10 @@ from typing import Any
 
 from hfdeploy.envelope import Confidence, Envelope, lowest
 from hfdeploy.errors import MissingConfigError
-from hfdeploy.model.arch import ArchSpec, arch_from_config
+from hfdeploy.model.arch import ArchSpec, arch_from_config, text_config
+from hfdeploy.model.class_layers import class_layer_types
 from hfdeploy.model.gguf import GGUFInfo, gguf_config
+from hfdeploy.model.layers import needs_class_layer_types
 from hfdeploy.model.meta import config_dtype, meta_tensors
 from hfdeploy.model.source import HubMeta, ModelSource, SourceKind
 from hfdeploy.model.task import TaskInfo, detect_task
@@ -230,7 +232,13 @@ def build_profile(source: ModelSource, *, ref: str, gguf_file: str | None = None
     if from_gguf:
         ctx = formats.gguf[0].metadata.get("context_length")
         max_ctx = ctx if isinstance(ctx, int) else None
-    arch = arch_from_config(config, max_context_override=max_ctx)
+    # Local or recurrent layers with no per-layer list and no rule here: the model class says.
+    class_types = (
+        class_layer_types(config)
+        if needs_class_layer_types(text_config(config), config.get("model_type"))
+        else None
+    )
+    arch = arch_from_config(config, max_context_override=max_ctx, class_types=class_types)
     hub_meta = source.hub
     task = detect_task(config, names, pipeline_tag=hub_meta.pipeline_tag if hub_meta else None)
     # A GGUF file carries its tokenizer in its metadata.

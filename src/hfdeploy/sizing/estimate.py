@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from hfdeploy.catalog.engines import GIB, EngineSizing, EngineSpec, engine_catalog, sizing_engines
+from hfdeploy.errors import UnknownLayerTypeError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.model.safetensors import DTYPE_BITS
-from hfdeploy.sizing.kv import kv_layout
+from hfdeploy.sizing.kv import LocalRules, kv_layout
 from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, ServingSettings
 
 __all__ = ["CUDA_CONTEXT_BYTES", "MemoryEstimate", "Term", "estimate_memory"]
@@ -247,16 +248,44 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
 
 
 def _keeps_cache(profile: ModelProfile, eng: EngineSizing) -> tuple[bool, str]:
-    """Whether serving keeps a per-request cache (KV or recurrent state); if not, why."""
+    """Whether serving keeps a per-request cache (KV or recurrent state); if not, why.
+
+    Raises:
+        UnknownLayerTypeError: it does, and some layers are of a type not sized here.
+    """
     if not eng.kv_cache:
         return False, f"no KV cache: {eng.name} runs one forward pass per request"
     if profile.task.kind in {"embedder", "reranker", "classifier"}:
         return False, f"no KV cache: a {profile.task.task} model runs one forward pass"
+    arch = profile.arch
+    if arch.unknown_layers:
+        raise UnknownLayerTypeError(
+            profile.model_type, dict(arch.unknown_layers), arch.layer_types_source
+        )
     if not profile.arch.has_kv_cache and not any(
         g.kind in {"mamba", "linear"} for g in profile.arch.groups
     ):
         return False, "no KV cache: no layer holds per-request state"
     return True, ""
+
+
+def local_rules(
+    eng: EngineSizing, settings: ServingSettings, architectures: tuple[str, ...]
+) -> LocalRules:
+    """How this engine holds sliding-window and chunked layers of this model."""
+    spec = eng.local_layers
+    sliding, chunked = spec.sliding, spec.chunked
+    if spec.pool_archs and not set(architectures) & set(spec.pool_archs):
+        # SGLang's SWA pool is for its allowlist only; other models hold the whole context.
+        sliding = "full" if sliding == "pool_ratio" else sliding
+        chunked = "full" if chunked == "pool_ratio" else chunked
+    batches = settings.pp + spec.in_flight_batches_over_pp
+    return LocalRules(
+        sliding=sliding, chunked=chunked,
+        in_flight_tokens=batches * (settings.batched_tokens or 0),
+        ubatch=spec.ubatch, pool_ratio=spec.pool_ratio, pool_slack=spec.pool_slack,
+        engine=eng.name,
+    )  # fmt: skip
 
 
 def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryEstimate:
@@ -277,8 +306,8 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
     if uses_kv:
         layout = kv_layout(
             profile.arch, context=settings.context, kv_bytes=kv_b, state_bytes=state_b,
-            block_size=settings.block_size, batched_tokens=settings.batched_tokens,
-            tp=settings.tp, mla_latent=eng.mla_latent,
+            block_size=settings.block_size, tp=settings.tp, mla_latent=eng.mla_latent,
+            local=local_rules(eng, settings, profile.architectures),
         )  # fmt: skip
         per_token, per_seq, per_seq_rank = (
             layout.bytes_per_token, layout.bytes_per_sequence, layout.bytes_per_sequence_per_rank,
@@ -294,8 +323,12 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
                 "sliding_window_pattern", "kv_lora_rank", "qk_rope_head_dim", "use_sliding_window",
                 "alternation", "max_source_positions", "max_window_layers", "num_hidden_layers",
                 "decoder_layers", "multi_query_group_num", "num_kv_heads",
+                "attention_chunk_size", "index_head_dim",
             }},
+            "layer_types_source": profile.arch.layer_types_source,
         }  # fmt: skip
+        if profile.arch.layer_types_assumed:
+            notes.append(f"layer types assumed, not read: {profile.arch.layer_types_source}")
         if any(g.kind == "mla" for g in profile.arch.groups) and not eng.mla_latent:
             notes.append(f"{eng.name} stores MLA as expanded K/V: far more than vLLM's latent")
         basis = f"concurrency x per-request cache at context; {formula}"
@@ -304,7 +337,7 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         groups, kv_drivers, basis = (), {}, no_kv_reason
     kv_term = Term(
         per_seq_rank * settings.concurrency,
-        "medium" if uses_kv else "high",
+        ("low" if profile.arch.layer_types_assumed else "medium") if uses_kv else "high",
         basis + (f"; layers split over {settings.pp} pipeline stages" if settings.pp > 1 else ""),
         kv_drivers,
     )
