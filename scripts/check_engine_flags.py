@@ -101,6 +101,7 @@ def _facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
              rf"mkdir -p {re.escape(d.cache_dir)}\b"),
             ("XDG_CACHE_HOME read (vLLM's cache root)", r"vllm/envs\.py", '"XDG_CACHE_HOME"'),
             *_default_facts(spec),
+            *_local_facts(spec),
         ]  # fmt: skip
     server = r"sglang/srt/entrypoints/http_server\.py"
     facts = [
@@ -109,7 +110,7 @@ def _facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
         (f"ready route {r.ready}", server, re.escape(f'@app.get("{r.ready}")')),
         (f"live route {r.live}", server, re.escape(f'@app.get("{r.live}")')),
     ]  # fmt: skip
-    facts += _default_facts(spec)
+    facts += _default_facts(spec) + _local_facts(spec)
     for route, seconds in r.slow_routes.items():
         facts.append((f"{route} waits {seconds:g} s before it answers", server,
                       re.escape(f'@app.get("{route}")') + r"[\s\S]*asyncio\.sleep\("
@@ -151,6 +152,42 @@ def _default_facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
                     rf"activation_tokens \* {f.per_token_mib:g}[\s\S]*"
                     rf"max\(reserved_mem, {f.floor_mib / 1024:g} \* 1024\)"))  # fmt: skip
     return out
+
+
+def _local_facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
+    """What the engine keeps on sliding and chunked layers (the catalog's ``local_layers``)."""
+    assert spec.sizing is not None
+    local = spec.sizing.local_layers
+    if spec.name == "vllm":
+        kv, cfg = r"vllm/v1/kv_cache_interface\.py", r"vllm/config/vllm\.py"
+        facts = [
+            ("sliding layers: window - 1 + in-flight tokens, + 1 block", kv,
+             r"self\.sliding_window - 1 \+ self\.extra_retained_tokens \+ max_in_flight_tokens"
+             r"[\s\S]{0,600}?cdiv\(num_tokens, self\.block_size\) \+ 1"),
+            (f"in flight: pipeline stages + {local.in_flight_batches_over_pp} batches", cfg,
+             rf"return pp_size \+ {local.in_flight_batches_over_pp}\b"),
+        ]  # fmt: skip
+        if local.chunked == "full":
+            facts += [
+                ("chunked attention turns the hybrid allocator off", cfg,
+                 r"attention_chunk_size is not None[\s\S]{0,900}?"
+                 r"VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE"),
+                ("chunked layers then promoted to full attention",
+                 r"vllm/v1/core/kv_cache_utils\.py",
+                 r"ChunkedLocalAttentionSpec: FullAttentionSpec"),
+            ]  # fmt: skip
+        return facts
+    where = r"sglang/srt/configs/model_config\.py"
+    facts = [
+        (f"SWA pool at {local.pool_ratio:g} of the full pool",
+         r"sglang/srt/arg_groups/fields/schedule\.py",
+         rf"swa_full_tokens_ratio:[\s\S]{{0,600}}?fallback={local.pool_ratio:g},"),
+        (f"eviction every {local.pool_slack - 1} tokens", r"sglang/srt/environ\.py",
+         rf"SGLANG_SWA_EVICTION_INTERVAL = EnvInt\({local.pool_slack - 1}\)"),
+    ]  # fmt: skip
+    facts += [(f"SWA pool allowlist names {arch}", where, rf"\"{arch}\"")
+              for arch in local.pool_archs]  # fmt: skip
+    return facts
 
 
 def check_facts(spec: EngineSpec, archive: Path) -> list[str]:

@@ -139,9 +139,10 @@ class UnknownLayerTypeError(
         super().__init__(
             f"cannot size the cache of model type {model_type or '<missing model_type>'!r}: "
             f"{shown} not known to hfdeploy's sizing (layer types from {source or 'config.json'})",
-            hint="Counting these layers as holding nothing would say the model fits when it "
-            "does not. Size a model whose layers are full, sliding, chunked, MLA, "
-            "cross-attention, Mamba or linear attention, or report the layer type.",
+            hint="Counting them as holding nothing would say the model fits when it does not. "
+            "Sizing knows full, sliding, chunked, MLA, cross-attention, Mamba, linear-attention, "
+            "hybrid and cache-free layers; `hfdeploy inspect MODEL --json` shows the types it "
+            "read. Report this one with the model id.",
         )
         self.model_type, self.layer_types, self.source = model_type, layer_types, source
 

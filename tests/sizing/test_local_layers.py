@@ -194,3 +194,66 @@ def test_estimate_refuses_unknown_layers(tmp_path: Path) -> None:
     assert dict(profile.arch.unknown_layers) == {"warp_attention": 2}
     with pytest.raises(UnknownLayerTypeError, match="warp_attention"):
         size_model(profile, engine="vllm")
+
+
+@pytest.mark.parametrize("name", ["gpt_oss", "llama4"])
+def test_transformers_estimate_matches_its_cache(tmp_path: Path, name: str) -> None:
+    """The transformers estimate against the bytes its DynamicCache holds after a prefill
+    longer than the window: local layers keep window - 1 tokens at rest, and the estimate
+    counts the one more they hold while a new token is attended."""
+    import torch
+    import transformers
+
+    folder = _tiny(tmp_path, name)
+    cfg = json.loads((folder / "config.json").read_text())
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+    context = 200
+    ids = torch.randint(0, cfg["vocab_size"], (1, context))
+    cache = transformers.DynamicCache(config=model.config)
+    with torch.inference_mode():
+        model(input_ids=ids, past_key_values=cache, use_cache=True)
+    held = sum(
+        t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values)
+    )
+    est = size_model(inspect_model(str(folder)), engine="transformers", context=context).estimate
+    per_layer = 2 * cfg["num_key_value_heads"] * cfg["head_dim"] * 2
+    n_local = 3 if name == "llama4" else 2
+    assert est.kv_bytes_per_sequence == held + n_local * per_layer
+
+
+@pytest.mark.parametrize(
+    ("arch", "pattern", "want"),
+    [
+        ("gpt-oss", None, {"sliding": 2, "full": 2}),  # llama.cpp's default: even layers
+        ("gemma3", [True, True, False, True], {"sliding": 3, "full": 1}),  # one flag a layer
+        ("llama4", None, {"chunked": 3, "full": 1}),  # three chunked in four, chunk 8,192
+    ],
+)
+def test_gguf_layers_follow_llama_cpp(
+    tmp_path: Path, arch: str, pattern: list[bool] | None, want: dict[str, int]
+) -> None:
+    import gguf
+    import numpy as np
+
+    from hfdeploy.model.gguf import gguf_config, read_gguf
+
+    path = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(4)
+    w.add_context_length(16384)
+    w.add_embedding_length(64)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    if arch != "llama4":
+        w.add_sliding_window(128)
+    if pattern is not None:
+        w.add_sliding_window_pattern(pattern)
+    w.add_tensor("token_embd.weight", np.ones((32, 64), np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    arch_spec = arch_from_config(gguf_config(read_gguf(path)))
+    assert {g.kind: g.count for g in arch_spec.groups} == want
+    assert all(g.window == (8192 if arch == "llama4" else 128) for g in arch_spec.groups
+               if g.kind != "full")  # fmt: skip

@@ -44,6 +44,13 @@ def render_profile(out: Output, p: ModelProfile) -> None:
         active = f", {p.arch.moe.active} of {p.arch.moe.num_experts} active" if p.arch.moe else ""
         t.add_row("  experts", f"{p.weights.expert_parameters:,} params{active}")
     t.add_row("weights", gib(p.weights.bytes))
+    if p.arch.groups or p.arch.unknown_layers:
+        kinds = [
+            f"{g.count} {g.kind}" + (f" (window {g.window:,})" if g.window else "")
+            for g in p.arch.groups
+        ] + [f"[red]{n} {name}: unknown[/]" for name, n in p.arch.unknown_layers]
+        source = f"; {p.arch.layer_types_source}" if p.arch.layer_types_source else ""
+        t.add_row("layers", ", ".join(kinds) + source)
     f = p.formats
     formats = []
     if f.safetensors:

@@ -65,7 +65,11 @@ def render_size(out: Output, r: SizeReport) -> None:
     t.add_row("weights", gib(e.weights.bytes), e.weights.confidence,
               f"{w.get('source')}, {s.dtype}" + (f", TP {s.tp}" if s.tp > 1 else ""))  # fmt: skip
     if e.kv_bytes_per_token or e.kv_cache.bytes:
-        kinds = ", ".join(f"{g['layers']} {g['kind']}" for g in e.kv_groups)
+        kinds = ", ".join(
+            f"{g['layers']} {g['kind']}"
+            + (f" ({g['tokens_held']:,} tokens held)" if g["window"] else "")
+            for g in e.kv_groups
+        )
         t.add_row(
             "kv cache", gib(e.kv_cache.bytes), e.kv_cache.confidence,
             f"{s.concurrency} x {gib(e.kv_bytes_per_sequence_per_rank)} per request at "

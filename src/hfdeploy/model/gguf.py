@@ -89,7 +89,7 @@ def read_gguf(path: Path, *, name: str | None = None) -> GGUFInfo:
             "attention.head_count", "attention.head_count_kv", "attention.key_length",
             "attention.value_length", "attention.sliding_window", "expert_count",
             "expert_used_count", "attention.kv_lora_rank", "rope.dimension_count",
-            "vocab_size",
+            "vocab_size", "attention.sliding_window_pattern",
         ):  # fmt: skip
             value = _scalar(reader, f"{arch}.{key}")
             if value is not None:
@@ -110,6 +110,24 @@ def _as_int(value: Any) -> int | None:
         ints = [v for v in value if isinstance(v, int)]
         return max(ints) if ints else None
     return value if isinstance(value, int) else None
+
+
+# llama.cpp's sliding-layer period by architecture when the file gives none (its model code).
+_SWA_PERIODS = {"gpt-oss": 2, "gemma2": 2, "gemma3": 6, "llama4": 4}
+
+
+def _gguf_layer_types(arch: str | None, m: dict[str, Any], n: int) -> list[str] | None:
+    """Per-layer types as llama.cpp reads them: ``attention.sliding_window_pattern`` (one
+    flag per layer, or a period p: layer i slides when i % p < p - 1), else its default
+    period for the architecture. Llama 4's local layers are chunked (attention chunk)."""
+    pattern = m.get("attention.sliding_window_pattern")
+    local = "chunked_attention" if arch == "llama4" else "sliding_attention"
+    if isinstance(pattern, list) and len(pattern) == n:
+        return [local if bool(p) else "full_attention" for p in pattern]
+    period = _as_int(pattern) or _SWA_PERIODS.get(arch or "")
+    if not period or not n or (arch != "llama4" and not m.get("attention.sliding_window")):
+        return None
+    return [local if i % period < period - 1 else "full_attention" for i in range(n)]
 
 
 def gguf_config(info: GGUFInfo) -> dict[str, Any]:
@@ -133,6 +151,11 @@ def gguf_config(info: GGUFInfo) -> dict[str, Any]:
     window = _as_int(m.get("attention.sliding_window"))
     if window:
         cfg["sliding_window"] = window
+    types = _gguf_layer_types(info.architecture, m, cfg["num_hidden_layers"] or 0)
+    if types:
+        cfg["layer_types"] = types
+        if info.architecture == "llama4":
+            cfg["attention_chunk_size"] = window or 8192
     if m.get("expert_count"):
         cfg["num_local_experts"] = _as_int(m["expert_count"])
         cfg["num_experts_per_tok"] = _as_int(m.get("expert_used_count")) or 1
