@@ -182,7 +182,9 @@ def _activations(profile: ModelProfile, s: ServingSettings) -> Term:
     tp = s.tp
     tokens = s.batched_tokens
     h = a.hidden_size
-    kv_group = next((g for g in a.groups if g.kind in {"full", "sliding"}), None)
+    kv_group = next(
+        (g for g in a.groups if g.kind in {"full", "sliding", "chunked", "hybrid"}), None
+    )
     head_dim = (
         kv_group.head_dim_k
         if kv_group
