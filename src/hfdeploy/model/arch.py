@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from hfdeploy.model.fields import int_field
 from hfdeploy.model.layers import TYPE_KINDS, LayerKind, LayerTypes, config_layer_types
 from hfdeploy.model.state import state_shape
 
@@ -139,15 +140,6 @@ def _first(cfg: Mapping[str, Any], drivers: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def _int(value: Any, default: int = 0) -> int:
-    if isinstance(value, bool) or value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def _family(cfg: Mapping[str, Any], model_type: str | None, archs: list[str]) -> str:
     if cfg.get("is_encoder_decoder") or model_type in {
         "whisper",
@@ -203,7 +195,9 @@ def arch_from_config(
     if model_type == "whisper" or (family == "encoder-decoder" and "d_model" in cfg):
         return _encoder_decoder(cfg, model_type, drivers)
 
-    n_layers = _int(_first(cfg, drivers, "num_hidden_layers", "n_layer", "num_layers", "n_layers"))
+    n_layers = int_field(
+        _first(cfg, drivers, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    )
     if not n_layers:  # Nemotron-H writes only its per-layer list
         listed = next(
             (cfg[k] for k in ("layer_types", "layers_block_type", "hybrid_override_pattern")
@@ -214,12 +208,14 @@ def arch_from_config(
     if model_type in _TWO_ATTENTION_SUBLAYERS and "num_hidden_layers" not in cfg:
         n_layers *= 2
         drivers["attention_sublayers"] = f"2 per decoder layer ({model_type})"
-    hidden = _int(_first(cfg, drivers, "hidden_size", "n_embd", "d_model", "dim"))
-    heads = _int(_first(cfg, drivers, "num_attention_heads", "n_head", "n_heads", "num_heads"))
-    inter = _int(_first(cfg, drivers, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size"))
+    hidden = int_field(_first(cfg, drivers, "hidden_size", "n_embd", "d_model", "dim"))
+    heads = int_field(_first(cfg, drivers, "num_attention_heads", "n_head", "n_heads", "num_heads"))
+    inter = int_field(
+        _first(cfg, drivers, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size")
+    )
     inter = inter or 4 * hidden
-    vocab = _int(_first(cfg, drivers, "vocab_size", "padded_vocab_size"))
-    max_ctx = max_context_override or _int(
+    vocab = int_field(_first(cfg, drivers, "vocab_size", "padded_vocab_size"))
+    max_ctx = max_context_override or int_field(
         _first(
             cfg, drivers, "max_position_embeddings", "n_positions", "max_seq_len",
             "seq_length", "max_sequence_length", "model_max_length",
@@ -236,11 +232,11 @@ def arch_from_config(
             unknown_layers=() if family == "encoder" else (("no layer count in config", 0),),
         )  # fmt: skip
 
-    kv_heads = _int(
+    kv_heads = int_field(
         _first(cfg, drivers, "num_key_value_heads", "num_kv_heads", "multi_query_group_num",
                "attn_config.kv_n_heads", "n_head_kv")
     ) or (1 if cfg.get("multi_query") else heads)  # fmt: skip
-    head_dim = _int(_first(cfg, drivers, "head_dim", "kv_channels", "d_kv")) or (
+    head_dim = int_field(_first(cfg, drivers, "head_dim", "kv_channels", "d_kv")) or (
         hidden // heads if heads else 0
     )
     if "head_dim" not in drivers and heads:
@@ -284,17 +280,19 @@ def _decoder_groups(
     unknown list: a type name sizing does not know, or a recurrent layer whose state size
     no config field gives.
     """
-    kv_lora = _int(cfg.get("kv_lora_rank"))
+    kv_lora = int_field(cfg.get("kv_lora_rank"))
     mla = bool(kv_lora) and cfg.get("qk_rope_head_dim") is not None
     mla_expanded = index_dim = rope = 0
     if mla:
-        rope = _int(_first(cfg, drivers, "qk_rope_head_dim"))
+        rope = int_field(_first(cfg, drivers, "qk_rope_head_dim"))
         drivers["kv_lora_rank"] = kv_lora
-        nope = _int(cfg.get("qk_nope_head_dim"))
-        mla_expanded = heads * (nope + rope + _int(cfg.get("v_head_dim"), nope))
+        nope = int_field(cfg.get("qk_nope_head_dim"))
+        mla_expanded = heads * (nope + rope + int_field(cfg.get("v_head_dim"), nope))
     state = state_shape(cfg, model_type, hidden, drivers)
-    window = _int(cfg.get("sliding_window")) or _int(cfg.get("attention_window_size")) or None
-    chunk = _int(_first(cfg, drivers, "attention_chunk_size")) or None
+    window = (
+        int_field(cfg.get("sliding_window")) or int_field(cfg.get("attention_window_size")) or None
+    )
+    chunk = int_field(_first(cfg, drivers, "attention_chunk_size")) or None
     per_token = 2 * kv_heads * head_dim
     counts: dict[tuple[Any, ...], int] = {}
     unknown: dict[str, int] = {}
@@ -302,7 +300,7 @@ def _decoder_groups(
         kind = TYPE_KINDS.get(name)
         own = types.windows[i] if i < len(types.windows) else None
         if kind == "indexed" and mla:
-            index_dim = _int(_first(cfg, drivers, "index_head_dim"), 128)
+            index_dim = int_field(_first(cfg, drivers, "index_head_dim"), 128)
         key: tuple[Any, ...] | None
         if kind in _ATTENTION and mla:
             key = ("mla", kv_lora + rope + (index_dim if kind == "indexed" else 0), None, 0)
@@ -339,21 +337,21 @@ def _decoder_groups(
 
 
 def _moe(cfg: Mapping[str, Any], drivers: dict[str, Any]) -> MoESpec | None:
-    n = _int(
+    n = int_field(
         _first(cfg, drivers, "num_local_experts", "n_routed_experts", "num_experts",
                "moe_num_experts", "ffn_config.moe_num_experts")
     )  # fmt: skip
     if n <= 1:
         return None
-    active = _int(
+    active = int_field(
         _first(cfg, drivers, "num_experts_per_tok", "num_experts_per_token", "moe_top_k",
                "ffn_config.moe_top_k", "top_k_experts"),
         1,
     )  # fmt: skip
-    inter = _int(_first(cfg, drivers, "moe_intermediate_size", "expert_intermediate_size"))
-    inter = inter or _int(cfg.get("intermediate_size"))
-    shared = _int(_first(cfg, drivers, "n_shared_experts", "num_shared_experts"))
-    if not shared and _int(cfg.get("shared_expert_intermediate_size")):
+    inter = int_field(_first(cfg, drivers, "moe_intermediate_size", "expert_intermediate_size"))
+    inter = inter or int_field(cfg.get("intermediate_size"))
+    shared = int_field(_first(cfg, drivers, "n_shared_experts", "num_shared_experts"))
+    if not shared and int_field(cfg.get("shared_expert_intermediate_size")):
         shared = 1
     return MoESpec(num_experts=n, active=active, expert_intermediate_size=inter,
                    shared_experts=shared)  # fmt: skip
@@ -362,19 +360,23 @@ def _moe(cfg: Mapping[str, Any], drivers: dict[str, Any]) -> MoESpec | None:
 def _encoder_decoder(cfg: Mapping[str, Any], model_type: str | None, drivers: dict[str, Any]
                      ) -> ArchSpec:  # fmt: skip
     """Whisper / BART / T5: decoder self-attention plus cross-attention over the encoder."""
-    d_model = _int(_first(cfg, drivers, "d_model", "hidden_size"))
-    dec_layers = _int(_first(cfg, drivers, "decoder_layers", "num_decoder_layers", "num_layers"))
-    enc_layers = _int(_first(cfg, drivers, "encoder_layers", "num_layers"), dec_layers)
-    heads = _int(_first(cfg, drivers, "decoder_attention_heads", "num_heads"))
-    head_dim = _int(_first(cfg, drivers, "d_kv")) or (d_model // heads if heads else 0)
+    d_model = int_field(_first(cfg, drivers, "d_model", "hidden_size"))
+    dec_layers = int_field(
+        _first(cfg, drivers, "decoder_layers", "num_decoder_layers", "num_layers")
+    )
+    enc_layers = int_field(_first(cfg, drivers, "encoder_layers", "num_layers"), dec_layers)
+    heads = int_field(_first(cfg, drivers, "decoder_attention_heads", "num_heads"))
+    head_dim = int_field(_first(cfg, drivers, "d_kv")) or (d_model // heads if heads else 0)
     kv_heads = heads
-    vocab = _int(_first(cfg, drivers, "vocab_size"))
-    inter = _int(_first(cfg, drivers, "decoder_ffn_dim", "d_ff"), 4 * d_model)
+    vocab = int_field(_first(cfg, drivers, "vocab_size"))
+    inter = int_field(_first(cfg, drivers, "decoder_ffn_dim", "d_ff"), 4 * d_model)
     dec_max = (
-        _int(_first(cfg, drivers, "max_target_positions", "max_position_embeddings", "n_positions"))
+        int_field(
+            _first(cfg, drivers, "max_target_positions", "max_position_embeddings", "n_positions")
+        )
         or None
     )
-    enc_positions = _int(_first(cfg, drivers, "max_source_positions"))
+    enc_positions = int_field(_first(cfg, drivers, "max_source_positions"))
     if not enc_positions:
         enc_positions = dec_max or 512
         drivers["encoder_positions"] = f"assumed equal to the decoder maximum ({enc_positions})"

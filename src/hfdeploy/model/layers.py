@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hfdeploy.model.fields import int_field
+
 __all__ = [
     "RULE_MODEL_TYPES",
     "TYPE_KINDS",
@@ -86,15 +88,6 @@ def _norm(name: Any) -> str:
     return str(name).strip().lower()
 
 
-def _int(value: Any, default: int = 0) -> int:
-    if isinstance(value, bool) or value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def _listed(cfg: Mapping[str, Any], n: int) -> LayerTypes | None:
     """The config's own per-layer list, if it has one of the right length."""
     for key in ("layer_types", "layers_block_type"):
@@ -117,7 +110,7 @@ def _listed(cfg: Mapping[str, Any], n: int) -> LayerTypes | None:
 
 
 def _window(cfg: Mapping[str, Any]) -> int:
-    return _int(cfg.get("sliding_window")) or _int(cfg.get("attention_window_size"))
+    return int_field(cfg.get("sliding_window")) or int_field(cfg.get("attention_window_size"))
 
 
 def _rule(cfg: Mapping[str, Any], model_type: str, n: int) -> tuple[list[str], str] | None:
@@ -129,18 +122,18 @@ def _rule(cfg: Mapping[str, Any], model_type: str, n: int) -> tuple[list[str], s
     if model_type in {"llama4", "llama4_text"}:
         # Llama4TextConfig: no_rope_layers[i] == 1 marks a RoPE layer, which attends within
         # its chunk; NoPE layers (every no_rope_layer_interval-th) attend to everything.
-        interval = _int(cfg.get("no_rope_layer_interval"), 4) or 4
+        interval = int_field(cfg.get("no_rope_layer_interval"), 4) or 4
         no_rope = cfg.get("no_rope_layers")
         if not (isinstance(no_rope, Sequence) and len(no_rope) == n and any(no_rope)):
             no_rope = [int((i + 1) % interval != 0) for i in range(n)]
-        local = "chunked_attention" if _int(cfg.get("attention_chunk_size")) else full
+        local = "chunked_attention" if int_field(cfg.get("attention_chunk_size")) else full
         return [local if r else full for r in no_rope], "Llama 4: RoPE layers are chunked"
     if model_type == "gemma2":  # even-indexed layers slide
         return [slide if i % 2 == 0 else full for i in range(n)], "Gemma-2: even layers slide"
     if model_type in {"gemma3", "gemma3_text", "cohere2"}:
         # Every pattern-th layer is global (Gemma-3: 6, Cohere2: 4).
         default = 4 if model_type == "cohere2" else 6
-        p = _int(cfg.get("sliding_window_pattern"), default) or default
+        p = int_field(cfg.get("sliding_window_pattern"), default) or default
         return (
             [full if (i + 1) % p == 0 else slide for i in range(n)],
             f"every {p}th layer global (sliding_window_pattern)",
@@ -148,7 +141,7 @@ def _rule(cfg: Mapping[str, Any], model_type: str, n: int) -> tuple[list[str], s
     if model_type in {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"}:
         if not cfg.get("use_sliding_window") or not window:
             return [full] * n, "use_sliding_window off: all full"
-        mwl = _int(cfg.get("max_window_layers"), 28)
+        mwl = int_field(cfg.get("max_window_layers"), 28)
         if model_type == "qwen2_moe":  # even layers below max_window_layers slide
             return [slide if i % 2 == 0 and i < mwl else full for i in range(n)], (
                 "even layers below max_window_layers slide"
@@ -157,8 +150,8 @@ def _rule(cfg: Mapping[str, Any], model_type: str, n: int) -> tuple[list[str], s
             return [slide] * n, "use_sliding_window: every layer"
         return [slide if i >= mwl else full for i in range(n)], "from max_window_layers on"
     if model_type == "jamba":
-        period = _int(cfg.get("attn_layer_period"), 8) or 8
-        offset = _int(cfg.get("attn_layer_offset"), 4)
+        period = int_field(cfg.get("attn_layer_period"), 8) or 8
+        offset = int_field(cfg.get("attn_layer_offset"), 4)
         return (
             ["attention" if i % period == offset else "mamba" for i in range(n)],
             f"attention every {period} layers from {offset} (attn_layer_period/offset)",
@@ -182,7 +175,7 @@ def _rule(cfg: Mapping[str, Any], model_type: str, n: int) -> tuple[list[str], s
 def needs_class_layer_types(cfg: Mapping[str, Any], model_type: str | None) -> bool:
     """Whether the model class must be asked for its layers: no per-layer list, no rule
     here, and signs in the config of layers that are not plain full attention."""
-    n = _int(cfg.get("num_hidden_layers"))
+    n = int_field(cfg.get("num_hidden_layers"))
     if not n or _listed(cfg, n) is not None or model_type in RULE_MODEL_TYPES:
         return False
     return any(_LOCAL_SIGNS.search(str(k).lower()) for k, v in cfg.items() if v not in (None, 0))
@@ -207,7 +200,7 @@ def config_layer_types(
         class_types: what the model class (transformers) says, when it was asked.
     """
     types = _layer_types(cfg, model_type, n_layers, class_types)
-    shared = min(_int(cfg.get("num_kv_shared_layers")), n_layers)
+    shared = min(int_field(cfg.get("num_kv_shared_layers")), n_layers)
     if shared <= 0:
         return types
     names = types.names[: n_layers - shared] + ("dummy",) * shared

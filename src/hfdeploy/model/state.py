@@ -12,25 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hfdeploy.model.fields import int_field
+
 __all__ = ["state_shape"]
 
 Drivers = dict[str, Any]
-
-
-def _int(value: Any, default: int = 0) -> int:
-    if isinstance(value, bool) or value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _pick(cfg: Mapping[str, Any], drivers: Drivers, *names: str, default: int = 0) -> int:
     for name in names:
         if cfg.get(name) is not None:
             drivers[name] = cfg[name]
-            return _int(cfg[name], default)
+            return int_field(cfg[name], default)
     return default
 
 
@@ -50,7 +43,7 @@ def _mamba(cfg: Mapping[str, Any], hidden: int, drivers: Drivers) -> int:
         inner = heads * head_dim
         return (inner + 2 * groups * d_state) * (d_conv - 1) + heads * head_dim * d_state
     expand = _pick(cfg, drivers, "mamba_expand", "expand", default=2)
-    inner = _int(cfg.get("intermediate_size")) if cfg.get("model_type") == "mamba" else 0
+    inner = int_field(cfg.get("intermediate_size")) if cfg.get("model_type") == "mamba" else 0
     inner = inner or expand * hidden
     return inner * (d_conv - 1) + inner * d_state
 
