@@ -142,3 +142,49 @@ def write_gguf(path: Path) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+_DUPLEX_TABLES = Path(__file__).parent / "data" / "duplex"
+_DTYPE_BYTES = {"BF16": 2, "F16": 2, "F32": 4}
+MIMI_FILE = "tokenizer-e351c8d8-checkpoint125.safetensors"
+
+
+def duplex_tensors(table: str) -> dict[str, dict[str, Any]]:
+    """A Moshi/PersonaPlex LM or Mimi codec tensor table (tests/data/duplex, written by
+    scripts/duplex_tensor_tables.py from the moshi package) as header entries."""
+    rows = json.loads((_DUPLEX_TABLES / f"{table}.json").read_text())
+    out = {}
+    for name, shape, dtype in rows:
+        n = 1
+        for d in shape:
+            n *= d
+        out[name] = {"dtype": dtype, "shape": shape, "nbytes": n * _DTYPE_BYTES[dtype]}
+    return out
+
+
+def kyutai_checkpoint(
+    folder: Path,
+    variant: str,
+    *,
+    config: dict[str, Any] | None = None,
+    voices: bool = False,
+) -> Path:
+    """A Kyutai-layout repository: the LM (``personaplex`` or ``moshiko``) and the Mimi codec
+    as sparse safetensors with their real tensor names and shapes, the SentencePiece file,
+    and optionally config.json and voices.tgz (one small .pt voice file inside)."""
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_safetensors_header(folder / "model.safetensors", duplex_tensors(f"{variant}_lm"))
+    write_safetensors_header(folder / MIMI_FILE, duplex_tensors("mimi"))
+    (folder / "tokenizer_spm_32k_3.model").write_bytes(b"\x0a\x00")  # not parsed by sizing
+    if config is not None:
+        (folder / "config.json").write_text(json.dumps(config))
+    if voices:
+        with tarfile.open(folder / "voices.tgz", "w:gz") as tar:
+            data = b"voice embedding placeholder"
+            info = tarfile.TarInfo("voices/NATF0.pt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return folder

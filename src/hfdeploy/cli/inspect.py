@@ -44,6 +44,8 @@ def render_profile(out: Output, p: ModelProfile) -> None:
         active = f", {p.arch.moe.active} of {p.arch.moe.num_experts} active" if p.arch.moe else ""
         t.add_row("  experts", f"{p.weights.expert_parameters:,} params{active}")
     t.add_row("weights", gib(p.weights.bytes))
+    if p.duplex is not None:
+        _duplex_rows(t, p)
     if p.arch.groups or p.arch.unknown_layers:
         kinds = [
             f"{g.count} {g.kind}" + (f" (window {g.window:,})" if g.window else "")
@@ -64,7 +66,12 @@ def render_profile(out: Output, p: ModelProfile) -> None:
         formats.append(f"onnx ({len(f.onnx)})")
     t.add_row("formats", "; ".join(formats) or "none")
     t.add_row("quantization", p.quant_method or "none")
-    t.add_row("max context", f"{p.max_context:,}" if p.max_context else "-")
+    if p.duplex is not None:
+        d = p.duplex
+        seconds = d.context_frames * d.frame_ms / 1000
+        t.add_row("max context", f"{d.context_frames:,} frames of {d.frame_ms} ms ({seconds:g} s)")
+    else:
+        t.add_row("max context", f"{p.max_context:,}" if p.max_context else "-")
     t.add_row("tokenizer", "yes" if p.tokenizer else "no")
     t.add_row("size on disk", f"{gib(p.size_on_disk)} in {p.files} files")
     if p.hub:
@@ -84,3 +91,20 @@ def inspect_command(model: ModelArg, json_: JsonOpt = False) -> None:
         out.data(profile.to_dict())
     else:
         render_profile(out, profile)
+
+
+def _duplex_rows(t: Table, p: ModelProfile) -> None:
+    """A full-duplex model's parts and shape."""
+    d = p.duplex
+    assert d is not None
+    for c in (d.lm, d.codec):
+        what = "language model" if c.role == "lm" else "Mimi codec"
+        t.add_row(f"  {c.role}", f"{c.parameters:,} params, {gib(c.bytes)} {c.dtype} "
+                  f"({what}: {', '.join(c.files)})")  # fmt: skip
+    t.add_row(
+        "duplex",
+        f"{d.variant}: {d.layers} layers x {d.dim} ({d.heads} heads), {d.codebooks} audio "
+        f"streams in, depformer {d.depformer_layers} x {d.depformer_dim} with {d.dep_q} steps "
+        f"a frame; KV {d.kv_bytes_per_frame(2) // 1024:,} KiB a frame in bf16"
+        + (f"; voices {d.voices}" if d.voices else ""),
+    )

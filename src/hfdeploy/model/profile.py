@@ -15,9 +15,19 @@ from hfdeploy.envelope import Confidence, Envelope, lowest
 from hfdeploy.errors import MissingConfigError
 from hfdeploy.model.arch import ArchSpec, arch_from_config, text_config
 from hfdeploy.model.class_layers import class_layer_types
+from hfdeploy.model.duplex import (
+    DuplexSpec,
+    KyutaiFiles,
+    duplex_arch,
+    duplex_config,
+    duplex_from_headers,
+    duplex_task,
+    kyutai_files,
+)
 from hfdeploy.model.gguf import GGUFInfo, gguf_config
 from hfdeploy.model.layers import needs_class_layer_types
 from hfdeploy.model.meta import config_dtype, meta_tensors
+from hfdeploy.model.safetensors import SafetensorsHeader
 from hfdeploy.model.source import HubMeta, ModelSource, SourceKind
 from hfdeploy.model.task import TaskInfo, detect_task
 from hfdeploy.model.weights import DtypeStats, WeightStats, weight_stats
@@ -76,6 +86,8 @@ class ModelProfile:
     hub: HubMeta | None = None
     bytes_read: int = 0
     notes: tuple[str, ...] = ()
+    #: Full-duplex speech models (Moshi, PersonaPlex): their shape, LM and codec.
+    duplex: DuplexSpec | None = None
 
     @property
     def parameters(self) -> int:
@@ -139,7 +151,17 @@ class ModelProfile:
             "task": self.task.task,
             "kind": self.task.kind,
             "task_source": self.task.source,
-            "parameters": self.weights.to_dict(),
+            "parameters": self.weights.to_dict()
+            | (
+                {
+                    "components": {
+                        "lm": self.duplex.lm.to_dict(),
+                        "codec": self.duplex.codec.to_dict(),
+                    }
+                }
+                if self.duplex
+                else {}
+            ),  # fmt: skip
             "weights_source": self.weights_source,
             "architecture": self.arch.to_dict(),
             "formats": self.formats.to_dict(),
@@ -151,6 +173,7 @@ class ModelProfile:
             "hub": self.hub.to_dict() if self.hub else None,
             "bytes_read": self.bytes_read,
             "notes": list(self.notes),
+            **({"duplex": self.duplex.to_dict()} if self.duplex else {}),
         }
 
 
@@ -219,13 +242,18 @@ def build_profile(source: ModelSource, *, ref: str, gguf_file: str | None = None
             f"pickle files present ({', '.join(formats.pickle[:3])}"
             f"{'...' if len(formats.pickle) > 3 else ''}): loading them can run arbitrary code"
         )
-    config, config_notes = _config(source, formats.gguf)
+    kyutai = kyutai_files(names)
+    config, config_notes = _config(source, formats.gguf, kyutai=kyutai)
     quant = config.get("quantization_config")
     quant = dict(quant) if isinstance(quant, Mapping) else None
-    stats, weights_source, weight_notes = _weights(
+    stats, weights_source, weight_notes, headers = _weights(
         source, files, config=config, quant=quant, gguf=formats.gguf
     )
     notes += [*config_notes, *weight_notes]
+    duplex = duplex_from_headers(config, headers, kyutai)
+    if duplex is not None:
+        notes += [f"assumed {a}" for a in duplex.assumed]
+        config = {**duplex_config(duplex), **config}
 
     from_gguf = bool(formats.gguf) and weights_source.startswith("gguf")
     max_ctx = None
@@ -238,11 +266,23 @@ def build_profile(source: ModelSource, *, ref: str, gguf_file: str | None = None
         if needs_class_layer_types(text_config(config), config.get("model_type"))
         else None
     )
-    arch = arch_from_config(config, max_context_override=max_ctx, class_types=class_types)
+    arch = (
+        duplex_arch(duplex)
+        if duplex is not None
+        else arch_from_config(config, max_context_override=max_ctx, class_types=class_types)
+    )
     hub_meta = source.hub
-    task = detect_task(config, names, pipeline_tag=hub_meta.pipeline_tag if hub_meta else None)
-    # A GGUF file carries its tokenizer in its metadata.
-    tokenizer = any(n in names for n in _TOKENIZER_FILES) or from_gguf
+    task = (
+        duplex_task(duplex)
+        if duplex is not None
+        else detect_task(config, names, pipeline_tag=hub_meta.pipeline_tag if hub_meta else None)
+    )
+    # A GGUF file carries its tokenizer in its metadata; a Kyutai repository a SentencePiece.
+    tokenizer = (
+        any(n in names for n in _TOKENIZER_FILES)
+        or from_gguf
+        or bool(duplex and duplex.text_tokenizer)
+    )
     return ModelProfile(
         ref=ref,
         source=source.kind,
@@ -266,6 +306,7 @@ def build_profile(source: ModelSource, *, ref: str, gguf_file: str | None = None
         hub=hub_meta,
         bytes_read=source.bytes_read,
         notes=tuple(notes),
+        duplex=duplex,
     )
 
 
@@ -291,15 +332,23 @@ def _formats(source: ModelSource, names: set[str], *, gguf_file: str | None) -> 
     )
 
 
-def _config(source: ModelSource, gguf: tuple[GGUFInfo, ...]) -> tuple[dict[str, Any], list[str]]:
-    """config.json, else a config made from the first GGUF file's metadata; and a note.
+def _config(
+    source: ModelSource, gguf: tuple[GGUFInfo, ...], *, kyutai: KyutaiFiles | None
+) -> tuple[dict[str, Any], list[str]]:
+    """config.json, else a config made from the first GGUF file's metadata, else nothing for
+    a Kyutai-layout repository (its shape is read from the headers); and a note.
 
     Raises:
-        MissingConfigError: config.json is not a JSON object, or there is neither.
+        MissingConfigError: config.json is not a JSON object, or there is none of these.
     """
     config = source.read_json("config.json")
     if config is not None and not isinstance(config, dict):
         raise MissingConfigError(f"{source.location} (config.json is not a JSON object)")
+    if config is None and kyutai is not None:
+        return {}, [
+            f"no config.json: a Kyutai-layout full-duplex model ({kyutai.lm}, the Mimi codec "
+            f"{kyutai.codec}); shape read from the safetensors headers"
+        ]
     if config is None and gguf:
         note = f"no config.json: architecture from GGUF metadata of {gguf[0].file}"
         return gguf_config(gguf[0]), [note]
@@ -315,8 +364,8 @@ def _weights(
     config: dict[str, Any],
     quant: dict[str, Any] | None,
     gguf: tuple[GGUFInfo, ...],
-) -> tuple[WeightStats, str, list[str]]:
-    """The weights, where they were counted from, and notes on how.
+) -> tuple[WeightStats, str, list[str], list[SafetensorsHeader]]:
+    """The weights, where they were counted from, notes on how, and the headers read.
 
     From the safetensors headers when every weight file is at hand (a Hub source reads them
     remotely); else from the GGUF tensor table; else counted from config.json on the meta
@@ -336,14 +385,14 @@ def _weights(
             quantization_config=quant,
             source=f"safetensors headers ({len(headers)} file{'s' * (len(headers) != 1)})",
         )
-        return stats, "safetensors", notes
+        return stats, "safetensors", notes, headers
     if gguf and not weight_files:
         if len(gguf) > 1:
             notes.append(
                 "several GGUF files: sized "
                 f"{gguf[0].file}; pass the file itself as MODEL to size another"
             )
-        return _gguf_profile_stats(gguf[0]), f"gguf ({gguf[0].file})", notes
+        return _gguf_profile_stats(gguf[0]), f"gguf ({gguf[0].file})", notes, []
     if weight_files:
         notes.append(
             f"{len(weight_files) - len(present)} of {len(weight_files)} safetensors files "
@@ -357,4 +406,4 @@ def _weights(
         notes.append(
             "quantization_config present but no weights read: sized as the unquantized architecture"
         )
-    return stats, "config (meta device)", notes
+    return stats, "config (meta device)", notes, []

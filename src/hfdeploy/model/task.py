@@ -13,8 +13,9 @@ from typing import Any, Literal
 __all__ = ["Kind", "TaskInfo", "detect_task"]
 
 Kind = Literal[
-    "generator", "embedder", "reranker", "classifier", "speech", "vision", "seq2seq", "other"
-]
+    "generator", "embedder", "reranker", "classifier", "speech", "vision", "seq2seq",
+    "full-duplex-speech", "other",
+]  # fmt: skip
 
 _KIND_OF_TASK: dict[str, Kind] = {
     "text-generation": "generator",
@@ -32,6 +33,7 @@ _KIND_OF_TASK: dict[str, Kind] = {
     "text-to-speech": "speech",
     "text-to-audio": "speech",
     "audio-classification": "speech",
+    "audio-to-audio": "speech",
     "image-classification": "vision",
     "object-detection": "vision",
     "image-segmentation": "vision",
