@@ -137,6 +137,12 @@ class ModelProfile:
             )
         return Envelope(result, confidence, why, tuple(factors), tuple(verification))
 
+    def _components(self) -> dict[str, Any]:
+        if self.duplex is None:
+            return {}
+        return {"components": {"lm": self.duplex.lm.to_dict(),
+                               "codec": self.duplex.codec.to_dict()}}  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """The ``hfdeploy inspect --json`` object."""
         return {
@@ -151,17 +157,7 @@ class ModelProfile:
             "task": self.task.task,
             "kind": self.task.kind,
             "task_source": self.task.source,
-            "parameters": self.weights.to_dict()
-            | (
-                {
-                    "components": {
-                        "lm": self.duplex.lm.to_dict(),
-                        "codec": self.duplex.codec.to_dict(),
-                    }
-                }
-                if self.duplex
-                else {}
-            ),  # fmt: skip
+            "parameters": self.weights.to_dict() | self._components(),
             "weights_source": self.weights_source,
             "architecture": self.arch.to_dict(),
             "formats": self.formats.to_dict(),
