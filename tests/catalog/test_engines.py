@@ -31,7 +31,9 @@ def test_every_entry_says_what_each_stage_needs() -> None:
         assert e.detect.images or e.detect.commands or e.deploy is None, name
         if e.deploy is not None:
             assert e.sizing is not None, f"{name} is deployed but not sized"
-            assert e.deploy.routes.queue_metric
+            # Request servers name the queue their autoscaler watches; session-bound
+            # (full-duplex) servers name the WebSocket route a conversation holds instead.
+            assert e.deploy.routes.queue_metric or e.deploy.routes.session, name
 
 
 def test_triton_sizes_as_the_vllm_it_runs(llama8b: Path) -> None:
@@ -78,5 +80,8 @@ def test_the_engines_page_says_what_the_catalog_says() -> None:
             continue
         r = e.deploy.routes
         row = next(line for line in page.splitlines() if line.startswith(f"| {name} | {r.port} |"))
-        assert f"`{r.ready}` / `{r.live}`" in row and f"`{r.queue_metric}`" in row, row
+        if r.session:  # no health route: TCP probes; one conversation per WebSocket
+            assert "TCP" in row and f"`{r.session}`" in row, row
+        else:
+            assert f"`{r.ready}` / `{r.live}`" in row and f"`{r.queue_metric}`" in row, row
         assert f"`{e.deploy.cache_dir}`" in row, row

@@ -252,7 +252,7 @@ def test_catalog_facts() -> None:
     assert cat["hfdeploy"].deploy is not None
     assert cat["hfdeploy"].deploy.routes.ready == "/ready"
     deployable = [e.deploy for e in cat.values() if e.deploy is not None]
-    assert len(deployable) == 7
+    assert len(deployable) == 9  # with the full-duplex servers, moshi and personaplex
     for d in deployable:
         assert d.routes.port > 0
         assert d.tag and d.tag != "latest"

@@ -159,6 +159,10 @@ class EngineSizing:
     evidence: str = ""
     #: What sliding-window and chunked-attention layers hold.
     local_layers: LocalLayers = field(default_factory=LocalLayers)
+    #: Full-duplex servers: Mimi codec instances loaded (fp32 each), and the conversations
+    #: one process holds at once (None: not session-bound).
+    codec_instances: int = 1
+    sessions_per_process: int | None = None
 
     def defaults_on(self, name: str | None, memory_gib: float | None) -> GpuDefaults | None:
         """The rule for a GPU (None: no GPU, or no rule matches)."""
@@ -193,6 +197,8 @@ class Routes:
     default_port: int | None = None
     #: The environment variable the engine reads its port from, when it reads one.
     port_env: str | None = None
+    #: The WebSocket route a conversation holds open (full-duplex servers); "" for none.
+    session: str = ""
 
     @property
     def image_port(self) -> int:
@@ -201,8 +207,11 @@ class Routes:
 
     def to_dict(self) -> dict[str, Any]:
         """``plan.json``'s ``routes``: the serving port and the four routes."""
-        return {"port": self.port, "health": self.health, "ready": self.ready,
-                "live": self.live, "metrics": self.metrics}  # fmt: skip
+        out: dict[str, Any] = {"port": self.port, "health": self.health, "ready": self.ready,
+                               "live": self.live, "metrics": self.metrics}  # fmt: skip
+        if self.session:
+            out["session"] = self.session
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +249,10 @@ class EngineDeploy:
     cache_dir: str = "/cache"
     #: Where each fact the files rely on comes from (entrypoint, user, cache, health, port...).
     evidence: dict[str, str] = field(default_factory=dict)
+    #: An engine without an image of its own: what the generated Dockerfile builds on
+    #: (``base``), the Python and system packages it installs (``python``, ``apt``), the
+    #: server (``install``, pinned) and the torch the server's package pins (``torch``).
+    build: dict[str, str] = field(default_factory=dict)
 
     def image_ref(self, compute_capability: str | None = None) -> str:
         """``image:tag``, with the GPU-architecture tag when the engine has one."""

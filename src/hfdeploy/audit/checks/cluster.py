@@ -164,7 +164,11 @@ def autoscaler_metric_not_exported(rule: Rule, files: Sequence[FileFacts]) -> It
     """HFD023: an autoscaler scaling an engine on a metric that engine does not export.
     Folder check: the HPA and the workload it scales are matched across files."""
     catalog = engine_catalog()
-    prefixes = {n: _prefix(e.deploy.routes.metrics_prefix) for n, e in catalog.items() if e.deploy}
+    prefixes = {
+        n: _prefix(e.deploy.routes.metrics_prefix)
+        for n, e in catalog.items()
+        if e.deploy and e.deploy.routes.metrics_prefix  # servers without metrics own none
+    }
     owners = _owners(files)
     for facts in files:
         for hpa in facts.autoscalers:
