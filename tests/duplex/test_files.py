@@ -32,7 +32,10 @@ def test_personaplex_folder_is_prepared_and_still_verifies(tmp_path: Path) -> No
     # PersonaPlex's server calls hf_hub_download(repo, "config.json") at start: offline, with
     # the prepared cache, huggingface_hub finds it at the lock's commit.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(folder / HF_CACHE)}
-    code = f"from huggingface_hub import hf_hub_download; print(hf_hub_download({PERSONAPLEX_REPO!r}, 'config.json'))"
+    code = (
+        "from huggingface_hub import hf_hub_download; "
+        f"print(hf_hub_download({PERSONAPLEX_REPO!r}, 'config.json'))"
+    )
     found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                            check=True).stdout.strip()  # fmt: skip
     assert f"/snapshots/{sha}/config.json" in found

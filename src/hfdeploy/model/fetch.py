@@ -206,11 +206,15 @@ def prepare_folder(folder: Path, *, commit: str | None = None) -> list[str]:
     Raises:
         HfDeployError: the folder cannot be profiled (no config, corrupt headers...).
     """
+    from hfdeploy.model.duplex import kyutai_files
     from hfdeploy.model.duplex_files import prepare_duplex_folder
     from hfdeploy.model.lock import read_lock
     from hfdeploy.model.profile import build_profile
     from hfdeploy.model.source import LocalSource
 
+    names = [p.relative_to(folder).as_posix() for p in folder.iterdir()]
+    if kyutai_files(names) is None:  # only full-duplex models need anything derived
+        return []
     profile = build_profile(LocalSource(folder), ref=str(folder))
     if profile.duplex is None:
         return []
