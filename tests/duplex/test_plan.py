@@ -24,7 +24,7 @@ def profiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelProfile
     return {
         "personaplex": inspect_model(
             str(kyutai_checkpoint(root / "pp", "personaplex", voices=True))
-        ),  # fmt: skip
+        ),
         "moshiko": inspect_model(str(kyutai_checkpoint(root / "mk", "moshiko"))),
     }
 

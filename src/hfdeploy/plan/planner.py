@@ -80,13 +80,7 @@ def plan_deployment(
             NVLink GPUs, with the nearest options.
         InvalidSettingError, UnknownGPUError: bad inputs, naming the valid values.
     """
-    if targets is not None:
-        unknown = [t for t in targets if t not in TARGETS]
-        if unknown or not targets:
-            raise InvalidSettingError(
-                "target", ",".join(targets), "unknown" if unknown else "empty",
-                hint="Use a comma-separated subset of: " + ",".join(TARGETS),
-            )  # fmt: skip
+    _check_targets(targets)
     dest = destination(profile, registry=registry, repo=repo, storage_class=storage_class)
     cpu = gpu is not None and gpu.lower() == "cpu"
     choice = choose_engine(profile, engine, cpu=cpu)
@@ -151,6 +145,16 @@ def plan_deployment(
         targets=targets, endpoint=endpoint, destination=dest, blocked=tuple(blocked),
         alternatives=where.alternatives if where else (),
     )  # fmt: skip
+
+
+def _check_targets(targets: tuple[str, ...] | None) -> None:
+    if targets is not None:
+        unknown = [t for t in targets if t not in TARGETS]
+        if unknown or not targets:
+            raise InvalidSettingError(
+                "target", ",".join(targets), "unknown" if unknown else "empty",
+                hint="Use a comma-separated subset of: " + ",".join(TARGETS),
+            )  # fmt: skip
 
 
 def _place(
