@@ -42,8 +42,9 @@ def _docs(path: Path) -> list[dict[str, Any]]:
 def test_files_validate_and_lint(generated: dict[str, Path]) -> None:
     pp = generated["personaplex"]
     names = {p.relative_to(pp).as_posix() for p in pp.rglob("*") if p.is_file()}
-    assert {"Dockerfile", ".dockerignore", "compose.yaml", "kserve.yaml", "k8s/ingress.yaml",
-            "k8s/deployment.yaml", "k8s/service.yaml", "plan.json", "README.md"} <= names  # fmt: skip
+    want = {"Dockerfile", ".dockerignore", "compose.yaml", "kserve.yaml", "k8s/ingress.yaml",
+            "k8s/deployment.yaml", "k8s/service.yaml", "plan.json", "README.md"}  # fmt: skip
+    assert want <= names
     assert "k8s/hpa.yaml" not in names and "hf-endpoint.json" not in names
     assert not any(n.startswith("dist/") for n in names)  # the image installs no hfdeploy wheel
     for folder in generated.values():
