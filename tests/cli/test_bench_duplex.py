@@ -73,7 +73,7 @@ def test_text_report_and_files(fake: Fake, tmp_path: Path) -> None:
     assert [(x["phase"], x["index"]) for x in rows] == [
         ("concurrent:1", "0"), ("concurrent:2", "0"), ("concurrent:2", "1"),
     ]  # fmt: skip
-    assert "## Sessions" in (out / "report.md").read_text()
+    assert "## Sessions (times in ms)" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -333,13 +333,21 @@ def print_duplex(output: Output, data: dict[str, Any]) -> None:
         f"audio sent: {c['audio']['source']} ({c['audio']['note']}), {c['codec_note']}",
     ]
     output.print(escape("\n".join(lines)))
-    for title, headers, rows in (
-        ("Phases", PHASE_HEADERS, phase_rows(data)),
-        ("Sessions", SESSION_HEADERS, session_rows(data)),
-    ):
+    # One sessions table per phase, without the phase column: it fits 120 columns.
+    tables = [("Phases (times in ms)", PHASE_HEADERS, phase_rows(data))]
+    sessions = session_rows(data)
+    for p in data["phases"]:
+        rows = [row[1:] for row in sessions if row[0] == p["name"]]
+        tables.append((f"Sessions of {p['name']} (times in ms)", SESSION_HEADERS[1:], rows))
+    for title, headers, rows in tables:
         t = Table(title=title, title_justify="left")
         for i, h in enumerate(headers):
-            t.add_column(h, justify="left" if i == 0 or h == "outcome" else "right", no_wrap=i == 0)
+            t.add_column(
+                h,
+                justify="left" if i == 0 or h == "outcome" else "right",
+                no_wrap=i == 0,
+                min_width=max(len(word) for word in h.split()),
+            )
         for row in rows:
             t.add_row(*(escape(cell) for cell in row))
         output.print(t)
