@@ -63,4 +63,6 @@ def generate_command(
     )
     for r in rel:
         output.print(f"  {r}")
+    for target, why in plan.blocked:
+        output.print(f"not written: {target}: {why}")
     output.print(f"next: read {out / 'README.md'}; check with `hfdeploy audit {out}`")
