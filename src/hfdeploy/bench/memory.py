@@ -13,13 +13,19 @@ Verdicts:
     that levels off is a new plateau, not a leak), and the run grew more than 1% of the
     baseline (less is allocator noise at this length);
   - ``growing``: the lower bound is above zero and the fitted growth over the run is more
-    than 1% of the baseline, or the slope is leak-sized but the run too short to tell (a note
-    says which);
-  - ``stable``: otherwise; ``insufficient-data`` with fewer than 8 samples after warm-up.
+    than 1% of the baseline (a note says when it levelled off: a plateau);
+  - ``stable``: the slope's upper bound is under the leak threshold, or the growth the
+    upper bound allows over the run is under 1% of the baseline while the lower bound is
+    not above zero;
+  - ``inconclusive``: what the data cannot tell apart, with why and how long to run
+    (``run_for_s``): fewer than 8 samples after the warm-up; a leak-sized slope in a run
+    that grew by 1% or less (allocator noise at this length); an interval too wide to rule
+    a leak in or out.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -199,10 +205,7 @@ def memory_verdict(
             kept = kept[1:]
     values = [getattr(s, series) for s in kept]
     if len(kept) < 8 or any(v is None for v in values):
-        return {
-            "series": series, "verdict": "insufficient-data", "samples": len(kept),
-            "rule": "needs 8 samples or more after the warm-up",
-        }  # fmt: skip
+        return _too_few(samples, len(kept), series, warmup_share, warmup_s)
     ys = [float(v) for v in values]
     base = ys[0] or (sum(ys) / len(ys)) or 1.0
     counts = [s.requests for s in kept]
@@ -220,24 +223,38 @@ def memory_verdict(
     late = fit_line(xs[half:], ys[half:])
     span = xs[-1] - xs[0]
     growth = line["slope"] * span
-    note = None
+    warm_s, fit_s = kept[0].t - samples[0].t, kept[-1].t - kept[0].t
+    note, run_for = None, None
     material = growth > GROWING_SHARE * base
     if line["low"] > threshold and late["slope"] > threshold and material:
         verdict = "leak-suspected"
-    elif line["low"] > 0 and (material or line["low"] > threshold):
+    elif line["low"] > threshold and not material:
+        verdict = "inconclusive"
+        # The run that would grow 1% at this slope, twice over.
+        run_for = warm_s + fit_s * max(2.0, 2 * GROWING_SHARE * base / max(growth, 1.0))
+        note = (
+            f"the slope is leak-sized but the run grew only {growth / base:.2%}: too little "
+            f"to tell allocator noise from a leak; run for at least {run_for:,.0f} s"
+        )
+    elif line["low"] > 0 and material:
         verdict = "growing"
-        if line["low"] > threshold and not material:
-            note = (
-                f"the slope is leak-sized but the run grew only {growth / base:.2%}: too "
-                "little to tell allocator noise from a leak; run longer"
-            )
-        elif line["low"] > threshold:
+        if line["low"] > threshold:
             note = (
                 "grew fast, then levelled off in the second half (a new plateau: larger "
                 "inputs, pools, caches); run longer to tell a plateau from a leak"
             )
-    else:
+    elif line["high"] < threshold or line["high"] * span <= GROWING_SHARE * base:
         verdict = "stable"
+    else:
+        verdict = "inconclusive"
+        # The interval narrows about as the run's length to the power 1.5 (same interval).
+        width = line["high"] - max(line["slope"], 0.0)
+        room = max(threshold - max(line["slope"], 0.0), threshold * 0.1)
+        run_for = warm_s + fit_s * max(2.0, (width / room) ** (2 / 3))
+        note = (
+            f"the slope's 95% interval reaches {line['high']:,.0f} {unit}, over the leak "
+            f"threshold: too wide to rule a leak in or out; run for at least {run_for:,.0f} s"
+        )
     return {
         "series": series,
         "verdict": verdict,
@@ -246,6 +263,7 @@ def memory_verdict(
         "slope_ci95": [round(line["low"], 3), round(line["high"], 3)],
         "late_half_slope": round(late["slope"], 3),
         "note": note,
+        "run_for_s": None if run_for is None else round(run_for),
         "unit": unit,
         "leak_threshold": threshold,
         "baseline_bytes": int(base),
@@ -255,9 +273,30 @@ def memory_verdict(
         "warmup_samples_dropped": len(samples) - len(kept),
         "rule": f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit}, "
         f"the second half still grows that fast and the run grew > {GROWING_SHARE:.0%} of the "
-        f"baseline; growing when the lower bound is > 0 and the growth > {GROWING_SHARE:.0%} "
-        "(or the slope is leak-sized in a run too short to tell)",
+        f"baseline; growing when the lower bound is > 0 and the growth > {GROWING_SHARE:.0%}; "
+        f"stable when the upper bound is under the threshold or allows < {GROWING_SHARE:.0%} "
+        "growth; otherwise inconclusive",
     }
+
+
+def _too_few(
+    samples: list[Sample], kept: int, series: str, warmup_share: float, warmup_s: float | None
+) -> dict[str, Any]:
+    """``inconclusive``: fewer than 8 samples after the warm-up, and how long would do."""
+    gaps = sorted(b.t - a.t for a, b in itertools.pairwise(samples))
+    run_for = None
+    if gaps:
+        interval = gaps[len(gaps) // 2]
+        run_for = (warmup_s + 8 * interval) if warmup_s is not None else (
+            8 * interval / (1 - warmup_share))  # fmt: skip
+        run_for = max(run_for, 2 * (samples[-1].t - samples[0].t))
+    how = f"; run for at least {run_for:,.0f} s" if run_for is not None else ""
+    return {
+        "series": series, "verdict": "inconclusive", "samples": kept,
+        "note": f"{kept} samples after the warm-up: 8 are needed to fit a line{how}",
+        "run_for_s": None if run_for is None else max(1, round(run_for)),
+        "rule": "needs 8 samples or more after the warm-up",
+    }  # fmt: skip
 
 
 def memory_report(

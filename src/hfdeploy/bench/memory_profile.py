@@ -58,8 +58,8 @@ class MemoryProfile:
             result += f"; GPU memory {data['gpu']['verdict']}"
         confidence: Confidence = "high"
         why = "fitted against the server's own request count"
-        if rss["verdict"] == "insufficient-data":
-            confidence, why = "low", rss["rule"]
+        if rss["verdict"] == "inconclusive":
+            confidence, why = "low", rss["note"]
         elif self.process_exited:
             confidence, why = "low", "the process exited during sampling"
         elif rss.get("note"):

@@ -303,7 +303,7 @@ def print_bench(output: Output, data: dict[str, Any]) -> None:
                 f" to {rss['slope_ci95'][1]:,.1f}; RSS {memory['rss_first_bytes'] / 2**20:,.1f}"
                 f" -> {memory['rss_last_bytes'] / 2**20:,.1f} MiB)"
             )
-        output.print(line)
+        output.print(line + (f"; {rss['note']}" if rss.get("note") else ""))
     if data.get("sweep"):
         sw = data["sweep"]
         output.print(

@@ -122,6 +122,8 @@ def memory_command(
             f"  slope {rss['slope']:,.1f} {rss['unit']} (95% CI {rss['slope_ci95'][0]:,.1f} to "
             f"{rss['slope_ci95'][1]:,.1f}), against {rss['against']}"
         )
+    if rss.get("note"):
+        output.print(f"  {rss['note']}")
     output.print(f"  rule: {rss['rule']}")
     if data["gpu"]:
         gpu = data["gpu"]
@@ -129,6 +131,7 @@ def memory_command(
             f"verdict (GPU memory, {data['gpu_scope'].split(':')[0]}): {gpu['verdict']}"
             + (f"; slope {gpu['slope']:,.1f} {gpu['unit']}" if "slope" in gpu else "")
             + f"; last {gib(data['gpu_last_bytes'])}"
+            + (f"; {gpu['note']}" if gpu.get("note") else "")
         )
     if data["process_exited"]:
         output.print("note: the process exited during sampling")

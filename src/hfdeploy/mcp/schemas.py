@@ -201,8 +201,8 @@ class MemoryOutput(_Open):
         description="t (s from the first), rss, gpu, gpu_device (bytes), requests, processes"
     )
     rss: dict[str, Any] = Field(
-        description="verdict (stable, growing, leak-suspected, insufficient-data), against, "
-        "slope, slope_ci95, unit, rule"
+        description="verdict (stable, growing, leak-suspected, inconclusive), note and "
+        "run_for_s (why, and how long a run would tell), against, slope, slope_ci95, unit, rule"
     )
     gpu: dict[str, Any] | None
     process_exited: bool

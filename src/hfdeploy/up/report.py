@@ -120,6 +120,8 @@ def up_markdown(data: dict[str, Any]) -> str:
             lines += ["", f"Server memory during the bench: {memory['rss']['verdict']} "
                       f"(RSS {memory['rss_first_bytes'] / 2**20:,.1f} -> "
                       f"{memory['rss_last_bytes'] / 2**20:,.1f} MiB)."]  # fmt: skip
+            if memory["rss"].get("note"):
+                lines[-1] += f" {memory['rss']['note'][0].upper()}{memory['rss']['note'][1:]}."
     elif data.get("serve", {}).get("skipped"):
         lines += ["", "## Not served here", "", data["serve"]["skipped"] + ".",
                   f"Run: `{data['serve']['command']}`"]  # fmt: skip
@@ -194,7 +196,9 @@ def up_html(data: dict[str, Any]) -> str:
             parts.append(
                 f"<p>Server memory during the bench: <b>{esc(memory['rss']['verdict'])}</b> "
                 f"(RSS {memory['rss_first_bytes'] / 2**20:,.1f} → "
-                f"{memory['rss_last_bytes'] / 2**20:,.1f} MiB).</p>"
+                f"{memory['rss_last_bytes'] / 2**20:,.1f} MiB)."
+                + (f" {esc(memory['rss']['note'])}." if memory["rss"].get("note") else "")
+                + "</p>"
             )
     elif data.get("serve", {}).get("skipped"):
         parts.append(
