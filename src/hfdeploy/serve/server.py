@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from hfdeploy.errors import HfDeployError, MissingDependencyError
+from hfdeploy.serve.cpu import set_cpu_environment
 from hfdeploy.serve.settings import ServeSettings, resolve_serve_settings
 
 __all__ = ["JsonFormatter", "configure_logging", "require_serve_extra", "run_server", "serve_model"]
@@ -181,5 +182,6 @@ def serve_model(model: str, **flags: Any) -> int:
     """
     # Before the extra is imported: huggingface_hub reads the variable at import.
     os.environ["HF_HUB_OFFLINE"] = "1"
+    set_cpu_environment()  # before torch is imported: OpenMP reads it once
     require_serve_extra()
     return run_server(resolve_serve_settings(model, **flags))
