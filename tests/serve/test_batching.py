@@ -132,3 +132,52 @@ def test_errors_fail_their_own_requests_only() -> None:
         await b.stop()
 
     asyncio.run(main())
+
+
+def test_two_workers_run_two_batches_side_by_side() -> None:
+    import threading
+
+    both = threading.Barrier(2, timeout=5)  # passes only with two batches running at once
+    sizes: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        both.wait()
+        return [x + 1 for x in items]
+
+    async def main() -> list[Any]:
+        b = _batcher(run, max_batch_size=2, workers=2)
+        b.start()
+        try:
+            return await asyncio.gather(*(b.run([i], timeout=10) for i in range(4)))
+        finally:
+            await b.stop()
+
+    assert asyncio.run(main()) == [[i + 1] for i in range(4)]
+    assert sum(sizes) == 4
+    with pytest.raises(ValueError, match="at least 1"):
+        _batcher(run, workers=0)
+
+
+def test_one_worker_never_runs_two_batches_at_once() -> None:
+    import threading
+
+    running = threading.Semaphore(1)
+    overlaps: list[bool] = []
+
+    def run(items: list[int]) -> list[int]:
+        overlaps.append(not running.acquire(blocking=False))
+        time.sleep(0.005)
+        running.release()
+        return items
+
+    async def main() -> None:
+        b = _batcher(run, max_batch_size=2)
+        b.start()
+        try:
+            await asyncio.gather(*(b.run([i], timeout=10) for i in range(8)))
+        finally:
+            await b.stop()
+
+    asyncio.run(main())
+    assert overlaps and not any(overlaps)

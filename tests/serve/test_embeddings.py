@@ -199,3 +199,27 @@ def test_prompts_are_prefixed_and_exclusion_is_refused(tmp_path: Path, minilm_di
         else:
             assert r.status_code == 422
             assert "include_prompt" in r.json()["error"]["message"]
+
+
+def test_two_workers_answer_as_one_under_concurrent_load(minilm_dir: Path) -> None:
+    """Batches on two workers side by side (each with its own tokenizer copy, some
+    truncating) give the embeddings one worker gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hfdeploy.serve.app import create_app
+    from hfdeploy.serve.settings import ServeSettings
+    from tests.serve._fixtures import running
+
+    long = " ".join(["word"] * 600)
+    bodies = [{"inputs": [f"{s} {i}", long], "truncate": True} for i, s in
+              enumerate(SENTENCES * 6)]  # fmt: skip
+    answers = {}
+    for workers in (1, 2):
+        settings = ServeSettings(model=str(minilm_dir), workers=workers, max_batch_size=4)
+        with running(create_app(settings)) as url, ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda b: httpx.post(url + "/embed", json=b, timeout=60), bodies))
+            assert all(r.status_code == 200 for r in got), [r.text for r in got][:2]
+            answers[workers] = np.asarray([r.json() for r in got], dtype=np.float32)
+            batches = httpx.get(url + "/metrics").text
+        assert "hfdeploy_batch_size_count" in batches
+    assert np.allclose(answers[1], answers[2], atol=1e-5)

@@ -58,7 +58,14 @@ TrustRemoteCodeOpt = Annotated[
 ServedModelNameOpt = Annotated[
     str | None, typer.Option(help="Model name in /v1/models (default: the folder's).")
 ]
-ThreadsOpt = Annotated[int | None, typer.Option(help="Torch threads (default: CPUs).")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(help="Torch threads per worker (default: CPUs / workers).")
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(help="Model worker threads running batches side by side (encoders on CPU; "
+                 "default: see docs/serve.md)."),
+]  # fmt: skip
 NoWarmupOpt = Annotated[
     bool, typer.Option("--no-warmup", help="Skip warmup (ready sooner, first calls slow).")
 ]
@@ -90,6 +97,7 @@ def serve_command(
     trust_remote_code: TrustRemoteCodeOpt = None,
     served_model_name: ServedModelNameOpt = None,
     threads: ThreadsOpt = None,
+    workers: WorkersOpt = None,
     no_warmup: NoWarmupOpt = False,
     log_format: LogFormatOpt = None,
     json_logs: JsonLogsOpt = False,
@@ -121,6 +129,7 @@ def serve_command(
             trust_remote_code=trust_remote_code,
             served_model_name=served_model_name,
             threads=threads,
+            workers=workers,
             warmup=False if no_warmup else None,
             log_format="json" if json_logs else log_format,
             log_level=log_level,

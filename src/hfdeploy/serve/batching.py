@@ -1,11 +1,13 @@
-"""Dynamic batching: a bounded queue on the event loop, one model worker thread.
+"""Dynamic batching: a bounded queue on the event loop, one or more model worker threads.
 
 The collector waits for the first input, then, if the server is under load (the
 previous batch held more than one input), up to ``max_wait_ms`` for more; an idle
 server runs a lone input at once, and a full batch never waits. Under load, inputs
-also pile up while the previous batch runs. The batch goes to a single-thread
-executor. Torch releases the GIL
-during the forward pass, so the event loop keeps parsing requests meanwhile.
+also pile up while the running batches run. Each batch goes to a worker thread; with
+``workers`` above one, a batch starts whenever a worker is free, so independent batches
+run side by side (each forward pass on its own CPU, no barrier between them). Torch
+releases the GIL during the forward pass, so the event loop keeps parsing requests
+meanwhile.
 
 :func:`split_by_tokens` is the pure part: length-aware grouping under a padded-token
 budget.
@@ -93,8 +95,14 @@ class Batcher(Generic[P]):
         max_wait_ms: float,
         max_queue: int,
         observer: BatchObserver | None = None,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self._run_batch = run_batch
+        self.workers = workers
+        self._busy = 0  # batches running
+        self._running: set[asyncio.Task[None]] = set()
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
@@ -102,7 +110,9 @@ class Batcher(Generic[P]):
         self._queue: deque[Work[P]] = deque()
         self._in_use = 0  # queued + running, not yet answered
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfdeploy-model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="hfdeploy-model"
+        )
         self._task: asyncio.Task[None] | None = None
         self._last_size = 0
 
@@ -120,6 +130,8 @@ class Batcher(Generic[P]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         for w in self._queue:
             if not w.future.done():
                 w.future.cancel()
@@ -127,7 +139,7 @@ class Batcher(Generic[P]):
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     async def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the model thread, between batches (tokenize, warm up)."""
+        """Run ``fn`` on a model thread (tokenize, warm up)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     def submit(self, payloads: Sequence[P]) -> list[Work[P]]:
@@ -186,9 +198,8 @@ class Batcher(Generic[P]):
             self._observer.queue_depth(self._in_use)
 
     async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not self._queue or self._busy >= self.workers:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -215,25 +226,35 @@ class Batcher(Generic[P]):
             if not batch:
                 self._observe_depth()
                 continue
-            started = time.perf_counter()
-            try:
-                results: Sequence[Any] = await loop.run_in_executor(
-                    self._executor, self._run_batch, [w.payload for w in batch]
-                )
-                if len(results) != len(batch):
-                    raise RuntimeError(f"runner gave {len(results)} results for {len(batch)}")
-            except Exception as exc:  # the batch fails; the server goes on
-                log.exception("batch of %d failed", len(batch))
-                results = [exc] * len(batch)
+            self._busy += 1
             self._last_size = len(batch)
-            if self._observer is not None:
-                self._observer.batch(len(batch), time.perf_counter() - started)
-            for w, r in zip(batch, results, strict=True):
-                if w.future.done():
-                    continue
-                if isinstance(r, BaseException):
-                    w.future.set_exception(r)
-                else:
-                    w.future.set_result(r)
-            self._in_use -= len(batch)
-            self._observe_depth()
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[Work[P]]) -> None:
+        """One batch on a worker thread; its results to their requests; the worker freed."""
+        started = time.perf_counter()
+        try:
+            results: Sequence[Any] = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run_batch, [w.payload for w in batch]
+            )
+            if len(results) != len(batch):
+                raise RuntimeError(f"runner gave {len(results)} results for {len(batch)}")
+        except Exception as exc:  # the batch fails; the server goes on
+            log.exception("batch of %d failed", len(batch))
+            results = [exc] * len(batch)
+        finally:
+            self._busy -= 1
+            self._wake.set()
+        if self._observer is not None:
+            self._observer.batch(len(batch), time.perf_counter() - started)
+        for w, r in zip(batch, results, strict=True):
+            if w.future.done():
+                continue
+            if isinstance(r, BaseException):
+                w.future.set_exception(r)
+            else:
+                w.future.set_result(r)
+        self._in_use -= len(batch)
+        self._observe_depth()

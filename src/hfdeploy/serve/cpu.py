@@ -19,7 +19,15 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["cpu_budget", "parse_cgroup_quota", "set_cpu_environment"]
+__all__ = ["cpu_budget", "parse_cgroup_quota", "set_cpu_environment", "worker_plan"]
+
+#: Tasks whose batches are independent forward passes (no state between batches), which
+#: can run on several worker threads at once; generation and speech keep one.
+PARALLEL_TASKS = frozenset(
+    {"feature-extraction", "text-ranking", "text-classification", "token-classification"}
+)
+#: Default workers on CPU for those tasks, at most one per CPU.
+DEFAULT_WORKERS = 1
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -79,3 +87,22 @@ def set_cpu_environment() -> dict[str, str]:
         return {}
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def worker_plan(
+    budget: int, *, device: str, task: str, workers: int | None, threads: int | None
+) -> tuple[int, int]:
+    """(worker threads, torch threads) for a model: the settings where given, else one
+    worker per CPU up to :data:`DEFAULT_WORKERS` for :data:`PARALLEL_TASKS` on CPU, and the
+    CPUs shared out between them. On CUDA, and for other tasks, one worker.
+
+    >>> worker_plan(8, device="cpu", task="feature-extraction", workers=2, threads=None)
+    (2, 4)
+    >>> worker_plan(8, device="cuda", task="feature-extraction", workers=4, threads=None)
+    (1, 8)
+    """
+    if device != "cpu" or task not in PARALLEL_TASKS:
+        n = 1
+    else:
+        n = workers if workers is not None else min(DEFAULT_WORKERS, budget)
+    return n, threads or max(1, budget // n)

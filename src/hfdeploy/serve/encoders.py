@@ -7,6 +7,8 @@ them by length under the token budget and runs one forward pass per group.
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +85,11 @@ class Encoder:
         self.torch = import_torch()
         self.settings = settings
         self.device = settings.device
-        self.tokenizer = AutoTokenizer.from_pretrained(
+        self._tokenizer = AutoTokenizer.from_pretrained(
             folder, local_files_only=True, trust_remote_code=settings.trust_remote_code
         )
+        self._local = threading.local()
+        self._local.tokenizer = self._tokenizer
         if not getattr(self.tokenizer, "is_fast", False):
             raise ModelLoadError(
                 str(folder),
@@ -98,6 +102,15 @@ class Encoder:
         self.uses_type_ids = "token_type_ids" in self.tokenizer.model_input_names
         self.tokenizer_limit = _tokenizer_limit(self.tokenizer)
         self.profile = profile
+
+    @property
+    def tokenizer(self) -> Any:
+        """This thread's tokenizer: a fast tokenizer changes its own truncation state on
+        each call, so model workers running side by side each use a copy."""
+        tok = getattr(self._local, "tokenizer", None)
+        if tok is None:
+            tok = self._local.tokenizer = copy.deepcopy(self._tokenizer)
+        return tok
 
     def _limit(self, model_limit: int | None) -> int:
         candidates = [x for x in (model_limit, self.tokenizer_limit) if x]

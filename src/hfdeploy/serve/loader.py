@@ -58,7 +58,7 @@ def load_model(
     started = time.perf_counter()
     folder, profile, task = checked or preflight(settings)
     t_imports = time.perf_counter()
-    setup_torch(settings)
+    workers = setup_torch(settings, task)
     t_model = time.perf_counter()
     try:
         runner = _runner(task, folder, settings, profile)
@@ -83,7 +83,7 @@ def load_model(
     log.info("loaded %s (%s) in %.2fs on %s", name, task, seconds, settings.device)
     return LoadedModel(
         runner=runner, profile=profile, name=name, load_seconds=seconds,
-        phases={k: round(v, 4) for k, v in phases.items() if v is not None},
+        phases={k: round(v, 4) for k, v in phases.items() if v is not None}, workers=workers,
     )  # fmt: skip
 
 

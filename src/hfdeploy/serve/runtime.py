@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from hfdeploy.errors import MissingDependencyError, ModelLoadError
 from hfdeploy.model.profile import ModelProfile
-from hfdeploy.serve.cpu import cpu_budget
+from hfdeploy.serve.cpu import cpu_budget, worker_plan
 from hfdeploy.serve.settings import ServeSettings
 
 log = logging.getLogger("hfdeploy.serve")
@@ -82,6 +82,8 @@ class LoadedModel:
     #: modules), preflight, torch_setup, model_load (weights read and model init: one
     #: from_pretrained call), warmup.
     phases: dict[str, float] = field(default_factory=dict)
+    #: Worker threads running batches side by side (1: one batch at a time).
+    workers: int = 1
 
 
 #: Detected task -> the task hfdeploy's server runs for it.
@@ -137,19 +139,22 @@ def check_weights(profile: ModelProfile, settings: ServeSettings) -> None:
         )
 
 
-def setup_torch(settings: ServeSettings) -> Any:
-    """Import torch, set its threads for this machine, check the device."""
+def setup_torch(settings: ServeSettings, task: str = "") -> int:
+    """Import torch, set its threads for this machine and the workers, check the device;
+    the number of model workers."""
     torch = import_torch()
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no tqdm bars in a server's log
     budget, source = cpu_budget()
-    threads = settings.threads or budget
+    workers, threads = worker_plan(
+        budget, device=settings.device, task=task, workers=settings.workers,
+        threads=settings.threads,
+    )  # fmt: skip
     torch.set_num_threads(threads)
     log.info(
-        "torch threads: %d (%s); OMP_WAIT_POLICY=%s", threads,
-        "--threads" if settings.threads else f"{source}: {budget}",
-        os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "%d model worker(s) x %d torch thread(s) (%s: %d CPUs); OMP_WAIT_POLICY=%s",
+        workers, threads, source, budget, os.environ.get("OMP_WAIT_POLICY", "unset"),
     )  # fmt: skip
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(
@@ -157,7 +162,7 @@ def setup_torch(settings: ServeSettings) -> Any:
             "--device cuda asked but torch sees no CUDA device",
             hint="Use --device cpu, or install a CUDA build of torch on a GPU machine.",
         )
-    return torch
+    return workers
 
 
 def torch_dtype(settings: ServeSettings, profile: ModelProfile) -> Any:

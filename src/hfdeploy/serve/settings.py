@@ -73,6 +73,7 @@ class ServeSettings:
     served_model_name: str | None = None
     warmup: bool = True
     threads: int | None = None
+    workers: int | None = None
     log_format: LogFormat = "text"
     log_level: str = "info"
     drain_timeout: float = 30.0
@@ -98,7 +99,7 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False) -> No
 def _check(s: ServeSettings) -> None:
     for name in ("max_batch_size", "max_batch_tokens", "max_queue", "max_client_batch_size"):
         _positive(name, getattr(s, name))
-    for name in ("max_input_tokens", "max_payload_bytes", "threads"):
+    for name in ("max_input_tokens", "max_payload_bytes", "threads", "workers"):
         _positive(name, getattr(s, name), allow_none=True)
     _positive("request_timeout", s.request_timeout)
     if s.max_wait_ms < 0:
@@ -141,7 +142,9 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
             return False
         raise InvalidSettingError(_ENV_PREFIX + name.upper(), raw, "use true or false")
     try:
-        if isinstance(default, int) or name in ("max_input_tokens", "max_payload_bytes", "threads"):
+        if isinstance(default, int) or name in (
+            "max_input_tokens", "max_payload_bytes", "threads", "workers",
+        ):  # fmt: skip
             return int(raw)
         if isinstance(default, float):
             return float(raw)

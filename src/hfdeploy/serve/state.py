@@ -84,6 +84,7 @@ class ServerState:
             max_wait_ms=0 if generative else s.max_wait_ms,
             max_queue=s.max_queue,
             observer=self.metrics,
+            workers=loaded.workers,
         )
         self.batcher.start()
         self.metrics.load_seconds.set(loaded.load_seconds)
