@@ -100,6 +100,8 @@ class Run:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    #: CPU the client process used per answered request, in ms (it shares the CPUs).
+    client_cpu_ms: float = 0.0
 
 
 def _port() -> int:
@@ -225,20 +227,32 @@ def load(
         warm_until = start + warmup
         stop_at = warm_until + seconds
         req = _request(path, body, port)
-        if kind == "httpx":
+        cpu0 = time.process_time()
+        if kind == "httpx":  # one AsyncClient shared by all: its pool holds C connections
             limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                         timeout=60) as client:  # fmt: skip
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
+            ) as client:
                 results = await asyncio.gather(
                     *(
                         _httpx_client(client, path, body, stop_at, warm_until, lat)
                         for _ in range(clients)
                     )
                 )
+        elif kind == "httpx-each":  # one AsyncClient (one connection) per simulated caller
+
+            async def caller() -> tuple[int, int]:
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", timeout=60
+                ) as client:
+                    return await _httpx_client(client, path, body, stop_at, warm_until, lat)
+
+            results = await asyncio.gather(*(caller() for _ in range(clients)))
         else:
             results = await asyncio.gather(
                 *(_client("127.0.0.1", port, req, stop_at, warm_until, lat) for _ in range(clients))
             )
+        cpu = time.process_time() - cpu0
         ok = sum(r[0] for r in results)
         errors = sum(r[1] for r in results)
         lat.sort()
@@ -259,6 +273,8 @@ def load(
             pct(0.5),
             pct(0.9),
             pct(0.99),
+            # Over warm-up and measured time alike; the measured share of it per request.
+            round(cpu * seconds / (seconds + warmup) / max(ok, 1) * 1000, 2),
         )
 
     return asyncio.run(main())
@@ -326,6 +342,12 @@ def server_specs(venvs: Path, tmp: Path) -> dict[str, dict[str, Any]]:
             "python": venvs / "infinity" / "bin" / "python", "health": "/health",
             "path": "/embeddings", "body": {"input": [SENTENCE], "model": "minilm"},
         },
+        # A server that does nothing (answers at once): what each client can drive at all.
+        "null": {
+            "cmd": lambda m, p: [str(PY), str(HERE.parent / "tests" / "bench" / "fake_server.py"),
+                                 "--port", str(p), "--embed-ms", "0"],
+            "python": PY, "health": "/health", "path": "/embed", "body": {"inputs": SENTENCE},
+        },
         "fastapi": {
             "cmd": lambda m, p: [str(PY), str(tmp / "fastapi_app.py"), m, str(p)],
             "python": PY, "health": "/health", "path": "/embed", "body": {"inputs": SENTENCE},
@@ -359,7 +381,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0, help="measured seconds per point")
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--clients", default="1,64")
-    ap.add_argument("--only", default="hfdeploy,litserve,infinity,fastapi,inprocess")
+    ap.add_argument("--only", default="null,hfdeploy,litserve,infinity,fastapi,inprocess")
     ap.add_argument(
         "--client",
         default="raw,httpx",
@@ -417,7 +439,8 @@ def main() -> None:
                         print(
                             f"{name:9s} {kind:5s} clients={c:3d} {run.rps:8.1f} req/s  "
                             f"p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
-                            f"errors {run.errors}  (ready in {started:.1f}s)", flush=True,
+                            f"errors {run.errors}  client CPU {run.client_cpu_ms} ms/req  "
+                            f"(ready in {started:.1f}s)", flush=True,
                         )  # fmt: skip
             finally:
                 _stop(proc)
