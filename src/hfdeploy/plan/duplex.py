@@ -84,11 +84,19 @@ def duplex_placement(
     able = able or [x for x in looked if x[3] is None]
     if not able:
         only = f" ({looked[0][3]})" if gpu and looked else ""
+        options = [f"{g.name}: {why}" for g, _, _, why in looked]
+        if gpu:  # the GPU asked for cannot: name the cheapest one that can
+            try:
+                best = duplex_placement(profile, spec, None, context)
+                step = best.realtime.step_ms
+                options.append(f"--gpu {best.gpu.name.lower()} holds real time ({step:g} ms a "
+                               "frame predicted), the cheapest that does")  # fmt: skip
+            except DoesNotFitError:
+                pass
         raise DoesNotFitError(
             profile.repo_id or profile.location,
             f"a real-time {spec.name} replica on {gpu or 'any catalog GPU'}{only}",
-            [f"{g.name}: {why}" for g, _, _, why in looked]
-            or ["no GPU in the catalog to plan on"],
+            options or ["no GPU in the catalog to plan on"],
         )  # fmt: skip
     g, report, rt, _ = min(able, key=lambda x: x[0].price_per_hour or math.inf)
     reasons = [
