@@ -162,8 +162,13 @@ def test_dockerfile_entrypoint_and_cmd_make_one_command() -> None:
         'CMD ["--model", "org/model", "--trust-remote-code"]\n'
     )
     found = _ids("Dockerfile", text)
-    assert found["HFD005"] == [2]  # unpinned and trusting remote code
+    assert found["HFD005"] == [3]  # unpinned and trusting remote code: the flag's line (CMD)
     assert "HFD003" in found
+    # An empty ENTRYPOINT (reset to run CMD alone) is no line of the command.
+    reset = text.replace('["python3", "-m", "vllm.entrypoints.openai.api_server"]', "[]").replace(
+        'CMD ["--model"', 'CMD ["vllm", "serve", "--model"'
+    )
+    assert _ids("Dockerfile", reset)["HFD005"] == [3]
 
 
 def test_compose_command_as_a_list() -> None:

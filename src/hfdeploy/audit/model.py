@@ -84,7 +84,9 @@ class Mount:
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    kind: Literal["liveness", "readiness", "startup"]
+    """A Kubernetes probe, or a compose / Dockerfile health check (kind ``healthcheck``)."""
+
+    kind: Literal["liveness", "readiness", "startup", "healthcheck"]
     line: int
     initial_delay: float = 0
     period: float = 10
@@ -93,6 +95,8 @@ class Probe:
     path: str | None = None
     #: Seconds the kubelet waits for an answer (``timeoutSeconds``, default 1).
     timeout: float = 1
+    #: The command an exec probe or a health check runs, one argument per item.
+    command: tuple[str, ...] = ()
 
     @property
     def budget_s(self) -> float:
@@ -194,6 +198,9 @@ class Workload:
     host_ipc_line: int = 0
     user: str | None = None  # "root", "nonroot" or None (unknown)
     node_gpu: str | None = None  # GPU type from a node selector, when one is given
+    #: Every GPU type the pod may be scheduled on, as written (a node selector's value, or
+    #: the values a required node affinity allows), with its line.
+    node_gpus: list[tuple[str, int]] = field(default_factory=list)
     kind: str = ""  # Kubernetes kind (Deployment, ...)
     #: Pods that share one engine instance (a LeaderWorkerSet group's size): the GPUs of
     #: TP x PP are spread over them.
@@ -213,6 +220,14 @@ class Workload:
     replicas: int | None = None  # None: not a replicated kind, or not known
     pod_labels: dict[str, str] = field(default_factory=dict)
     rollout: Rollout | None = None
+    #: Compose ``build``: the Dockerfile the service's image is built from (its path beside
+    #: the compose file's), and the line of ``build``.
+    build: str | None = None
+    build_line: int = 0
+    #: What that Dockerfile starts, when it is in the same run and the service sets no command
+    #: of its own (``link_builds``): its lines are the Dockerfile's, so rules report the
+    #: flags where they are written, not here.
+    built: Invocation | None = None
 
     def env_value(self, name: str) -> EnvVar | None:
         return next((e for e in self.env if e.name == name), None)
@@ -314,6 +329,16 @@ def _script_invocation(script: str, line: int) -> Invocation | None:
     return None
 
 
+def _by_image(engine: Engine, image: str | None) -> Engine:
+    """The engine a command starts, or the one the image names when both start the same
+    command (PersonaPlex's server is ``python -m moshi.server`` too)."""
+    named = image_engine(image)
+    catalog = engine_catalog()
+    ours, theirs = catalog[engine].deploy, catalog[named].deploy if named else None
+    same = bool(ours and theirs and ours.entrypoint and ours.entrypoint == theirs.entrypoint)
+    return named if named and same else engine
+
+
 def detect_invocation(
     argv: list[str], line: int, image: str | None = None, *, arg_lines: list[int] | None = None
 ) -> Invocation | None:
@@ -332,7 +357,7 @@ def detect_invocation(
         for i in range(len(names)):
             if tuple(names[i : i + len(words)]) == words:
                 k = i + len(words) - 1
-                return Invocation(engine, tuple(argv[k:]), line, tuple(lines[k:]))
+                return Invocation(_by_image(engine, image), tuple(argv[k:]), line, tuple(lines[k:]))
     if image:
         for fragment, engine in ENGINE_IMAGES:
             if fragment in image:

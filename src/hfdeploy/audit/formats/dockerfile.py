@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 
-from hfdeploy.audit.model import Argv, EnvVar, Workload, detect_invocation
+from hfdeploy.audit.model import Argv, EnvVar, Probe, Workload, detect_invocation
 from hfdeploy.audit.objects import CopySource
 
 __all__ = ["read_dockerfile"]
@@ -48,14 +48,27 @@ def read_dockerfile(
                 exec_form[instr] = rest.startswith("[")
             case "COPY" | "ADD":
                 copies.extend(CopySource(p, line) for p in _context_sources(rest))
+            case "HEALTHCHECK":
+                w.probes = _healthcheck(line, rest)
     # The process is ENTRYPOINT + CMD (the last of each counts, as in Docker).
+    lines = [entry_line] * len(entrypoint) + [cmd_line] * len(cmd)
     if entrypoint or cmd:
-        w.invocation = detect_invocation([*entrypoint, *cmd], entry_line or cmd_line, w.image)
+        at = entry_line if entrypoint else cmd_line
+        w.invocation = detect_invocation([*entrypoint, *cmd], at, w.image, arg_lines=lines)
     if all(exec_form.values()) and (entrypoint or cmd):
-        lines = [entry_line] * len(entrypoint) + [cmd_line] * len(cmd)
         w.exec = Argv((*entrypoint, *cmd), tuple(lines), own_entrypoint=bool(entry_line))
     w.env = list(env.values())
     return w, run_steps, copies
+
+
+def _healthcheck(line: int, rest: str) -> list[Probe]:
+    """``HEALTHCHECK [--option=value ...] CMD command`` (``NONE``: no check)."""
+    options, _, command = rest.partition("CMD")
+    if rest.strip().upper() == "NONE" or not command.strip():
+        return []
+    timeout = re.search(r"--timeout=(\d+)s?\b", options)
+    return [Probe("healthcheck", line, timeout=float(timeout.group(1)) if timeout else 30,
+                  command=tuple(_exec_form(command.strip())))]  # fmt: skip
 
 
 _NOT_A_PATH = re.compile(r"[*?\[$]|://|^git@|^/|^\.\.")
