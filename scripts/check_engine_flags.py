@@ -12,6 +12,10 @@ whether the release defines it. It exits 1 when one is missing.
     python scripts/check_engine_flags.py vllm vllm-0.30.0.tar.gz
     pip download --no-deps sglang==0.5.21
     python scripts/check_engine_flags.py sglang sglang-0.5.21-*.whl
+    pip download --no-deps moshi==0.2.13
+    python scripts/check_engine_flags.py moshi moshi-0.2.13-py3-none-any.whl
+    # PersonaPlex: the repository's archive at the pinned commit (GitHub's .zip)
+    python scripts/check_engine_flags.py personaplex personaplex-3428dfd.zip
 
 Facts come from the engine catalog's entry and are looked for in the release: the queue
 metric the autoscaler watches, the routes the probes use, the image's ENTRYPOINT, non-root
@@ -42,11 +46,17 @@ from hfdeploy.plan.planner import plan_deployment
 ARG_FILES = {
     "vllm": (r"vllm/engine/arg_utils\.py", r"vllm/entrypoints/.*cli_args\.py"),
     "sglang": (r"sglang/srt/server_args\.py", r"sglang/srt/arg_groups/.*\.py"),
+    # Full-duplex servers: Kyutai's moshi wheel; PersonaPlex's repository archive at the
+    # pinned commit (its package is the repository's moshi/ folder).
+    "moshi": (r"moshi/server\.py",),
+    "personaplex": (r"moshi/moshi/server\.py",),
 }
 FIELD_FILES = {
     "vllm": r"vllm/entrypoints/.*cli_args\.py",
     "sglang": r"sglang/srt/(server_args|arg_groups/fields/.*)\.py",
 }
+#: Fewer flags than this in a release means the archive is not that engine's.
+MIN_FLAGS = {"moshi": 10, "personaplex": 10}
 QUOTED = re.compile(r"""["'](--[a-z0-9][a-z0-9-]*)["']""")
 FIELD = re.compile(r"^\s{4}([a-z_][a-z0-9_]*)\s*:\s*\S", re.M)
 
@@ -56,12 +66,14 @@ def _wanted(name: str) -> bool:
 
 
 def _sources(archive: Path) -> Iterator[tuple[str, str]]:
-    """(path inside the package, text) for every .py file and Dockerfile of a wheel or sdist."""
-    if archive.suffix == ".whl":
+    """(path inside the package, text) for every .py file and Dockerfile of a wheel, an sdist
+    or a repository archive (.zip, its top folder dropped)."""
+    if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as zf:
             for name in zf.namelist():
                 if _wanted(name):
-                    yield name, zf.read(name).decode(errors="replace")
+                    path = name.split("/", 1)[1] if archive.suffix == ".zip" else name
+                    yield path, zf.read(name).decode(errors="replace")
         return
     with tarfile.open(archive) as tf:
         for member in tf.getmembers():
@@ -77,7 +89,7 @@ def defined_flags(engine: str, archive: Path) -> set[str]:
     for path, text in _sources(archive):
         if any(re.fullmatch(p, path) for p in ARG_FILES[engine]):
             flags.update(QUOTED.findall(text))
-        if re.fullmatch(FIELD_FILES[engine], path):
+        if engine in FIELD_FILES and re.fullmatch(FIELD_FILES[engine], path):
             flags.update("--" + name.replace("_", "-") for name in FIELD.findall(text))
     return flags
 
@@ -87,6 +99,8 @@ def _facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
     d = spec.deploy
     assert d is not None
     r = d.routes
+    if spec.name in ("moshi", "personaplex"):
+        return _duplex_facts(spec)
     if spec.name == "vllm":
         words = ", ".join(f'"{w}"' for w in spec.detect.commands[0])
         home = d.env["HOME"]
@@ -115,6 +129,37 @@ def _facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
         facts.append((f"{route} waits {seconds:g} s before it answers", server,
                       re.escape(f'@app.get("{route}")') + r"[\s\S]*asyncio\.sleep\("
                       + f"{seconds:g}" + r"\)"))  # fmt: skip
+    return facts
+
+
+def _duplex_facts(spec: EngineSpec) -> list[tuple[str, str, str]]:
+    """What the full-duplex files rely on: the port, one session per process, the UI off,
+    the routes; PersonaPlex's two codecs and its config.json lookup at every start."""
+    d = spec.deploy
+    assert d is not None
+    assert spec.sizing is not None
+    server = r"moshi/moshi/server\.py" if spec.name == "personaplex" else r"moshi/server\.py"
+    facts = [
+        (f"port {d.routes.port} by default", server,
+         rf'add_argument\("--port", default={d.routes.port}'),
+        ("one session at a time (an asyncio.Lock)", server, r"self\.lock = asyncio\.Lock\(\)"),
+        (f"the session route {d.routes.session}", server,
+         re.escape(f'add_get("{d.routes.session}"')),
+        ("--static none serves no UI (nothing downloaded)", server, r'static != "none"'),
+    ]  # fmt: skip
+    if spec.name == "personaplex":
+        facts += [
+            ("config.json looked up on the Hub at every start (hence the prepared cache)",
+             server, r'hf_hub_download\(args\.hf_repo, "config\.json"\)'),
+            (f"{spec.sizing.codec_instances} Mimi codecs loaded", server,
+             r"other_mimi = loaders\.get_mimi"),
+            ("--host not passed to web.run_app (every interface)", server,
+             r"web\.run_app\(app, port=args\.port, ssl_context=ssl_context\)"),
+            ("dep_q forced to 16", r"moshi/moshi/models/loaders\.py", r'lm_kwargs\["dep_q"\] = 16'),
+        ]  # fmt: skip
+    else:
+        facts.append(("--config-path passed to the checkpoint loader", server,
+                      r"config_path=args\.config_path"))  # fmt: skip
     return facts
 
 
@@ -207,6 +252,9 @@ def emitted_flags(engine: str) -> dict[str, list[str]]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests._synthetic import LLAMA3_8B, LLAMA3_70B, LLAMA_405B, config_folder
 
+    if engine in ("moshi", "personaplex"):
+        return _duplex_flags(engine)
+
     cases = {
         "8B on L4": (LLAMA3_8B, {"gpu": "l4"}),
         "8B on H100": (LLAMA3_8B, {"gpu": "h100"}),
@@ -232,6 +280,22 @@ def emitted_flags(engine: str) -> dict[str, list[str]]:
     return out
 
 
+def _duplex_flags(engine: str) -> dict[str, list[str]]:
+    """The flags planned for a Kyutai-layout checkpoint of the engine's shape."""
+    from tests._synthetic import kyutai_checkpoint
+
+    variant = "personaplex" if engine == "personaplex" else "moshiko"
+    out: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = kyutai_checkpoint(Path(tmp) / variant, variant, voices=engine == "personaplex")
+        for gpu in ("h100", "a100-80gb"):
+            plan = plan_deployment(inspect_model(str(folder)), engine=engine, gpu=gpu)
+            for arg in plan.command.args:
+                if arg.startswith("--"):
+                    out.setdefault(arg, []).append(f"{variant} on {gpu}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ARG_FILES:
         print(__doc__, file=sys.stderr)
@@ -239,7 +303,7 @@ def main(argv: list[str]) -> int:
     engine, archive = argv[0], Path(argv[1])
     spec = engine_catalog()[engine]
     defined = defined_flags(engine, archive)
-    if len(defined) < 50:
+    if len(defined) < MIN_FLAGS.get(engine, 50):
         print(f"only {len(defined)} flags found in {archive.name}: not a {engine} release?")
         return 2
     emitted = emitted_flags(engine)

@@ -1,4 +1,5 @@
-"""A fake inference server with known timing, in its own process, per test."""
+"""Fake servers with known timing, each in its own process, per test: an inference server
+(HTTP) and a full-duplex speech server (WebSocket)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from tests.serve._fixtures import free_port
 
 FAKE = Path(__file__).with_name("fake_server.py")
+FAKE_DUPLEX = Path(__file__).with_name("fake_duplex.py")
 
 
 class Fake:
@@ -48,6 +50,30 @@ def fake_server() -> Iterator[Callable[..., Fake]]:
 
     def start(*args: str) -> Fake:
         fake = start_fake(*args)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+def start_duplex(*args: str) -> Fake:
+    """``fake_duplex.py`` with ``args``, listening on a loopback port it chose."""
+    proc = subprocess.Popen([sys.executable, str(FAKE_DUPLEX), *args], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None
+    word, _, port = proc.stdout.readline().strip().partition(" ")
+    assert word == "ready", f"fake duplex server did not start: {word!r}"
+    return Fake(proc, f"ws://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def fake_duplex() -> Iterator[Callable[..., Fake]]:
+    started: list[Fake] = []
+
+    def start(*args: str) -> Fake:
+        fake = start_duplex(*args)
         started.append(fake)
         return fake
 

@@ -266,3 +266,47 @@ def test_benchmark_tool_loads_loopback_only_and_bounded() -> None:
     assert "phases" in data and "records" not in data["phases"][0]
     assert refused.is_error and "neither loopback nor an allowed host" in refused.content[0].text
     assert too_long.is_error and "more than 120 s" in too_long.content[0].text
+
+
+def test_benchmark_tool_runs_duplex_sessions(tmp_path: Path) -> None:
+    from tests.bench.conftest import start_duplex
+
+    fake = start_duplex("--handshake-ms", "30")
+    try:
+
+        async def body(s: ClientSession) -> Any:
+            ok = await s.call_tool(
+                "benchmark_endpoint",
+                {"url": fake.url, "api": "duplex", "duration": 1, "codec": "pcm",
+                 "text_prompt": "Hi."},
+            )  # fmt: skip
+            too_long = await s.call_tool(
+                "benchmark_endpoint",
+                {"url": fake.url, "api": "duplex", "profile": "concurrent:1,2,4",
+                 "duration": 20},
+            )  # fmt: skip
+            outside = await s.call_tool(
+                "benchmark_endpoint",
+                {"url": fake.url, "api": "duplex", "audio": str(tmp_path / "x.wav")},
+            )
+            far = await s.call_tool(
+                "benchmark_endpoint", {"url": "ws://10.1.2.3:8998", "api": "duplex"}
+            )
+            tools = (await s.list_tools()).tools
+            return ok, too_long, outside, far, tools
+
+        root = tmp_path / "root"
+        root.mkdir()
+        ok, too_long, outside, far, tools = _session(body, "--allowed-root", str(root))
+    finally:
+        fake.stop()
+    schema = next(t for t in tools if t.name == "benchmark_endpoint").output_schema
+    data = check(ok, schema)
+    assert data["config"]["ws_url"] == fake.url + "/api/chat?text_prompt=Hi."
+    assert (data["summary"]["sessions"], data["summary"]["served"]) == (1, 1)
+    assert data["summary"]["handshake_ms"]["p50"] >= 25
+    assert "largest_realtime_sessions" in data
+    assert "arrivals_ms" not in data["phases"][0]
+    assert too_long.is_error and "more than 120 s" in too_long.content[0].text
+    assert outside.is_error and "outside the allowed root" in outside.content[0].text
+    assert far.is_error and "neither loopback nor an allowed host" in far.content[0].text

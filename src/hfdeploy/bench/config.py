@@ -106,6 +106,11 @@ class BenchConfig:
         if self.warmup < 0:
             raise InvalidSettingError("--warmup", self.warmup, "must be 0 or more")
         # Everything parsed up front, so a bad flag fails before any request is sent.
+        if self.url.strip().lower().startswith(("ws://", "wss://")):
+            raise InvalidSettingError(
+                "URL", self.url, f"a WebSocket URL; --api {self.api} speaks HTTP",
+                hint="Pass --api duplex for a full-duplex speech server (Moshi, PersonaPlex).",
+            )  # fmt: skip
         Endpoint.parse(self.url)
         parse_profile(self.profile, self.max_concurrency)
         parse_slo(self.slo)

@@ -30,14 +30,29 @@ def fetch_command(
     allow_pickle: Annotated[
         bool, typer.Option("--allow-pickle", help="Fetch pickle weights (can run code).")
     ] = False,
+    prepare: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write what a model's server reads besides its files into a folder you "
+            "copied yourself (full-duplex models: voices unpacked, the LM's config, a Hub "
+            "cache entry, under .hfdeploy/); fetch does it after every download."
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the lock as JSON.")] = False,
 ) -> None:
     """Download a model pinned to one commit, safetensors only, with a sha256 lock."""
-    from hfdeploy.model.fetch import fetch_model
+    from hfdeploy.model.fetch import fetch_model, prepare_folder
     from hfdeploy.model.lock import verify_folder
 
     out = Output(json_mode=json_)
     with handle_errors(json_mode=json_):
+        if prepare is not None:
+            written = prepare_folder(prepare)
+            if json_:
+                out.data({"folder": str(prepare), "prepared": written})
+            else:
+                out.print(f"prepared {prepare}: " + ("; ".join(written) or "nothing needed"))
+            return
         if verify is not None:
             lock = verify_folder(verify)
             if json_:
@@ -63,4 +78,6 @@ def fetch_command(
     )
     for name, why in plan.skipped:
         out.print(f"  skipped {name}: {why}")
+    for name in plan.prepared:
+        out.print(f"  prepared {name}")
     out.print(f"lock: {to / 'model.lock.json'}  (check later: hfdeploy fetch --verify {to})")

@@ -68,6 +68,14 @@ def render_plan(out: Output, p: Plan) -> None:
             f"req/s, {cap.e2e_ms_estimate:,} ms for {r.output_tokens} output tokens "
             "(expected speed)",
         )
+    if (rt := p.realtime) is not None:
+        t.add_row(
+            "real time",
+            f"a frame step of {rt.step_ms:g} ms predicted on {rt.gpu} (temporal "
+            f"{rt.temporal_ms:g} + depformer {rt.depformer_ms:g} + codec {rt.codec_ms:g}), "
+            f"rtf {rt.rtf:g} of the {rt.frame_ms} ms frame: "
+            + ("holds real time" if rt.ok else "does not hold real time"),
+        )
     t.add_row("replicas", f"{s.replicas} ({s.basis}); {s.direction}")
     c = p.cold_start
     t.add_row(
@@ -75,7 +83,14 @@ def render_plan(out: Output, p: Plan) -> None:
         f"{c.total_s}s (pull {c.image_pull_s}s, weights {c.weight_load_s}s, "
         f"warmup {c.warmup_s}s); startupProbe budget {c.startup_probe_budget_s}s",
     )
-    if (cost := p.cost) is not None:
+    if (cost := p.cost) is not None and s.sessions_per_replica:
+        per_session = cost.price_per_gpu_hour * p.gpu_count / s.sessions_per_replica
+        t.add_row(
+            "cost",
+            f"${per_session:,.2f} per session-hour; ${cost.dedicated_per_month:,}/month for "
+            f"{s.replicas} replica(s) up round the clock",
+        )
+    elif (cost := p.cost) is not None:
         share = cost.cold_start_share_of_requests
         t.add_row(
             "cost",

@@ -48,13 +48,19 @@ QuantOpt = Annotated[
 def render_size(out: Output, r: SizeReport) -> None:
     """The human view: settings, breakdown, fit table, notes."""
     e, s, p = r.estimate, r.estimate.settings, r.profile
+    duplex = p.duplex is not None
     out.print(
         f"[bold]{p.repo_id or p.location}[/]  {p.task.task}, {p.parameters:,} parameters\n"
-        f"engine [bold]{s.engine}[/]  dtype {s.dtype}  kv {s.kv_dtype}  context {s.context:,}  "
-        f"concurrency {s.concurrency}  tp {s.tp}"
-        + (f"  pp {s.pp}" if s.pp > 1 else "")
-        + f"  batched tokens {s.batched_tokens:,}"
-        + (f"  quantization {s.quantization}" if s.quantization else "")
+        + (
+            f"engine [bold]{s.engine}[/]  dtype {s.dtype}  kv {s.kv_dtype}  context "
+            f"{s.context:,} frames  sessions {s.concurrency}"
+            if duplex
+            else f"engine [bold]{s.engine}[/]  dtype {s.dtype}  kv {s.kv_dtype}  context "
+            f"{s.context:,}  concurrency {s.concurrency}  tp {s.tp}"
+            + (f"  pp {s.pp}" if s.pp > 1 else "")
+            + f"  batched tokens {s.batched_tokens:,}"
+            + (f"  quantization {s.quantization}" if s.quantization else "")
+        )
     )
     t = Table(title="GPU memory per rank", title_justify="left")
     t.add_column("term")
@@ -62,9 +68,16 @@ def render_size(out: Output, r: SizeReport) -> None:
     t.add_column("conf.")
     t.add_column("driven by")
     w = e.weights.drivers
+    about = f"{w.get('source')}, {s.dtype}" + (f", TP {s.tp}" if s.tp > 1 else "")
     t.add_row("weights", gib(e.weights.bytes), e.weights.confidence,
-              f"{w.get('source')}, {s.dtype}" + (f", TP {s.tp}" if s.tp > 1 else ""))  # fmt: skip
-    if e.kv_bytes_per_token or e.kv_cache.bytes:
+              e.weights.basis if duplex else about)  # fmt: skip
+    if duplex:
+        t.add_row(
+            "kv cache", gib(e.kv_cache.bytes), e.kv_cache.confidence,
+            f"{s.concurrency} session(s) x {gib(e.kv_bytes_per_sequence)}: a ring buffer of "
+            f"{s.context:,} frames x {e.kv_bytes_per_token:,} B, held whole per session",
+        )  # fmt: skip
+    elif e.kv_bytes_per_token or e.kv_cache.bytes:
         kinds = ", ".join(
             f"{g['layers']} {g['kind']}"
             + (f" ({g['tokens_held']:,} tokens held)" if g["window"] else "")
@@ -78,7 +91,8 @@ def render_size(out: Output, r: SizeReport) -> None:
     else:
         t.add_row("kv cache", gib(0), e.kv_cache.confidence, e.kv_cache.basis)
     t.add_row("activations", gib(e.activations.bytes), e.activations.confidence,
-              f"{s.batched_tokens:,} batched tokens")  # fmt: skip
+              f"one frame of {s.concurrency} session(s) a step" if duplex
+              else f"{s.batched_tokens:,} batched tokens")  # fmt: skip
     t.add_row("cuda context", gib(e.cuda_context.bytes), e.cuda_context.confidence, "prior")
     t.add_row("non-torch", gib(e.non_torch.bytes), e.non_torch.confidence, f"prior at TP {s.tp}")
     t.add_row(

@@ -9,7 +9,8 @@ and each call lasts minutes at most.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ToolAnnotations
@@ -17,6 +18,9 @@ from pydantic import Field
 
 from hfdeploy.mcp.schemas import BenchOutput, MemoryOutput, UpOutput
 from hfdeploy.mcp.toolkit import Ctx, Model, answer, call, limits, tool
+
+if TYPE_CHECKING:
+    from hfdeploy.bench.duplex_config import DuplexConfig
 
 __all__ = [
     "BENCH_MAX_REQUESTS", "BENCH_MAX_SECONDS", "PROFILE_MAX_SECONDS", "benchmark_endpoint",
@@ -28,6 +32,24 @@ BENCH_MAX_SECONDS = 120.0
 BENCH_MAX_REQUESTS = 20_000
 #: Bound on one memory profile: seconds of sampling.
 PROFILE_MAX_SECONDS = 600.0
+
+#: Duplex arguments (``api="duplex"``); ignored by the other APIs.
+Audio = Annotated[
+    str | None,
+    Field(description="Duplex: a 16-bit PCM WAV file to send (looped), under the allowed root; "
+          "default: a 440 Hz tone."),
+]  # fmt: skip
+Codec = Annotated[
+    Literal["auto", "opus", "pcm"],
+    Field(description="Duplex: auto (Ogg-Opus when sphn is installed, else raw PCM), opus or pcm."),
+]
+TextPrompt = Annotated[str | None, Field(description="Duplex: the text_prompt (the role).")]
+VoicePrompt = Annotated[
+    str | None, Field(description="Duplex: the voice_prompt (a file in the server's voices).")
+]
+HandshakeTimeout = Annotated[
+    float, Field(description="Duplex: seconds a session waits for the handshake.", gt=0, le=60)
+]
 
 #: Sends requests, starts processes, writes files; never deletes any.
 RUNS = ToolAnnotations(
@@ -48,17 +70,20 @@ async def benchmark_endpoint(
         str,
         Field(
             description="auto, openai-chat, openai-completions, openai-embeddings, "
-            "tei-embed, tei-rerank, tei-predict or tgi-generate."
+            "tei-embed, tei-rerank, tei-predict, tgi-generate, or duplex (a full-duplex speech "
+            "WebSocket such as Moshi or PersonaPlex; never auto-detected)."
         ),
     ] = "auto",
     profile: Annotated[
         str,
         Field(
             description="synchronous, concurrent:N[,N...], constant:RPS, poisson:RPS, "
-            "throughput or sweep."
+            "throughput or sweep; duplex: synchronous or concurrent:N[,N...] sessions."
         ),
     ] = "synchronous",
-    duration: Annotated[float, Field(description="Seconds per phase.", gt=0, le=60)] = 10.0,
+    duration: Annotated[
+        float, Field(description="Seconds per phase (duplex: per session).", gt=0, le=60)
+    ] = 10.0,
     requests: Annotated[
         int | None,
         Field(
@@ -79,16 +104,34 @@ async def benchmark_endpoint(
     model: Annotated[
         str | None, Field(description="Model name for OpenAI APIs; default: /v1/models.")
     ] = None,
+    audio: Audio = None,
+    codec: Codec = "auto",
+    text_prompt: TextPrompt = None,
+    voice_prompt: VoicePrompt = None,
+    handshake_timeout: HandshakeTimeout = 30.0,
     *,
     ctx: Ctx,
 ) -> Annotated[CallToolResult, BenchOutput]:
     """Load-test a running inference server: TTFT, TPOT, ITL and E2E percentiles,
     throughput, goodput and errors, each with its formula; latency is measured from the
-    intended send time. The result is `hfdeploy bench URL --json` with the same options.
-    Sends real traffic: only to loopback or allowed hosts, at most 2 minutes per call.
+    intended send time. With api "duplex": hold N full-duplex speech sessions open and
+    report handshake and first-audio times, jitter, slow frames, drift, refused and queued
+    sessions, and the largest session count that stayed real time. The result is
+    `hfdeploy bench URL --json` with the same options. Sends real traffic: only to loopback
+    or allowed hosts, at most 2 minutes per call.
     """
     from hfdeploy.bench import BenchConfig, parse_profile, run_bench
     from hfdeploy.bench.http import Endpoint
+
+    if api == "duplex":
+        from hfdeploy.bench.duplex_config import DuplexConfig
+
+        duplex = DuplexConfig(
+            url, profile=profile, duration=duration, handshake_timeout=handshake_timeout,
+            audio=None if audio is None else str(limits(ctx).inside(audio)), codec=codec,
+            text_prompt=text_prompt, voice_prompt=voice_prompt,
+        )  # fmt: skip
+        return await _duplex(duplex, ctx)
 
     def settings() -> BenchConfig:
         cfg = BenchConfig(
@@ -109,6 +152,27 @@ async def benchmark_endpoint(
             "next: lower duration, or use fewer phases"
         )
     result = await call(lambda: run_bench(cfg))
+    return answer(result.to_dict(records=False), result.envelope())
+
+
+async def _duplex(cfg: DuplexConfig, ctx: Ctx) -> CallToolResult:
+    """``benchmark_endpoint`` with ``api="duplex"``: the library call ``hfdeploy bench --api
+    duplex`` makes, within the same bounds."""
+    from hfdeploy.bench.duplex import run_duplex_bench
+
+    await call(cfg.validate)
+    limits(ctx).check_host(
+        urlsplit(cfg.ws_url).hostname or "", next_step="benchmark a local server"
+    )
+    phases = await call(cfg.phases)
+    seconds = len(phases) * (cfg.duration + cfg.handshake_timeout)
+    if seconds > BENCH_MAX_SECONDS:
+        raise ToolError(
+            f"error: {len(phases)} phases x ({cfg.duration:g} s + a {cfg.handshake_timeout:g} s "
+            f"handshake wait) is more than {BENCH_MAX_SECONDS:g} s\n"
+            "next: lower duration or handshake_timeout, or use fewer phases"
+        )
+    result = await call(lambda: run_duplex_bench(cfg))
     return answer(result.to_dict(records=False), result.envelope())
 
 

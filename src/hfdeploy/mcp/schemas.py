@@ -146,7 +146,9 @@ class BenchOutput(_Open):
     valid: bool
     summary: dict[str, Any] | None = Field(
         description="ttft_ms, tpot_ms, e2e_ms (p50, p90, p99, mean), request_throughput, "
-        "output_token_throughput, completed, errors"
+        "output_token_throughput, completed, errors; duplex: sessions, realtime_sessions, "
+        "queued, refused, handshake_ms, first_audio_ms, jitter_ms, slow_frame_episodes, "
+        "drift_ms (largest_realtime_sessions at the top level)"
     )
     phases: list[dict[str, Any]]
     formulas: dict[str, str]

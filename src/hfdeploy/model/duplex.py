@@ -285,7 +285,9 @@ def duplex_from_headers(
     Kyutai layout: the LM and codec are their own files. Transformers' Moshi: the codec is
     the ``audio_encoder.`` tensors of the same checkpoint.
     """
-    if files is not None and (not config or is_kyutai_config(config)):
+    # The Kyutai layout's files decide, whatever its config.json holds (Kyutai's keys,
+    # PersonaPlex's download-counter file), unless that config names a Transformers class.
+    if files is not None and not config.get("architectures"):
         lm = [t for h in headers if h.file == files.lm for t in h.tensors]
         codec = [t for h in headers if h.file == files.codec for t in h.tensors]
         if not lm or not codec:

@@ -32,12 +32,14 @@ from hfdeploy.errors import (
 from hfdeploy.model.lock import LOCK_NAME, LockedFile, ModelLock, hash_file
 from hfdeploy.model.resolve import hub_token, parse_ref
 
-__all__ = ["FetchPlan", "fetch_model", "select_files"]
+__all__ = ["FetchPlan", "fetch_model", "prepare_folder", "select_files"]
 
 PICKLE = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 WEIGHTS = (".safetensors", *PICKLE, ".gguf", ".onnx", ".h5", ".msgpack", ".ot", ".tflite")
-# Configs, tokenizers, chat templates, generation and processor configs, docs.
-SUPPORT = ("*.json", "*.txt", "*.model", "*.tiktoken", "*.jinja", "*.md", "*.py", "merges.txt")
+# Configs, tokenizers, chat templates, generation and processor configs, docs; the voice
+# prompts of full-duplex speech models.
+SUPPORT = ("*.json", "*.txt", "*.model", "*.tiktoken", "*.jinja", "*.md", "*.py", "merges.txt",
+           "voices.tgz")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class FetchPlan:
 
     files: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...]
+    #: Files derived for serving after the download (``prepare_folder``).
+    prepared: tuple[str, ...] = ()
 
 
 def select_files(
@@ -190,4 +194,30 @@ def fetch_model(
         raise LockMismatchError(str(to), mismatched)
     lock = ModelLock(repo_id, revision, sha, tuple(files), endpoint)
     (to / LOCK_NAME).write_text(lock.to_json(), encoding="utf-8")
-    return lock, plan
+    prepared = prepare_folder(to, commit=sha)
+    return lock, FetchPlan(plan.files, plan.skipped, tuple(prepared))
+
+
+def prepare_folder(folder: Path, *, commit: str | None = None) -> list[str]:
+    """Write what a model's server reads besides its files (full-duplex models: voices
+    unpacked, a Hub cache entry, the LM's config; see ``model.duplex_files``); return what
+    was written. ``commit`` defaults to the folder's lock, if it has one.
+
+    Raises:
+        HfDeployError: the folder cannot be profiled (no config, corrupt headers...).
+    """
+    from hfdeploy.model.duplex import kyutai_files
+    from hfdeploy.model.duplex_files import prepare_duplex_folder
+    from hfdeploy.model.lock import read_lock
+    from hfdeploy.model.profile import build_profile
+    from hfdeploy.model.source import LocalSource
+
+    names = [p.relative_to(folder).as_posix() for p in folder.iterdir()]
+    if kyutai_files(names) is None:  # only full-duplex models need anything derived
+        return []
+    profile = build_profile(LocalSource(folder), ref=str(folder))
+    if profile.duplex is None:
+        return []
+    if commit is None and (folder / LOCK_NAME).is_file():
+        commit = read_lock(folder).commit_sha
+    return prepare_duplex_folder(folder, profile.duplex, commit=commit)

@@ -18,7 +18,8 @@ from hfdeploy.errors import InvalidSettingError, LockMismatchError
 __all__ = ["LOCK_NAME", "LockedFile", "ModelLock", "hash_file", "read_lock", "verify_folder"]
 
 LOCK_NAME = "model.lock.json"
-_IGNORED_DIRS = (".cache", ".git")
+# .hfdeploy: files derived for serving (voices unpacked, a Hub cache), not downloaded.
+_IGNORED_DIRS = (".cache", ".git", ".hfdeploy")
 
 
 @dataclass(frozen=True, slots=True)

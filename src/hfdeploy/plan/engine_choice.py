@@ -39,6 +39,8 @@ def choose_engine(p: ModelProfile, asked: str | None, *, cpu: bool) -> EngineCho
         return EngineChoice(catalog["llama.cpp"], reasons, not_gguf)
     if kind == "generator":
         return _generator(p, cpu=cpu)
+    if kind == "full-duplex-speech":
+        return _duplex(p, cpu=cpu)
     rejected: list[tuple[str, str]] = []
     tei = catalog["tei"]
     if kind in ("embedder", "reranker", "classifier") and task in tei.tasks:
@@ -79,7 +81,44 @@ def _asked(p: ModelProfile, asked: str) -> EngineChoice:
             f"it does not serve {task} ({kind}) models",
             hint="Let `hfdeploy plan` choose (no --engine), or pick one of: " + ", ".join(able),
         )
+    if p.duplex is not None and e.name != _duplex_server(p):
+        raise InvalidSettingError(
+            "engine", asked,
+            f"a {p.duplex.variant} checkpoint ({p.duplex.dep_q} depformer steps) runs on "
+            f"{_duplex_server(p)}'s server: {e.name}'s loads another shape"
+            + (" and has no voice or persona prompts" if p.duplex.variant == "personaplex" else ""),
+            hint=f"Use --engine {_duplex_server(p)}, or let `hfdeploy plan` choose.",
+        )  # fmt: skip
     return EngineChoice(e, [f"asked for with --engine {e.name}"], [])
+
+
+def _duplex_server(p: ModelProfile) -> str:
+    return "personaplex" if p.duplex and p.duplex.variant == "personaplex" else "moshi"
+
+
+def _duplex(p: ModelProfile, *, cpu: bool) -> EngineChoice:
+    """Full-duplex speech: the reference server for the checkpoint, one conversation each."""
+    if cpu:
+        raise InvalidSettingError(
+            "gpu", "cpu",
+            "a full-duplex model must run an 80 ms frame in under 80 ms: not on CPU "
+            "(--cpu-offload exists, and is far from real time)",
+            hint="Pass --gpu (e.g. --gpu H100), or none to let the plan choose one.",
+        )  # fmt: skip
+    catalog = engine_catalog()
+    name = _duplex_server(p)
+    other = "moshi" if name == "personaplex" else "personaplex"
+    rejected = [
+        (other, "its server loads another depformer shape"
+         + ("; no voice or persona prompts" if name == "personaplex" else " (16 steps)")),
+        ("vllm", "no full-duplex session serving (a WebSocket conversation per process)"),
+        ("hfdeploy", "full-duplex serving is not in hfdeploy serve yet"),
+    ]  # fmt: skip
+    reasons = [
+        f"full-duplex speech ({p.duplex.variant if p.duplex else name}): {name}'s own server, "
+        "one conversation per process over a WebSocket"
+    ]
+    return EngineChoice(catalog[name], reasons, rejected)
 
 
 def _generator(p: ModelProfile, *, cpu: bool) -> EngineChoice:

@@ -8,6 +8,7 @@ from hfdeploy.catalog.gpus import GPU
 from hfdeploy.envelope import Confidence, Envelope, lowest
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.cost import ColdStart
+from hfdeploy.plan.realtime import Realtime
 from hfdeploy.plan.result import memory_bytes, placement
 from hfdeploy.plan.roofline import Roofline, Scaling
 from hfdeploy.sizing.report import SizeReport
@@ -27,6 +28,7 @@ def plan_envelope(
     scaling: Scaling,
     cold: ColdStart,
     notes: list[str],
+    realtime: Realtime | None = None,
 ) -> Envelope:
     """Result, confidence, uncertainty factors and verification steps of a plan."""
     where = placement(gpu, tp, pp)
@@ -37,7 +39,8 @@ def plan_envelope(
         f"{memory}; {scaling.replicas} replica(s)"
     )
     size_env = report.envelope()
-    confidence: Confidence = lowest(size_env.confidence, "medium" if roof else "high")
+    timed = roof is not None or realtime is not None  # a speed predicted from priors
+    confidence: Confidence = lowest(size_env.confidence, "medium" if timed else "high")
     size_factors = [
         f for f in size_env.uncertainty_factors
         if gpu is not None or not f.startswith(("cuda context", "non-torch", "cuda graphs"))
@@ -53,10 +56,15 @@ def plan_envelope(
             "minimal CUDA-graph decode reached on an H200; a real engine's differs: measure "
             "one replica with `hfdeploy bench`"
         )
+    if realtime is not None:
+        factors.append(
+            f"real time: a frame step of {realtime.step_ms:g} ms predicted ({realtime.basis})"
+        )
     verification = (
         f"hfdeploy size {p.ref} --engine {spec.name} --json",
         "hfdeploy audit on the deployment files that run it",
         "start the engine and read its KV-cache and ready lines; measure with a load test",
     )
-    why = f"memory: {size_env.confidence}; throughput and cold start: priors"
+    speed = "real time" if realtime is not None else "throughput"
+    why = f"memory: {size_env.confidence}; {speed} and cold start: priors"
     return Envelope(result, confidence, why, tuple(factors), verification)

@@ -63,6 +63,8 @@ def engine_args(
             return ["tritonserver", f"{d.flags['model_repository']}={TRITON_REPOSITORY}"]
         case "llama.cpp":
             return _llama_cpp(d, p, report, gpu)
+        case "moshi" | "personaplex":
+            return _duplex(engine.name, d, p)
     out = _common(engine.name, d, report, tp=tp, quant=quant, served=served)
     if pp > 1:
         out += ["--pipeline-parallel-size", str(pp), "--distributed-executor-backend", "ray"]
@@ -152,3 +154,29 @@ def knobs_from_args(engine: EngineSpec, args: tuple[str, ...] | list[str]) -> di
     if engine.name == "llama.cpp" and "context" in out:
         return {}  # --ctx-size is context x slots there: not a per-request context
     return out
+
+
+def _duplex(name: str, d: EngineDeploy, p: ModelProfile) -> list[str]:
+    """Every file passed from the read-only model folder, no UI, so the server downloads
+    nothing at start (what ``hfdeploy fetch`` prepares is under ``.hfdeploy/``)."""
+    from hfdeploy.model.duplex_files import MOSHI_CONFIG, VOICES
+
+    spec = p.duplex
+    if spec is None:
+        raise ValueError(f"{name} serves full-duplex speech models only")
+    f = d.flags
+    lm = spec.lm.files[0] if spec.lm.files else "model.safetensors"
+    codec = spec.codec.files[0] if spec.codec.files else ""
+    spm = spec.text_tokenizer or "tokenizer_spm_32k_3.model"
+    # PersonaPlex's server binds every interface whatever --host says, and for 0.0.0.0 it
+    # looks up a LAN address by a UDP connect to 8.8.8.8: 127.0.0.1 only names the log's URL.
+    host = "127.0.0.1" if name == "personaplex" else "0.0.0.0"
+    args = [f["host"], host, f["port"], str(d.routes.port), f["static"], "none",
+            f["lm"], f"{MODEL_DIR}/{lm}", f["codec"], f"{MODEL_DIR}/{codec}",
+            f["text_tokenizer"], f"{MODEL_DIR}/{spm}"]  # fmt: skip
+    if name == "personaplex":
+        args += [f["voices"], f"{MODEL_DIR}/{VOICES}"]
+    else:
+        own = "config.json" if spec.shape_source.startswith("config.json (Kyutai") else ""
+        args += [f["config"], f"{MODEL_DIR}/{own or MOSHI_CONFIG}"]
+    return args

@@ -13,14 +13,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from hfdeploy.catalog.engines import EngineSpec
+from hfdeploy.catalog.engines import EngineSpec, engine_catalog
 from hfdeploy.catalog.gpus import GPU
 from hfdeploy.errors import DoesNotFitError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.cost import Cost, cold_start, cost
 from hfdeploy.plan.destination import Destination, destination
+from hfdeploy.plan.duplex import duplex_env, duplex_placement, duplex_scaling
 from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance, no_endpoint
-from hfdeploy.plan.engine_choice import choose_engine
+from hfdeploy.plan.engine_choice import EngineChoice, choose_engine
 from hfdeploy.plan.envelope import plan_envelope
 from hfdeploy.plan.flags import engine_args
 from hfdeploy.plan.placement import Placement, candidate_gpus, fit_nodes, no_fit
@@ -79,16 +80,15 @@ def plan_deployment(
             NVLink GPUs, with the nearest options.
         InvalidSettingError, UnknownGPUError: bad inputs, naming the valid values.
     """
-    if targets is not None:
-        unknown = [t for t in targets if t not in TARGETS]
-        if unknown or not targets:
-            raise InvalidSettingError(
-                "target", ",".join(targets), "unknown" if unknown else "empty",
-                hint="Use a comma-separated subset of: " + ",".join(TARGETS),
-            )  # fmt: skip
+    _check_targets(targets)
     dest = destination(profile, registry=registry, repo=repo, storage_class=storage_class)
     cpu = gpu is not None and gpu.lower() == "cpu"
     choice = choose_engine(profile, engine, cpu=cpu)
+    if profile.duplex is not None:
+        return _plan_duplex(
+            profile, choice, gpu=gpu, context=context, concurrency=concurrency or 1,
+            hours=active_hours_per_day, targets=targets, dest=dest,
+        )  # fmt: skip
     spec, reasons = choice.spec, choice.reasons
     notes: list[str] = []
     knobs: dict[str, Any] = {}
@@ -145,6 +145,16 @@ def plan_deployment(
         targets=targets, endpoint=endpoint, destination=dest, blocked=tuple(blocked),
         alternatives=where.alternatives if where else (),
     )  # fmt: skip
+
+
+def _check_targets(targets: tuple[str, ...] | None) -> None:
+    if targets is not None:
+        unknown = [t for t in targets if t not in TARGETS]
+        if unknown or not targets:
+            raise InvalidSettingError(
+                "target", ",".join(targets), "unknown" if unknown else "empty",
+                hint="Use a comma-separated subset of: " + ",".join(TARGETS),
+            )  # fmt: skip
 
 
 def _place(
@@ -245,9 +255,12 @@ def _blocked(
 ) -> list[tuple[str, str]]:
     """The planned targets whose files would need a flag that was not given, and why."""
     out: list[tuple[str, str]] = []
-    if engine == "hfdeploy" and dest.registry is None:
+    deploy = engine_catalog()[engine].deploy
+    built = engine == "hfdeploy" or bool(deploy and deploy.build)
+    if built and dest.registry is None:
+        what = "hfdeploy's server image" if engine == "hfdeploy" else f"the {engine} image"
         why = (
-            "it pulls hfdeploy's server image, which is built from the generated Dockerfile: "
+            f"it pulls {what}, which is built from the generated Dockerfile: "
             "push it to a registry and pass --registry"
         )
         out += [("k8s", why), ("kserve", why), ("hf-endpoint", why)]
@@ -278,3 +291,57 @@ def _volume_note(dest: Destination, blocked: list[tuple[str, str]]) -> list[str]
         "k8s: one replica on a ReadWriteOnce model volume (the cluster's default storage "
         "class), so no autoscaler: pass --storage-class (a ReadWriteMany class) to scale out"
     ]
+
+
+def _plan_duplex(
+    profile: ModelProfile,
+    choice: EngineChoice,
+    *,
+    gpu: str | None,
+    context: int | None,
+    concurrency: int,
+    hours: float,
+    targets: tuple[str, ...] | None,
+    dest: Destination,
+) -> Plan:
+    """A full-duplex speech model: a GPU that holds it in real time, a replica per session."""
+    spec = choice.spec
+    d = spec.deploy
+    if d is None:
+        raise InvalidSettingError("engine", spec.name, "hfdeploy does not deploy it")
+    where = duplex_placement(profile, spec, gpu, context)
+    report = where.report
+    args = engine_args(spec, profile, report, tp=1, pp=1, quant=None, gpu=where.gpu,
+                       served=served_name(profile))  # fmt: skip
+    scale = duplex_scaling(spec, concurrency)
+    cold = cold_start(spec.name, d, profile)
+    money = cost(where.gpu, 1, scale, cold, hours)
+    notes = list(where.notes)
+    if where.realtime.rtf <= 0.7:
+        notes.append(
+            f"frame step predicted from priors ({where.realtime.basis}); measure a session "
+            "with `hfdeploy bench URL --api duplex`"
+        )
+    blocked = _blocked(spec.name, profile, dest, scale.replicas, 1, targets)
+    blocked = [b for b in blocked if b[0] != "hf-endpoint"]
+    if targets is None or "hf-endpoint" in targets:
+        blocked.append((
+            "hf-endpoint",
+            "a conversation holds a WebSocket to one replica for minutes: Inference "
+            "Endpoints' request routing is not planned for that here",
+        ))  # fmt: skip
+    notes += [f"{t}: not written: {why}" for t, why in blocked]
+    if d.requires:
+        notes.append(f"the {spec.name} image needs {d.requires}")
+    image = dest.image(d.image, d.tag)
+    envelope = plan_envelope(profile, spec, report, gpu=where.gpu, tp=1, pp=1, roof=None,
+                             scaling=scale, cold=cold, notes=notes,
+                             realtime=where.realtime)  # fmt: skip
+    return Plan(
+        profile=profile, engine=spec, reasons=(*choice.reasons, *where.reasons),
+        rejected=tuple(choice.rejected), gpu=where.gpu, tp=1, quantization=None, size=report,
+        image=image, command=Command(tuple(args), duplex_env(spec)), roofline=None,
+        scaling=scale, cold_start=cold, cost=money, envelope=envelope, notes=tuple(notes),
+        targets=targets, endpoint=None, destination=dest, blocked=tuple(blocked),
+        alternatives=where.alternatives, realtime=where.realtime,
+    )  # fmt: skip

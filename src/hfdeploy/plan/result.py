@@ -15,6 +15,7 @@ from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.cost import ColdStart, Cost
 from hfdeploy.plan.destination import Destination
 from hfdeploy.plan.endpoints import EndpointChoice
+from hfdeploy.plan.realtime import Realtime
 from hfdeploy.plan.roofline import Roofline, Scaling
 from hfdeploy.plan.search import Alternative
 from hfdeploy.sizing.estimate import MemoryEstimate
@@ -103,6 +104,9 @@ class Plan:
     blocked: tuple[tuple[str, str], ...] = ()
     #: The configurations looked at (GPU type, count, trades), with their monthly cost.
     alternatives: tuple[Alternative, ...] = ()
+    #: Full-duplex speech: the predicted frame step of one replica and whether it holds
+    #: real time (None: not such a model).
+    realtime: Realtime | None = None
 
     def blocked_reason(self, target: str) -> str | None:
         """Why ``target``'s files are not written (None: they are)."""
@@ -201,10 +205,22 @@ class Plan:
             ),
             "scaling": self.scaling.to_dict(),
             "cold_start": self.cold_start.to_dict(),
-            "cost": self.cost.to_dict() if self.cost else {"applies": False, "why": _NO_COST},
+            "cost": self._cost(),
             "notes": list(self.notes),
             "destination": self.destination.to_dict(),
             "not_written": [{"target": t, "why": why} for t, why in self.blocked],
             "alternatives": [a.to_dict() for a in self.alternatives],
             "envelope": self.envelope.to_dict(),
+            **({"realtime": self.realtime.to_dict()} if self.realtime else {}),
         }
+
+    def _cost(self) -> dict[str, Any]:
+        if self.cost is None:
+            return {"applies": False, "why": _NO_COST}
+        out = self.cost.to_dict()
+        per_replica = self.scaling.sessions_per_replica
+        if per_replica:  # a session holds a replica's GPUs for as long as it lasts
+            out["per_session_hour"] = round(
+                self.cost.price_per_gpu_hour * self.gpu_count / per_replica, 2
+            )
+        return out

@@ -189,11 +189,17 @@ class Scaling:
     #: None: the capacity of this task is not estimated (measure it).
     capacity: Capacity | None = None
     slo: SloCheck | None = None
+    #: Session-bound servers (full-duplex): the concurrent sessions planned for, and how
+    #: many one replica holds.
+    sessions: int | None = None
+    sessions_per_replica: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "traffic_rps": self.traffic_rps, "replicas": self.replicas, "basis": self.basis
         }  # fmt: skip
+        if self.sessions is not None:
+            out |= {"sessions": self.sessions, "sessions_per_replica": self.sessions_per_replica}
         if (c := self.capacity) is not None:
             out |= {"capacity_rps_per_replica": c.rps_per_replica,
                     "batch_per_replica": c.batch_per_replica,

@@ -90,7 +90,15 @@ def command(plan: Plan) -> list[str]:
 
 
 def healthcheck(plan: Plan) -> list[str]:
-    """A Docker health check on the ready route (curl, or Python in hfdeploy's image)."""
+    """A Docker health check on the ready route (curl, or Python in hfdeploy's image); a TCP
+    connect for a server with no health route."""
+    if not plan.routes.ready:  # no health route (full-duplex servers): a TCP connect
+        return [
+            "CMD",
+            "python3",
+            "-c",
+            f"import socket; socket.create_connection(('127.0.0.1', {plan.routes.port}), 2)",
+        ]
     url = f"http://127.0.0.1:{plan.routes.port}{plan.routes.ready}"
     if plan.engine.name == "hfdeploy":
         return [

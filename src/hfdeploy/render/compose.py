@@ -8,6 +8,7 @@ from typing import Any
 from hfdeploy.plan.flags import MODEL_DIR, TRITON_REPOSITORY
 from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import command, dump_yaml, env, healthcheck, shm, slug
+from hfdeploy.render.duplex import is_built
 from hfdeploy.render.triton import triton_repository
 
 __all__ = ["compose", "files"]
@@ -46,7 +47,7 @@ def compose(plan: Plan) -> str:
     }
     if plan.engine.name == "triton":
         svc["volumes"].append(f"./triton:{TRITON_REPOSITORY}:ro")
-    if plan.engine.name == "hfdeploy":
+    if is_built(plan):
         svc["build"] = "."
     if plan.tp > 1:
         svc["shm_size"] = shm(plan).replace("Gi", "gb")

@@ -16,12 +16,17 @@ from hfdeploy.render.common import (
     constraints,
     healthcheck,
 )
+from hfdeploy.render.duplex import IGNORE as DUPLEX_IGNORE
+from hfdeploy.render.duplex import duplex_dockerfile
 
 __all__ = ["dockerfile", "fetch_dockerfile", "files"]
 
 
 def files(plan: Plan) -> dict[str, str]:
-    """``Dockerfile`` and ``constraints.txt`` when the plan runs hfdeploy's own server."""
+    """``Dockerfile`` and ``constraints.txt`` when the plan runs hfdeploy's own server; the
+    server's ``Dockerfile`` for an engine without a published image."""
+    if plan.deploy.build:  # an engine without a published image (full-duplex servers)
+        return {"Dockerfile": duplex_dockerfile(plan), ".dockerignore": DUPLEX_IGNORE}
     if plan.engine.name != "hfdeploy":
         return {}
     return {"Dockerfile": dockerfile(plan), CONSTRAINTS: constraints(), ".dockerignore": IGNORE}

@@ -7,6 +7,7 @@ from typing import Any
 
 from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import dump_yaml, slug
+from hfdeploy.render.duplex import session_bound
 from hfdeploy.render.kubernetes import container, pod_spec, rolling_update, volume_files
 from hfdeploy.render.triton import triton_config_map
 
@@ -37,13 +38,19 @@ def kserve(plan: Plan) -> str:
         **({"securityContext": pod["securityContext"]} if "securityContext" in pod else {}),
     }  # fmt: skip
     spec: dict[str, Any] = {"predictor": predictor}
+    annotations = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    if session_bound(plan):
+        # One conversation per pod (the server's own lock holds it to one; Knative would
+        # enforce containerConcurrency in Serverless mode). No autoscaler: KServe's HPA
+        # would scale on CPU, which says nothing of free sessions; replicas stay at the
+        # planned conversations.
+        annotations["serving.kserve.io/autoscalerClass"] = "none"
+        predictor["containerConcurrency"] = plan.scaling.sessions_per_replica or 1
+        predictor["maxReplicas"] = replicas
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {
-            "name": name,
-            "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"},
-        },
+        "metadata": {"name": name, "annotations": annotations},
         "spec": spec,
     }
     if plan.engine.name == "triton":  # its model repository travels with it

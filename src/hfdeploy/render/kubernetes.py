@@ -30,6 +30,7 @@ from hfdeploy.render.common import (
     slug,
 )
 from hfdeploy.render.docker import IGNORE, fetch_dockerfile
+from hfdeploy.render.duplex import ingress, session_bound
 from hfdeploy.render.triton import triton_config_map, triton_repository
 
 __all__ = [
@@ -93,12 +94,12 @@ def container(plan: Plan) -> dict[str, Any]:
         "env": [{"name": k, "value": v} for k, v in env(plan).items()],
         "ports": [{"name": "http", "containerPort": r.port}],
         # Startup covers download-free load + warmup; liveness only starts after it.
-        "startupProbe": {"httpGet": {"path": r.ready, "port": "http"}, "periodSeconds": 10,
+        "startupProbe": {**_probe(plan, r.ready), "periodSeconds": 10,
                          "failureThreshold": max(12, math.ceil(budget / 10)),
                          "timeoutSeconds": r.probe_timeout_s},
-        "readinessProbe": {"httpGet": {"path": r.ready, "port": "http"}, "periodSeconds": 5,
+        "readinessProbe": {**_probe(plan, r.ready), "periodSeconds": 5,
                            "failureThreshold": 3, "timeoutSeconds": r.probe_timeout_s},
-        "livenessProbe": {"httpGet": {"path": r.live, "port": "http"}, "periodSeconds": 15,
+        "livenessProbe": {**_probe(plan, r.live), "periodSeconds": 15,
                           "failureThreshold": 4, "timeoutSeconds": max(5, r.probe_timeout_s)},
         "resources": _resources(plan),
         "volumeMounts": [{"name": "model", "mountPath": MODEL_DIR, "readOnly": True},
@@ -119,6 +120,14 @@ def container(plan: Plan) -> dict[str, Any]:
             for path in triton_repository(plan)
         ]  # fmt: skip
     return c
+
+
+def _probe(plan: Plan, path: str) -> dict[str, Any]:
+    """An HTTP probe on the route; a TCP probe for a server with no health route (a
+    full-duplex server, whose only route holds its one conversation)."""
+    if not path or session_bound(plan):
+        return {"tcpSocket": {"port": "http"}}
+    return {"httpGet": {"path": path, "port": "http"}}
 
 
 def _resources(plan: Plan) -> dict[str, Any]:
@@ -180,7 +189,9 @@ def kubernetes(plan: Plan) -> dict[str, str]:
         "spec": {"selector": selector,
                  "ports": [{"name": "http", "port": plan.routes.port, "targetPort": "http"}]},
     })  # fmt: skip
-    if shared:  # more pods can mount the model: scale on the engine's queue
+    if session_bound(plan):  # conversations reach it over a WebSocket, through an ingress
+        out["k8s/ingress.yaml"] = dump_yaml(ingress(plan, name, labels))
+    elif shared:  # more pods can mount the model: scale on the engine's queue
         out["k8s/hpa.yaml"] = dump_yaml(_hpa(plan, name, labels, target, replicas))
     if replicas > 1:  # with one replica, a PDB either allows the outage or blocks every drain
         out["k8s/pdb.yaml"] = dump_yaml({

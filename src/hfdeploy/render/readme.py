@@ -8,6 +8,7 @@ from hfdeploy._version import __version__
 from hfdeploy.plan.flags import MODEL_DIR
 from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import WHEEL, pinned_ref, slug
+from hfdeploy.render.duplex import is_built, session_bound
 
 __all__ = ["readme"]
 
@@ -68,6 +69,12 @@ def _model_steps(plan: Plan, files: list[str]) -> list[str]:
             get += f" (it is published as `{ref}`: `hfdeploy fetch {ref} --to ./model` too)"
     else:
         get = f"`hfdeploy fetch {ref} --to ./model` (pinned, with `model/model.lock.json`)"
+    if session_bound(plan):
+        get += (
+            "; a folder copied by hand then needs `hfdeploy fetch --prepare ./model` (fetch "
+            "does it itself): it writes what the server would otherwise download at every "
+            "start (voices unpacked, its config) under `model/.hfdeploy/`"
+        )
     return [
         f"The model, in `./model` beside this file: {get}. "
         "`hfdeploy fetch --verify ./model` checks it against its lock.",
@@ -76,10 +83,16 @@ def _model_steps(plan: Plan, files: list[str]) -> list[str]:
 
 
 def _image_step(plan: Plan) -> list[str]:
-    """Build (and push, for a cluster) hfdeploy's own image; nothing for an engine's image."""
-    if plan.engine.name != "hfdeploy":
+    """Build (and push, for a cluster) hfdeploy's own image or a server's without a published
+    one; nothing for an engine's image."""
+    if not is_built(plan):
         return []
     push = f" && docker push {plan.image}" if plan.destination.registry else ""
+    if plan.engine.name != "hfdeploy":
+        return [
+            f"`docker build -t {plan.image} .`{push} (the Dockerfile installs "
+            f"`{plan.deploy.build.get('install', plan.engine.name)}`)"
+        ]
     return [
         f"`docker build -t {plan.image} .`{push} (the Dockerfile installs `{WHEEL}`; "
         "`.dockerignore` keeps `./model` out of the build)"
@@ -94,11 +107,17 @@ def _compose_steps(plan: Plan, files: list[str]) -> list[str]:
     if "compose.yaml" not in files:
         return []
     r = plan.routes
+    within = f"(up to {plan.cold_start.cached_image_s * 2 + 30} s with the image pulled)"
+    wait = (
+        f"wait until `docker compose ps` shows it healthy {within}: the server has no health "
+        "route, so the check is a TCP connect"
+        if session_bound(plan)
+        else f"wait until `curl -fsS http://localhost:{r.port}{r.ready}` answers {within}"
+    )
     steps = [
         *_image_step(plan),
         "`docker compose up -d` (Compose v1, as Debian 12 packages it: `docker-compose up -d`)",
-        f"wait until `curl -fsS http://localhost:{r.port}{r.ready}` answers "
-        f"(up to {plan.cold_start.cached_image_s * 2 + 30} s with the image pulled)",
+        wait,
     ]
     return ["### Docker Compose", "", *_numbered(steps), ""]
 
@@ -148,6 +167,17 @@ def _kubernetes_steps(plan: Plan, files: list[str]) -> list[str]:
         )
     if plan.pp > 1:
         notes.append("- The LeaderWorkerSet controller must be installed in the cluster.")
+    if "k8s/ingress.yaml" in files:
+        notes += [
+            f"- The Ingress (ingress-nginx) keeps a conversation's WebSocket open an hour and "
+            f"ends TLS: create the `{name}-tls` Secret and add your host; the browser asks "
+            "for the microphone over HTTPS only. The container never terminates TLS.",
+            "- One conversation per replica: the Service spreads new connections without "
+            "knowing which replica is busy, and a conversation sent to a busy one waits. Keep "
+            "replicas at the concurrent conversations; no autoscaler is written, since the "
+            "server exports no count of sessions in use (CPU or GPU utilisation says nothing "
+            "of free sessions).",
+        ]
     if plan.gpu is not None and plan.scaling.replicas == 1:
         notes.append(
             "- One replica on GPUs: a rollout stops the old pod before the new one starts (a "
@@ -166,7 +196,17 @@ def _kserve_steps(plan: Plan, files: list[str]) -> list[str]:
         f"`kubectl apply -f kserve.yaml && kubectl wait --for=condition=Ready "
         f"inferenceservice/{name} --timeout=1h`",
     ]
-    return ["### KServe", "", *_numbered(steps), ""]
+    note = []
+    if session_bound(plan):
+        note = [
+            "",
+            "- `containerConcurrency: 1` states one conversation per pod: Knative would enforce "
+            "it in Serverless mode; in this RawDeployment the server's own lock does (a second "
+            "conversation waits). The autoscaler is off (`autoscalerClass: none`): KServe's "
+            "would scale on CPU. Reach it through an ingress with hour-long WebSocket timeouts, "
+            "as `k8s/ingress.yaml` does.",
+        ]
+    return ["### KServe", "", *_numbered(steps), *note, ""]
 
 
 def _endpoint_steps(plan: Plan, files: list[str]) -> list[str]:
@@ -187,6 +227,8 @@ def _not_written(plan: Plan) -> list[str]:
 
 def _check_lines(plan: Plan) -> list[str]:
     r = plan.routes
+    if session_bound(plan):
+        return _session_lines(plan)
     return [
         "- `hfdeploy audit .` finds nothing above info in these files.",
         f"- Ready route `{r.ready}`; liveness `{r.live}`; "
@@ -210,3 +252,29 @@ def _capacity_lines(plan: Plan) -> list[str]:
         f"tokens. Measure it: `hfdeploy bench http://localhost:{port} --profile sweep "
         f"--output-tokens {n}`.",
     ]
+
+
+def _session_lines(plan: Plan) -> list[str]:
+    """A full-duplex server: conversations per replica, real time, and how to measure both."""
+    r, s, rt = plan.routes, plan.scaling, plan.realtime
+    port = r.port
+    lines = [
+        "- `hfdeploy audit .` finds nothing above info in these files.",
+        f"- No health route: probes and the health check are TCP connects (`{r.session}` "
+        "holds a conversation: a probe there would take the one session).",
+        f"- Startup budget {plan.cold_start.startup_probe_budget_s}s from a cold-start "
+        f"estimate of {plan.cold_start.total_s}s ({plan.cold_start.basis}).",
+        f"- Conversations: {s.sessions_per_replica} per replica ({plan.engine.name} holds one "
+        f"per process; a second one waits), {s.replicas} replica(s) for {s.sessions}.",
+    ]
+    if rt is not None:
+        lines.append(
+            f"- Real time, predicted (not measured): a frame step of {rt.step_ms:g} ms on "
+            f"{rt.gpu}, {rt.rtf:.0%} of the {rt.frame_ms} ms frame."
+        )
+    lines.append(
+        f"- Measure both: `hfdeploy bench http://localhost:{port} --api duplex --profile "
+        "concurrent:1,2` reports time to handshake and to first audio, frame jitter, drift "
+        "and backlog, queued sessions, and the most sessions that stayed in real time."
+    )
+    return lines

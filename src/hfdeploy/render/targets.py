@@ -57,4 +57,5 @@ def render_targets(
 
 def needs_wheel(files: dict[str, str]) -> bool:
     """Whether the rendered files build an image that installs hfdeploy's wheel."""
-    return any(name.endswith("Dockerfile") for name in files)
+    wheel = WHEEL.removeprefix("dist/")
+    return any(name.endswith("Dockerfile") and wheel in text for name, text in files.items())

@@ -15,6 +15,7 @@ from hfdeploy.catalog.engines import GIB, EngineSizing, EngineSpec, engine_catal
 from hfdeploy.errors import UnknownLayerTypeError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.model.safetensors import DTYPE_BITS
+from hfdeploy.sizing.duplex import duplex_terms
 from hfdeploy.sizing.kv import LocalRules, kv_layout
 from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, ServingSettings
 
@@ -298,6 +299,8 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         >>> estimate_memory(profile, s).total_bytes  # doctest: +SKIP
     """
     eng = sizing_engines()[settings.engine]
+    if profile.duplex is not None:
+        return _duplex_estimate(profile, settings, eng)
     notes: list[str] = []
     weights, weights_total = _weights(profile, settings)
     kv_b = KV_DTYPES[settings.kv_dtype] or _dtype_bytes(settings.kv_dtype)
@@ -344,6 +347,20 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         kv_drivers,
     )
     acts = _activations(profile, settings)
+    ctx, non_torch, graphs = _overheads(eng, settings)
+    if profile.weights_source == "config (meta device)":
+        notes.append("weights counted from config.json, not from headers")
+    return MemoryEstimate(
+        model=profile.ref, parameters=profile.parameters, settings=settings, weights=weights,
+        weights_total_bytes=weights_total, kv_cache=kv_term, kv_bytes_per_token=per_token,
+        kv_bytes_per_sequence=per_seq, kv_bytes_per_sequence_per_rank=per_seq_rank,
+        kv_groups=groups, activations=acts, cuda_context=ctx, non_torch=non_torch,
+        cuda_graphs=graphs, notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _overheads(eng: EngineSizing, settings: ServingSettings) -> tuple[Term, Term, Term]:
+    """CUDA context, non-torch memory and CUDA graphs: priors, as every engine has them."""
     ctx = Term(
         CUDA_CONTEXT_BYTES, "low",
         "prior: CUDA context and library workspaces, outside the engine's budget "
@@ -362,12 +379,36 @@ def estimate_memory(profile: ModelProfile, settings: ServingSettings) -> MemoryE
         "prior: CUDA-graph pools; llm-d measured -0.9 to +0.6 GiB on H100"
         if eng.cuda_graphs_bytes else "no CUDA graphs",
     )  # fmt: skip
-    if profile.weights_source == "config (meta device)":
-        notes.append("weights counted from config.json, not from headers")
+    return ctx, non_torch, graphs
+
+
+def _duplex_estimate(
+    profile: ModelProfile, settings: ServingSettings, eng: EngineSizing
+) -> MemoryEstimate:
+    """A full-duplex server: LM, codecs, one KV ring buffer per session (sizing/duplex.py)."""
+    t = duplex_terms(profile, settings, eng)
+    d = profile.duplex
+    assert d is not None
+    w_bytes, w_basis, w_drivers = t["weights"]
+    kv_seq, kv_basis, kv_drivers = t["kv"]
+    a_bytes, a_basis, a_drivers = t["activations"]
+    per_frame = int(kv_drivers["bytes_per_frame"])  # type: ignore[call-overload]
+    group = {
+        "kind": "ring", "layers": d.layers, "elements_per_token_per_layer": 2 * d.kv_heads
+        * d.head_dim, "tokens_held": settings.context, "held": "the ring buffer: "
+        f"{settings.context:,} frames of {d.frame_ms} ms", "bytes_per_sequence": kv_seq,
+        "window": None, "state_elements_per_layer": 0,
+    }  # fmt: skip
+    ctx, non_torch, graphs = _overheads(eng, settings)
     return MemoryEstimate(
-        model=profile.ref, parameters=profile.parameters, settings=settings, weights=weights,
-        weights_total_bytes=weights_total, kv_cache=kv_term, kv_bytes_per_token=per_token,
-        kv_bytes_per_sequence=per_seq, kv_bytes_per_sequence_per_rank=per_seq_rank,
-        kv_groups=groups, activations=acts, cuda_context=ctx, non_torch=non_torch,
-        cuda_graphs=graphs, notes=tuple(notes),
+        model=profile.ref, parameters=profile.parameters, settings=settings,
+        weights=Term(w_bytes, "high", w_basis, dict(w_drivers)), weights_total_bytes=w_bytes,
+        kv_cache=Term(kv_seq * settings.concurrency, "high",
+                      f"concurrency (sessions) x {kv_basis}", dict(kv_drivers)),
+        kv_bytes_per_token=per_frame, kv_bytes_per_sequence=kv_seq,
+        kv_bytes_per_sequence_per_rank=kv_seq, kv_groups=(group,),
+        activations=Term(a_bytes, "medium", a_basis, dict(a_drivers)), cuda_context=ctx,
+        non_torch=non_torch, cuda_graphs=graphs,
+        notes=(f"full-duplex: --context counts {d.frame_ms} ms frames and --concurrency "
+               f"sessions; {eng.name} holds {eng.sessions_per_process} session per process",),
     )  # fmt: skip

@@ -116,6 +116,8 @@ def resolve_settings(
     batched, sources["batched_tokens"] = _batched_tokens(
         eng, defaults, knobs.get("max_batched_tokens"), context * concurrency
     )
+    if profile.duplex is not None:  # a step runs one frame of every session, nothing else
+        batched, sources["batched_tokens"] = concurrency, "one frame per session per step"
     max_seqs = knobs.get("max_seqs")
     if max_seqs is not None and max_seqs < 1:
         raise InvalidSettingError("max_seqs", max_seqs, "must be at least 1")
@@ -138,14 +140,27 @@ def resolve_settings(
 
 def _engine(profile: ModelProfile, asked: str | None) -> tuple[EngineSizing, dict[str, str]]:
     engines = sizing_engines()
-    name = asked or default_engine(
-        profile.task.kind, gguf=profile.weights_source.startswith("gguf")
-    )
+    duplex = profile.duplex
+    name = asked or (
+        ("personaplex" if duplex.variant == "personaplex" else "moshi") if duplex
+        else default_engine(profile.task.kind, gguf=profile.weights_source.startswith("gguf"))
+    )  # fmt: skip
     if name not in engines:
         raise InvalidSettingError(
             "engine", name, "unknown engine", hint="Use one of: " + ", ".join(engines)
         )
     eng = engines[name]
+    session_bound = eng.sessions_per_process is not None
+    if bool(duplex) != session_bound:
+        able = [
+            n for n, e in engines.items() if (e.sessions_per_process is not None) == bool(duplex)
+        ]
+        raise InvalidSettingError(
+            "engine", name,
+            "serves full-duplex speech models only" if session_bound
+            else "does not serve full-duplex speech models (a conversation per WebSocket)",
+            hint="Use one of: " + ", ".join(dict.fromkeys(able)),
+        )  # fmt: skip
     source = "--engine" if asked else f"default for {profile.task.kind}"
     if eng.name != name:
         source += f" ({name} runs {eng.name}: its memory model)"
@@ -188,6 +203,8 @@ def _check_quantization(profile: ModelProfile, quantization: str) -> None:
 
 
 def _context(profile: ModelProfile, context: int | None) -> tuple[int, str]:
+    if profile.duplex is not None:
+        return _frames(profile.duplex.context_frames, profile.duplex.frame_ms, context)
     max_ctx = profile.max_context
     if context is None:
         default = min(max_ctx, DEFAULT_CONTEXT_CAP) if max_ctx else DEFAULT_CONTEXT_CAP
@@ -205,6 +222,21 @@ def _context(profile: ModelProfile, context: int | None) -> tuple[int, str]:
             hint=f"Use --context {max_ctx} or less (RoPE scaling is not assumed).",
         )  # fmt: skip
     return context, "--context"
+
+
+def _frames(max_frames: int, frame_ms: int, context: int | None) -> tuple[int, str]:
+    """A full-duplex model's context counts frames: its ring buffer holds at most its own."""
+    if context is None:
+        return max_frames, (
+            f"default: the model's {max_frames:,} frames ({max_frames * frame_ms / 1000:g} s)"
+        )
+    if not 1 <= context <= max_frames:
+        raise InvalidSettingError(
+            "context", context,
+            f"counts {frame_ms} ms frames for this model: 1 to its {max_frames:,}",
+            hint=f"Use --context {max_frames} or less (each frame is {frame_ms} ms of audio).",
+        )  # fmt: skip
+    return context, "--context (frames)"
 
 
 def _batched_tokens(
