@@ -94,9 +94,11 @@ def test_rule_fires_on_the_broken_file(rule_id: str, path: str, text: str) -> No
 
 def test_every_rule_has_a_case() -> None:
     from tests.audit.test_deploy_rules import BROKEN as DEPLOY_BROKEN
+    from tests.audit.test_duplex_rules import BROKEN as DUPLEX_BROKEN
 
     # HFD017: test_memory_rule below; HFD033 reads a folder: test_deploy_rules.
-    covered = {r for r, _, _ in BROKEN} | {r for r, *_ in DEPLOY_BROKEN} | {"HFD017", "HFD033"}
+    covered = ({r for r, _, _ in BROKEN} | {r for r, *_ in DEPLOY_BROKEN}
+               | {r for r, *_ in DUPLEX_BROKEN} | {"HFD017", "HFD033"})  # fmt: skip
     assert covered == {r.id for r in RULES}
 
 

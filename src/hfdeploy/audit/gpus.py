@@ -55,9 +55,10 @@ def gpu_from_label(label: str) -> GPU | None:
         return found
     low = label.lower().replace("_", "-")
     best: GPU | None = None
+    longest = 0  # the longest name found wins: a100-80gb over a100
     for gpu in gpu_catalog().gpus:
         for name in (gpu.name, *gpu.aliases):
             n = name.lower()
-            if n in low and (best is None or len(n) > len(best.name)):
-                best = gpu
+            if n in low and len(n) > longest:
+                best, longest = gpu, len(n)
     return best

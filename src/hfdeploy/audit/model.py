@@ -30,6 +30,7 @@ __all__ = [
     "Workload",
     "detect_invocation",
     "image_engine",
+    "shell_script",
     "under",
 ]
 
@@ -208,6 +209,9 @@ class Workload:
     uid: int | None = None  # the numeric user id, when the file gives one
     #: The command line as written one argument per item (None: a shell-form string).
     exec: Argv | None = None
+    #: The shell script the container starts with (``sh -c SCRIPT``, a Dockerfile's
+    #: shell-form CMD or ENTRYPOINT), and its line; None when no shell starts it.
+    script: tuple[str, int] | None = None
     ports: list[tuple[int, int]] = field(default_factory=list)  # (container port, line)
     caps_drop: frozenset[str] = frozenset()  # capabilities dropped and added, upper case
     caps_add: frozenset[str] = frozenset()
@@ -309,6 +313,16 @@ _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 _SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&"})
 
 
+def shell_script(argv: list[str], lines: list[int], line: int) -> tuple[str, int] | None:
+    """The script of ``sh -c SCRIPT`` (``bash``, a path to either), with its line."""
+    names = [a.rsplit("/", 1)[-1] for a in argv[:3]]
+    if len(names) >= 2 and names[0] in _SHELLS and "-c" in names[1:3]:
+        at = names.index("-c") + 1
+        if at < len(argv):
+            return argv[at], lines[at] if at < len(lines) else line
+    return None
+
+
 def _script_invocation(script: str, line: int) -> Invocation | None:
     try:
         tokens = shlex.split(script, comments=True)
@@ -335,7 +349,10 @@ def _by_image(engine: Engine, image: str | None) -> Engine:
     named = image_engine(image)
     catalog = engine_catalog()
     ours, theirs = catalog[engine].deploy, catalog[named].deploy if named else None
-    same = bool(ours and theirs and ours.entrypoint and ours.entrypoint == theirs.entrypoint)
+    if ours is None or theirs is None:
+        return engine
+    start = ours.entrypoint or ours.image_entrypoint
+    same = bool(start) and start == (theirs.entrypoint or theirs.image_entrypoint)
     return named if named and same else engine
 
 

@@ -32,6 +32,8 @@ class ScalingMetric:
     type: str
     name: str
     line: int
+    #: False: no metric is written and this is Kubernetes' default (CPU at 80%).
+    written: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,15 @@ import os
 import re
 import shlex
 
-from hfdeploy.audit.model import Argv, EnvVar, Mount, Probe, Workload, detect_invocation
+from hfdeploy.audit.model import (
+    Argv,
+    EnvVar,
+    Mount,
+    Probe,
+    Workload,
+    detect_invocation,
+    shell_script,
+)
 from hfdeploy.audit.yamlsrc import Doc
 
 __all__ = ["compose_workloads"]
@@ -38,6 +46,7 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
             _item_line(doc, (*sp, "command"), cmd, k) for k in range(len(argv))
         ]
         w.exec = Argv((*head, *argv), tuple(lines), own_entrypoint=ep is not None)
+        w.script = shell_script([*head, *argv], lines, doc.line(*sp, "command"))
         env = svc.get("environment") or {}
         if isinstance(env, dict):
             for ename, value in env.items():

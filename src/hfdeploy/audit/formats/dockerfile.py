@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 
-from hfdeploy.audit.model import Argv, EnvVar, Probe, Workload, detect_invocation
+from hfdeploy.audit.model import Argv, EnvVar, Probe, Workload, detect_invocation, shell_script
 from hfdeploy.audit.objects import CopySource
 
 __all__ = ["read_dockerfile"]
@@ -25,6 +25,7 @@ def read_dockerfile(
     cmd: list[str] = []
     entry_line = cmd_line = 0
     exec_form = {"ENTRYPOINT": True, "CMD": True}
+    shells = {"ENTRYPOINT": "", "CMD": ""}  # each as written, for a shell form's script
     for line, instr, rest in _instructions(text):
         match instr:
             case "FROM":
@@ -42,10 +43,10 @@ def read_dockerfile(
                 w.user = "root" if name in ("root", "0") else "nonroot"
             case "ENTRYPOINT":
                 entrypoint, entry_line = _exec_form(rest), line
-                exec_form[instr] = rest.startswith("[")
+                exec_form[instr], shells[instr] = rest.startswith("["), rest
             case "CMD":
                 cmd, cmd_line = _exec_form(rest), line
-                exec_form[instr] = rest.startswith("[")
+                exec_form[instr], shells[instr] = rest.startswith("["), rest
             case "COPY" | "ADD":
                 copies.extend(CopySource(p, line) for p in _context_sources(rest))
             case "HEALTHCHECK":
@@ -57,6 +58,10 @@ def read_dockerfile(
         w.invocation = detect_invocation([*entrypoint, *cmd], at, w.image, arg_lines=lines)
     if all(exec_form.values()) and (entrypoint or cmd):
         w.exec = Argv((*entrypoint, *cmd), tuple(lines), own_entrypoint=bool(entry_line))
+        w.script = shell_script([*entrypoint, *cmd], lines, entry_line or cmd_line)
+    elif entrypoint or cmd:  # a shell form runs as `/bin/sh -c TEXT`
+        form = "ENTRYPOINT" if not exec_form["ENTRYPOINT"] else "CMD"
+        w.script = (shells[form], entry_line if form == "ENTRYPOINT" else cmd_line)
     w.env = list(env.values())
     return w, run_steps, copies
 

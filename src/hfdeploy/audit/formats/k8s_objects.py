@@ -75,6 +75,11 @@ def _autoscaler(doc: Doc, name: str, ns: str | None, spec: dict[str, Any]) -> Au
             at = ("spec", "metrics", i, key or "", *(() if key in _RESOURCE_KEYS else ("metric",)))
             line = doc.line(*at, "name")
             metrics.append(ScalingMetric(str(m["type"]), str(metric["name"]), line))
+    if "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
+        line = doc.line("spec", "targetCPUUtilizationPercentage")
+        metrics.append(ScalingMetric("Resource", "cpu", line))
+    elif not spec.get("metrics"):  # both versions scale on CPU when no metric is given
+        metrics.append(ScalingMetric("Resource", "cpu", doc.line("spec"), written=False))
     low = spec.get("minReplicas", 1)
     return Autoscaler(
         name, ns, doc.start, str(ref.get("kind", "")), str(ref.get("name", "")),

@@ -19,6 +19,7 @@ from hfdeploy.audit.model import (
     Rollout,
     Workload,
     detect_invocation,
+    shell_script,
 )
 from hfdeploy.audit.yamlsrc import Doc
 
@@ -153,6 +154,7 @@ def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
         w.image,
         arg_lines=arg_lines,
     )
+    w.script = shell_script(argv, arg_lines, w.invocation.line if w.invocation else w.line)
     names = [a.rsplit("/", 1)[-1] for a in argv[:3]]
     if len(names) >= 2 and names[0] in _SHELLS and "-c" in names[1:3]:
         # `sh -c SCRIPT`: the script is shell text, not arguments given as they are
