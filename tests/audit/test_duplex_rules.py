@@ -105,6 +105,9 @@ def test_the_frame_step_and_the_budget_are_in_the_message() -> None:
     assert f"predicted frame step of {step:g} ms (cuda-graphs)" in message
     assert "80 ms frame" in message and "at most 68 ms (85% of it)" in message
     assert severity == "error" and "NVIDIA-L4" in text.splitlines()[line - 1]
+    # A prediction, not a measurement: the audit's answer says so.
+    envelope = audit_texts({**GOOD, "personaplex/deploy.yaml": text}).envelope()
+    assert envelope.confidence == "medium" and "frame time" in envelope.confidence_why
     # Without CUDA graphs, PersonaPlex on an H100 is within the frame but has no margin.
     eager = K8S_PERSONAPLEX.replace(
         "            - name: HF_HOME\n",
@@ -190,3 +193,16 @@ def test_an_autoscaler_on_a_request_server_is_not_this_rule() -> None:
     cpu = K8S_HPA.replace("    - type: Pods\n", "    - type: Resource\n      resource: {name: cpu}\n    - type: Pods\n")  # fmt: skip
     assert cpu != K8S_HPA
     assert _only("HFD037", {"k8s/deploy.yaml": K8S_VLLM, "k8s/hpa.yaml": cpu}) == []
+
+
+def test_a_load_balancer_without_an_idle_timeout_has_aws_default() -> None:
+    idle = '    service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout: "3600"\n'
+    unset = K8S_MOSHI.replace(
+        idle, "    service.beta.kubernetes.io/aws-load-balancer-scheme: internet-facing\n"
+    )
+    ((_, line, _, message),) = _only("HFD036", {**GOOD, "moshi/k8s.yaml": unset})
+    assert "connection-idle-timeout 60 s (unset)" in message
+    assert unset.splitlines()[line - 1] == "  annotations:"
+    # A network load balancer: no annotation of its timeout is read (not judged).
+    nlb = K8S_MOSHI.replace(idle, '    service.beta.kubernetes.io/aws-load-balancer-type: "nlb"\n')
+    assert _only("HFD036", {**GOOD, "moshi/k8s.yaml": nlb}) == []
