@@ -94,9 +94,11 @@ def test_rule_fires_on_the_broken_file(rule_id: str, path: str, text: str) -> No
 
 def test_every_rule_has_a_case() -> None:
     from tests.audit.test_deploy_rules import BROKEN as DEPLOY_BROKEN
+    from tests.audit.test_duplex_rules import BROKEN as DUPLEX_BROKEN
 
     # HFD017: test_memory_rule below; HFD033 reads a folder: test_deploy_rules.
-    covered = {r for r, _, _ in BROKEN} | {r for r, *_ in DEPLOY_BROKEN} | {"HFD017", "HFD033"}
+    covered = ({r for r, _, _ in BROKEN} | {r for r, *_ in DEPLOY_BROKEN}
+               | {r for r, *_ in DUPLEX_BROKEN} | {"HFD017", "HFD033"})  # fmt: skip
     assert covered == {r.id for r in RULES}
 
 
@@ -162,8 +164,13 @@ def test_dockerfile_entrypoint_and_cmd_make_one_command() -> None:
         'CMD ["--model", "org/model", "--trust-remote-code"]\n'
     )
     found = _ids("Dockerfile", text)
-    assert found["HFD005"] == [2]  # unpinned and trusting remote code
+    assert found["HFD005"] == [3]  # unpinned and trusting remote code: the flag's line (CMD)
     assert "HFD003" in found
+    # An empty ENTRYPOINT (reset to run CMD alone) is no line of the command.
+    reset = text.replace('["python3", "-m", "vllm.entrypoints.openai.api_server"]', "[]").replace(
+        'CMD ["--model"', 'CMD ["vllm", "serve", "--model"'
+    )
+    assert _ids("Dockerfile", reset)["HFD005"] == [3]
 
 
 def test_compose_command_as_a_list() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +30,14 @@ from hfdeploy.audit.objects import (
     CopySource,
     DisruptionBudget,
     Endpoint,
+    Frontend,
+    Service,
     VolumeClaim,
 )
 from hfdeploy.audit.yamlsrc import load_docs
 from hfdeploy.errors import YamlParseError
 
-__all__ = ["FileFacts", "classify", "extract"]
+__all__ = ["FileFacts", "classify", "extract", "link_builds"]
 
 _DOCKERFILE = re.compile(
     r"(^|/)(Dockerfile|Containerfile)([.-][\w.-]*)?$|\.(dockerfile|containerfile)$", re.I
@@ -62,6 +64,9 @@ class FileFacts:
     budgets: list[DisruptionBudget] = field(default_factory=list)
     claims: list[VolumeClaim] = field(default_factory=list)
     config_maps: list[ConfigMapData] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    #: Ingresses, HTTPRoutes and LoadBalancer Services: what carries clients to the pods.
+    frontends: list[Frontend] = field(default_factory=list)
     endpoint: Endpoint | None = None
     parse_error: tuple[int, str] | None = None
     #: Whether a path exists on disk (given by ``audit_paths``); None when the audit has only
@@ -152,3 +157,19 @@ def _add_object(facts: FileFacts, obj: object) -> None:
             facts.claims.append(obj)
         case ConfigMapData():
             facts.config_maps.append(obj)
+        case Service():
+            facts.services.append(obj)
+        case Frontend():
+            facts.frontends.append(obj)
+
+
+def link_builds(files: Sequence[FileFacts]) -> None:
+    """Give each compose service built from a Dockerfile of the run, and setting no command
+    of its own, the command that Dockerfile starts (``Workload.built``)."""
+    started = {f.path: w.invocation for f in files if f.kind == "dockerfile"
+               for w in f.workloads if w.invocation is not None}  # fmt: skip
+    for f in files:
+        for w in f.workloads:
+            if (w.source == "compose" and w.build and w.invocation is None
+                    and not (w.exec and w.exec.args)):  # fmt: skip
+                w.built = started.get(w.build)

@@ -115,12 +115,13 @@ class AuditReport:
             f"{by['warning']} warning, {by['info']} info"
             + ("".join(f"; {f.file}:{f.line} {f.tag}" for f in worst))
         )
-        heuristic = {"no-warmup", "probe-kills-loading-pod", "model-does-not-fit"}
+        heuristic = {"no-warmup", "probe-kills-loading-pod", "model-does-not-fit",
+                     "realtime-gpu-too-slow"}  # fmt: skip
         confidence: Confidence = (
             "medium" if any(f.tag in heuristic for f in self.findings) else "high"
         )
         why = (
-            "some findings rest on estimates (load time, memory, server shape)"
+            "some findings rest on estimates (load time, memory, server shape, frame time)"
             if confidence == "medium"
             else "rules read the files as written"
         )

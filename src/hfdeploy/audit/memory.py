@@ -6,12 +6,12 @@ repo in the local Hugging Face cache) and the GPU type is known (a node selector
 
 from __future__ import annotations
 
+from hfdeploy.audit.gpus import gpu_from_label
 from hfdeploy.audit.model import MAX_LEN_FLAGS, MEM_FRACTION_FLAGS, Workload
 from hfdeploy.catalog.engines import engine_catalog
-from hfdeploy.catalog.gpus import GPU, gpu_catalog
 from hfdeploy.errors import HfDeployError
 
-__all__ = ["does_not_fit", "gpu_from_label"]
+__all__ = ["does_not_fit"]
 
 #: Engines whose memory the audit sizes from their flags: each runs its own memory model on a
 #: safetensors checkpoint named in its arguments (not Triton: its model is in model.json).
@@ -20,18 +20,6 @@ _SIZED = frozenset(
     for name, e in engine_catalog().items()
     if e.deploy and e.sizing and e.sizing.name == name and "safetensors" in e.formats
 )
-
-
-def gpu_from_label(label: str) -> GPU | None:
-    """A catalog GPU from a node label value (``NVIDIA-H100-80GB-HBM3``, ``nvidia-l4``)."""
-    low = label.lower().replace("_", "-")
-    best: GPU | None = None
-    for gpu in gpu_catalog().gpus:
-        for name in (gpu.name, *gpu.aliases):
-            n = name.lower()
-            if n in low and (best is None or len(n) > len(best.name)):
-                best = gpu
-    return best
 
 
 def does_not_fit(w: Workload) -> str | None:

@@ -30,6 +30,7 @@ __all__ = [
     "Workload",
     "detect_invocation",
     "image_engine",
+    "shell_script",
     "under",
 ]
 
@@ -84,7 +85,9 @@ class Mount:
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    kind: Literal["liveness", "readiness", "startup"]
+    """A Kubernetes probe, or a compose / Dockerfile health check (kind ``healthcheck``)."""
+
+    kind: Literal["liveness", "readiness", "startup", "healthcheck"]
     line: int
     initial_delay: float = 0
     period: float = 10
@@ -93,6 +96,8 @@ class Probe:
     path: str | None = None
     #: Seconds the kubelet waits for an answer (``timeoutSeconds``, default 1).
     timeout: float = 1
+    #: The command an exec probe or a health check runs, one argument per item.
+    command: tuple[str, ...] = ()
 
     @property
     def budget_s(self) -> float:
@@ -194,6 +199,9 @@ class Workload:
     host_ipc_line: int = 0
     user: str | None = None  # "root", "nonroot" or None (unknown)
     node_gpu: str | None = None  # GPU type from a node selector, when one is given
+    #: Every GPU type the pod may be scheduled on, as written (a node selector's value, or
+    #: the values a required node affinity allows), with its line.
+    node_gpus: list[tuple[str, int]] = field(default_factory=list)
     kind: str = ""  # Kubernetes kind (Deployment, ...)
     #: Pods that share one engine instance (a LeaderWorkerSet group's size): the GPUs of
     #: TP x PP are spread over them.
@@ -201,6 +209,9 @@ class Workload:
     uid: int | None = None  # the numeric user id, when the file gives one
     #: The command line as written one argument per item (None: a shell-form string).
     exec: Argv | None = None
+    #: The shell script the container starts with (``sh -c SCRIPT``, a Dockerfile's
+    #: shell-form CMD or ENTRYPOINT), and its line; None when no shell starts it.
+    script: tuple[str, int] | None = None
     ports: list[tuple[int, int]] = field(default_factory=list)  # (container port, line)
     caps_drop: frozenset[str] = frozenset()  # capabilities dropped and added, upper case
     caps_add: frozenset[str] = frozenset()
@@ -213,6 +224,14 @@ class Workload:
     replicas: int | None = None  # None: not a replicated kind, or not known
     pod_labels: dict[str, str] = field(default_factory=dict)
     rollout: Rollout | None = None
+    #: Compose ``build``: the Dockerfile the service's image is built from (its path beside
+    #: the compose file's), and the line of ``build``.
+    build: str | None = None
+    build_line: int = 0
+    #: What that Dockerfile starts, when it is in the same run and the service sets no command
+    #: of its own (``link_builds``): its lines are the Dockerfile's, so rules report the
+    #: flags where they are written, not here.
+    built: Invocation | None = None
 
     def env_value(self, name: str) -> EnvVar | None:
         return next((e for e in self.env if e.name == name), None)
@@ -294,6 +313,16 @@ _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 _SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&"})
 
 
+def shell_script(argv: list[str], lines: list[int], line: int) -> tuple[str, int] | None:
+    """The script of ``sh -c SCRIPT`` (``bash``, a path to either), with its line."""
+    names = [a.rsplit("/", 1)[-1] for a in argv[:3]]
+    if len(names) >= 2 and names[0] in _SHELLS and "-c" in names[1:3]:
+        at = names.index("-c") + 1
+        if at < len(argv):
+            return argv[at], lines[at] if at < len(lines) else line
+    return None
+
+
 def _script_invocation(script: str, line: int) -> Invocation | None:
     try:
         tokens = shlex.split(script, comments=True)
@@ -314,6 +343,19 @@ def _script_invocation(script: str, line: int) -> Invocation | None:
     return None
 
 
+def _by_image(engine: Engine, image: str | None) -> Engine:
+    """The engine a command starts, or the one the image names when both start the same
+    command (PersonaPlex's server is ``python -m moshi.server`` too)."""
+    named = image_engine(image)
+    catalog = engine_catalog()
+    ours, theirs = catalog[engine].deploy, catalog[named].deploy if named else None
+    if ours is None or theirs is None:
+        return engine
+    start = ours.entrypoint or ours.image_entrypoint
+    same = bool(start) and start == (theirs.entrypoint or theirs.image_entrypoint)
+    return named if named and same else engine
+
+
 def detect_invocation(
     argv: list[str], line: int, image: str | None = None, *, arg_lines: list[int] | None = None
 ) -> Invocation | None:
@@ -332,7 +374,7 @@ def detect_invocation(
         for i in range(len(names)):
             if tuple(names[i : i + len(words)]) == words:
                 k = i + len(words) - 1
-                return Invocation(engine, tuple(argv[k:]), line, tuple(lines[k:]))
+                return Invocation(_by_image(engine, image), tuple(argv[k:]), line, tuple(lines[k:]))
     if image:
         for fragment, engine in ENGINE_IMAGES:
             if fragment in image:

@@ -1,6 +1,7 @@
 """What a deployment declares besides its server processes: the Kubernetes objects around
-the pods (autoscalers, disruption budgets, volume claims, ConfigMaps), Inference Endpoints'
-creation arguments, and a Dockerfile's build-context sources. Pure data, read by
+the pods (autoscalers, disruption budgets, volume claims, ConfigMaps, Services and the
+proxies in front of them), Inference Endpoints' creation arguments, and a Dockerfile's
+build-context sources. Pure data, read by
 ``audit/formats/`` and checked by ``audit/checks/``.
 """
 
@@ -14,23 +15,30 @@ __all__ = [
     "CopySource",
     "DisruptionBudget",
     "Endpoint",
+    "Frontend",
+    "ProxyTimeout",
     "ScalingMetric",
+    "Service",
     "VolumeClaim",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class ScalingMetric:
-    """One metric of a HorizontalPodAutoscaler (``Pods``, ``Object``, ``External``)."""
+    """One metric of an autoscaler: a HorizontalPodAutoscaler's ``Resource`` (named ``cpu``,
+    ``memory``), ``ContainerResource``, ``Pods``, ``Object`` or ``External`` metric; a KEDA
+    trigger: ``cpu`` and ``memory`` as ``Resource``, a Prometheus query as ``External``."""
 
     type: str
     name: str
     line: int
+    #: False: no metric is written and this is Kubernetes' default (CPU at 80%).
+    written: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Autoscaler:
-    """A HorizontalPodAutoscaler: the object it scales and on what."""
+    """A HorizontalPodAutoscaler or a KEDA ScaledObject: the object it scales and on what."""
 
     name: str
     namespace: str | None
@@ -98,3 +106,41 @@ class CopySource:
 
     path: str
     line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A Kubernetes Service: the pods it sends traffic to."""
+
+    name: str
+    namespace: str | None
+    line: int
+    #: ``spec.selector``; None when it has none (endpoints managed by hand).
+    selector: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyTimeout:
+    """A timeout a proxy applies to the connections it carries, in seconds."""
+
+    #: The annotation or field that sets it.
+    setting: str
+    seconds: float
+    line: int
+    #: False: the setting is absent and ``seconds`` is the proxy's default.
+    written: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Frontend:
+    """What carries client connections to Services: an Ingress, a Gateway API HTTPRoute, or
+    a Service of type LoadBalancer (its own cloud load balancer)."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    line: int
+    #: The Services it sends traffic to (a LoadBalancer Service: itself).
+    services: tuple[str, ...]
+    #: Its timeouts that can end a long-lived connection, written or defaulted.
+    timeouts: tuple[ProxyTimeout, ...]

@@ -12,7 +12,17 @@ import tomllib
 from collections.abc import Iterator
 from importlib import resources
 
-from hfdeploy.audit.checks import build, cluster, endpoint, permissions, runtime, security, supply
+from hfdeploy.audit.checks import (
+    build,
+    cluster,
+    duplex,
+    endpoint,
+    permissions,
+    runtime,
+    security,
+    sessions,
+    supply,
+)
 from hfdeploy.audit.extract import FileFacts
 from hfdeploy.audit.findings import Check, Finding, FolderCheck, Rule
 
@@ -49,12 +59,17 @@ _CHECKS: dict[str, Check] = {
     "HFD030": cluster.gpu_rollout_surge,
     "HFD032": runtime.llama_model_not_gguf,
     "HFD033": build.copy_source_missing,
+    "HFD034": duplex.tls_in_container,
+    "HFD035": sessions.probe_takes_session,
+    "HFD038": duplex.realtime_gpu_too_slow,
 }
 #: Checks over every file of the run at once (see ``FolderCheck``).
 _FOLDER_CHECKS: dict[str, FolderCheck] = {
     "HFD019": cluster.triton_repository_on_configmap,
     "HFD023": cluster.autoscaler_metric_not_exported,
     "HFD031": cluster.pdb_allows_full_outage,
+    "HFD036": sessions.session_timeout_short,
+    "HFD037": sessions.scale_on_utilization,
 }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hfdeploy.audit.extract import FileFacts, classify, extract
+from hfdeploy.audit.extract import FileFacts, classify, extract, link_builds
 from hfdeploy.audit.findings import SEVERITIES, AuditReport, Finding
 from hfdeploy.audit.rules import PARSE_ERROR, RULES
 from hfdeploy.errors import InvalidSettingError
@@ -108,8 +108,10 @@ def audit_texts(
 ) -> AuditReport:
     """Audit files given as ``{path: text}``. Pure, unless ``exists`` reads the disk.
 
-    Each file's facts go through the per-file checks; then the folder checks see every
-    file's facts at once (an autoscaler in one file, the Deployment it scales in another).
+    Every file is read first (a compose service learns what the Dockerfile it builds
+    starts); each file's facts go through the per-file checks; then the folder checks see
+    every file's facts at once (an autoscaler in one file, the Deployment it scales in
+    another).
 
     ``explicit``: every file was named by the user, so YAML that is neither Kubernetes
     nor compose is still parsed (a parse error is reported rather than the file skipped).
@@ -136,6 +138,8 @@ def audit_texts(
             )
             continue
         parsed.append(facts)
+    link_builds(parsed)  # a compose service and the Dockerfile it builds, in two files
+    for facts in parsed:
         for rule in RULES:
             candidates.extend(rule.check(rule, facts))
     for rule in RULES:

@@ -9,14 +9,17 @@ of the same folder.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
+from hfdeploy.audit.checks.owners import (
+    in_nearest_folder,
+    owners_of,
+    same_namespace,
+    scaled_target,
+)
 from hfdeploy.audit.extract import FileFacts
 from hfdeploy.audit.findings import Finding, Rule
-from hfdeploy.audit.model import Workload
-from hfdeploy.audit.objects import Autoscaler, DisruptionBudget
+from hfdeploy.audit.objects import DisruptionBudget
 from hfdeploy.catalog.engines import engine_catalog
 
 __all__ = [
@@ -99,63 +102,6 @@ def triton_repository_on_configmap(rule: Rule, files: Sequence[FileFacts]) -> It
                 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class _Owner:
-    """A replicated object of the run, once per object (not per container)."""
-
-    file: str
-    kind: str
-    name: str
-    namespace: str | None
-    replicas: int
-    labels: dict[str, str]
-    engine: str | None
-
-
-def _owners(files: Sequence[FileFacts]) -> list[_Owner]:
-    seen: dict[tuple[str, str, str, str | None], _Owner] = {}
-    for f in files:
-        for w in f.workloads:
-            if w.source != "kubernetes" or not w.object_name:
-                continue
-            key = (f.path, w.kind, w.object_name, w.namespace)
-            known = seen.get(key)
-            engine = (known.engine if known else None) or _served(w)
-            seen[key] = _Owner(f.path, w.kind, w.object_name, w.namespace, w.replicas or 0,
-                               w.pod_labels, engine)  # fmt: skip
-    return list(seen.values())
-
-
-def _served(w: Workload) -> str | None:
-    spec = engine_catalog().get(w.engine or "")
-    return spec.name if spec and spec.deploy else None
-
-
-def _same_namespace(a: str | None, b: str | None) -> bool:
-    return a is None or b is None or a == b
-
-
-def _nearest(path: str, owners: list[_Owner]) -> list[_Owner]:
-    """The owners in the folder nearest ``path``'s: one run may audit several deployments,
-    each in its own folder, with the same object names."""
-
-    def shared(o: _Owner) -> int:
-        a, b = os.path.dirname(path).split(os.sep), os.path.dirname(o.file).split(os.sep)
-        return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-                    min(len(a), len(b)))  # fmt: skip
-
-    best = max((shared(o) for o in owners), default=0)
-    return [o for o in owners if shared(o) == best]
-
-
-def _target(hpa: Autoscaler, path: str, owners: list[_Owner]) -> _Owner | None:
-    """The workload an autoscaler scales, the nearest one when several have its name."""
-    named = [o for o in owners if o.kind == hpa.target_kind and o.name == hpa.target_name
-             and _same_namespace(o.namespace, hpa.namespace)]  # fmt: skip
-    nearest = _nearest(path, named)
-    return nearest[0] if len(nearest) == 1 else None
-
-
 def _prefix(name: str) -> str:
     return name.replace(":", "_")
 
@@ -169,19 +115,20 @@ def autoscaler_metric_not_exported(rule: Rule, files: Sequence[FileFacts]) -> It
         for n, e in catalog.items()
         if e.deploy and e.deploy.routes.metrics_prefix  # servers without metrics own none
     }
-    owners = _owners(files)
+    owners = owners_of(files)
     for facts in files:
         for hpa in facts.autoscalers:
-            target = _target(hpa, facts.path, owners)
+            target = scaled_target(hpa, facts.path, owners)
             if target is None or target.engine is None:
                 continue
             engine = target.engine
             sizing = catalog[engine].sizing
             # Triton's vLLM backend exports vLLM's metrics beside Triton's.
             runs = {engine} | ({sizing.name} if sizing and sizing.name in prefixes else set())
-            own = tuple(prefixes[e] for e in runs)
+            own = tuple(prefixes[e] for e in runs if e in prefixes)
             routes = catalog[engine].deploy.routes  # type: ignore[union-attr]
-            exported = f"{routes.metrics_prefix}* (its queue: {routes.queue_metric})"
+            exported = (f"{routes.metrics_prefix}* (its queue: {routes.queue_metric})" if own
+                        else "no metrics")  # fmt: skip
             for m in hpa.metrics:
                 name = _prefix(m.name)
                 if name.startswith(own):
@@ -193,7 +140,7 @@ def autoscaler_metric_not_exported(rule: Rule, files: Sequence[FileFacts]) -> It
                         f"{hpa.name} scales {target.kind} {target.name} ({engine}) on "
                         f"{m.name}, a metric of {other}: {engine} exports {exported}",
                     )  # fmt: skip
-                elif m.type == "Pods":
+                elif m.type == "Pods" and own:  # a server without metrics: a sidecar's
                     yield rule.finding(
                         facts, m.line,
                         f"{hpa.name} scales {target.kind} {target.name} ({engine}) on "
@@ -216,18 +163,18 @@ def _allowed(b: DisruptionBudget, pods: int) -> int | None:
 def pdb_allows_full_outage(rule: Rule, files: Sequence[FileFacts]) -> Iterator[Finding]:
     """HFD031: a PodDisruptionBudget that lets a drain evict every pod it protects.
     Folder check: the workloads it selects (and their autoscalers) are in other files."""
-    owners = _owners(files)
+    owners = owners_of(files)
     hpas = [(f.path, h) for f in files for h in f.autoscalers]
     for facts in files:
         for b in facts.budgets:
             if b.selector is None:
                 continue
-            picked = _nearest(facts.path, [
-                o for o in owners if o.replicas and _same_namespace(o.namespace, b.namespace)
+            picked = in_nearest_folder(facts.path, [
+                o for o in owners if o.replicas and same_namespace(o.namespace, b.namespace)
                 and b.selector.items() <= o.labels.items()
-            ])  # fmt: skip
+            ], lambda o: o.file)  # fmt: skip
             # An autoscaler may take the workload down to its minReplicas.
-            pods = sum(next((h.min_replicas for p, h in hpas if _target(h, p, owners) is o),
+            pods = sum(next((h.min_replicas for p, h in hpas if scaled_target(h, p, owners) is o),
                             o.replicas) for o in picked)  # fmt: skip
             allowed = _allowed(b, pods) if pods else None
             if allowed is not None and allowed >= pods:

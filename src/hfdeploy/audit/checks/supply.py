@@ -17,6 +17,7 @@ from hfdeploy.audit.model import (
     Workload,
     under,
 )
+from hfdeploy.catalog.engines import engine_catalog
 
 __all__ = [
     "cache_not_persistent",
@@ -45,10 +46,31 @@ def _cache_paths(w: Workload) -> set[str]:
     return paths | set(_CACHE_PATHS)
 
 
+def _repo_download(w: Workload) -> tuple[str, str, int] | None:
+    """A server given a Hub repo for its files (``moshi.server --hf-repo``) that takes its
+    weights from it, not from local paths: the repo, what it downloads, the line. A compose
+    service built from a Dockerfile of the run is read with that Dockerfile's command."""
+    inv = w.invocation or w.built
+    spec = engine_catalog().get(inv.engine if inv else "")
+    flags = spec.deploy.flags if spec and spec.deploy else {}
+    repo = inv.flag(flags["repo"]) if inv and "repo" in flags else None
+    if inv is None or repo is None or not HUB_ID.match(repo):
+        return None
+    # The weights' flags take paths; an hf:// URL (or none) is read from the Hub.
+    fetched = [f for k in ("lm", "codec") if (f := flags.get(k))
+               and (inv.flag(f) or "hf://").startswith("hf://")]  # fmt: skip
+    if not fetched:
+        return None
+    line = inv.flag_line(flags["repo"]) if inv is w.invocation else w.build_line or w.line
+    return f"{repo} (no local {' or '.join(fetched)})", inv.engine, line
+
+
 def hub_download_at_start(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
     """HFD001: a Hub model with no persistent volume behind the Hugging Face cache."""
     for w in facts.workloads:
-        model = _hub_model(w)
+        model, engine, line = _hub_model(w), w.engine, w.line_of(*MODEL_FLAGS)
+        if model is None and (found := _repo_download(w)):
+            model, engine, line = found
         # A command line on a host (shell) keeps the host's cache across restarts.
         if model is None or w.source in ("dockerfile", "shell"):
             continue
@@ -62,8 +84,8 @@ def hub_download_at_start(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         if not persistent:
             yield rule.finding(
                 facts,
-                w.line_of(*MODEL_FLAGS),
-                f"{w.engine or 'the server'} downloads {model} from the Hub at every start: "
+                line,
+                f"{engine or 'the server'} downloads {model} from the Hub at every start: "
                 "no persistent volume backs the Hugging Face cache",
             )
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 
-from hfdeploy.audit.model import Argv, EnvVar, Mount, Workload, detect_invocation
+from hfdeploy.audit.model import (
+    Argv,
+    EnvVar,
+    Mount,
+    Probe,
+    Workload,
+    detect_invocation,
+    shell_script,
+)
 from hfdeploy.audit.yamlsrc import Doc
 
 __all__ = ["compose_workloads"]
@@ -36,6 +46,7 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
             _item_line(doc, (*sp, "command"), cmd, k) for k in range(len(argv))
         ]
         w.exec = Argv((*head, *argv), tuple(lines), own_entrypoint=ep is not None)
+        w.script = shell_script([*head, *argv], lines, doc.line(*sp, "command"))
         env = svc.get("environment") or {}
         if isinstance(env, dict):
             for ename, value in env.items():
@@ -103,6 +114,7 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
         uid = str(user).split(":", 1)[0] if user is not None else ""
         w.uid = int(uid) if uid.isdigit() else None
         _ports_and_caps(w, doc, sp, svc)
+        _health_and_build(w, doc, sp, svc)
         out.append(w)
     return out
 
@@ -126,3 +138,36 @@ def _ports_and_caps(
     w.caps_drop = frozenset(str(c).upper() for c in (drop if isinstance(drop, list) else []))
     w.caps_add = frozenset(str(c).upper() for c in (add if isinstance(add, list) else []))
     w.caps_line = doc.line(*sp, "cap_drop")
+
+
+def _health_and_build(
+    w: Workload, doc: Doc, sp: tuple[str | int, ...], svc: dict[str, object]
+) -> None:
+    """The service's ``healthcheck`` (as a probe) and the Dockerfile ``build`` names."""
+    check = svc.get("healthcheck")
+    if isinstance(check, dict) and not check.get("disable"):
+        test = check.get("test")
+        items = shlex.split(test) if isinstance(test, str) else [str(t) for t in test or []]
+        if items[:1] == ["CMD-SHELL"] and len(items) == 2:
+            items = shlex.split(items[1])
+        elif items[:1] in (["CMD"], ["CMD-SHELL"]):
+            items = items[1:]
+        if items and items != ["NONE"]:
+            timeout = _seconds(check.get("timeout"))
+            w.probes.append(Probe("healthcheck", doc.line(*sp, "healthcheck", "test"),
+                                  timeout=30 if timeout is None else timeout,
+                                  command=tuple(items)))  # fmt: skip
+    build = svc.get("build")
+    spec = build if isinstance(build, dict) else {"context": build} if build else {}
+    context = str(spec.get("context") or ".")
+    if spec and "://" not in context and not str(context).startswith("git@"):
+        name = str(spec.get("dockerfile") or "Dockerfile")
+        w.build = os.path.normpath(os.path.join(os.path.dirname(w.file), context, name))
+        w.build_line = doc.line(*sp, "build")
+
+
+def _seconds(value: object) -> float | None:
+    """A compose duration (``30s``, ``1m30s``, ``500ms``) in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(value or ""))
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    return sum(float(n) * scale[u] for n, u in parts) if parts else None

@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 
-from hfdeploy.audit.model import Argv, EnvVar, Workload, detect_invocation
+from hfdeploy.audit.model import Argv, EnvVar, Probe, Workload, detect_invocation, shell_script
 from hfdeploy.audit.objects import CopySource
 
 __all__ = ["read_dockerfile"]
@@ -25,6 +25,7 @@ def read_dockerfile(
     cmd: list[str] = []
     entry_line = cmd_line = 0
     exec_form = {"ENTRYPOINT": True, "CMD": True}
+    shells = {"ENTRYPOINT": "", "CMD": ""}  # each as written, for a shell form's script
     for line, instr, rest in _instructions(text):
         match instr:
             case "FROM":
@@ -42,20 +43,37 @@ def read_dockerfile(
                 w.user = "root" if name in ("root", "0") else "nonroot"
             case "ENTRYPOINT":
                 entrypoint, entry_line = _exec_form(rest), line
-                exec_form[instr] = rest.startswith("[")
+                exec_form[instr], shells[instr] = rest.startswith("["), rest
             case "CMD":
                 cmd, cmd_line = _exec_form(rest), line
-                exec_form[instr] = rest.startswith("[")
+                exec_form[instr], shells[instr] = rest.startswith("["), rest
             case "COPY" | "ADD":
                 copies.extend(CopySource(p, line) for p in _context_sources(rest))
+            case "HEALTHCHECK":
+                w.probes = _healthcheck(line, rest)
     # The process is ENTRYPOINT + CMD (the last of each counts, as in Docker).
+    lines = [entry_line] * len(entrypoint) + [cmd_line] * len(cmd)
     if entrypoint or cmd:
-        w.invocation = detect_invocation([*entrypoint, *cmd], entry_line or cmd_line, w.image)
+        at = entry_line if entrypoint else cmd_line
+        w.invocation = detect_invocation([*entrypoint, *cmd], at, w.image, arg_lines=lines)
     if all(exec_form.values()) and (entrypoint or cmd):
-        lines = [entry_line] * len(entrypoint) + [cmd_line] * len(cmd)
         w.exec = Argv((*entrypoint, *cmd), tuple(lines), own_entrypoint=bool(entry_line))
+        w.script = shell_script([*entrypoint, *cmd], lines, entry_line or cmd_line)
+    elif entrypoint or cmd:  # a shell form runs as `/bin/sh -c TEXT`
+        form = "ENTRYPOINT" if not exec_form["ENTRYPOINT"] else "CMD"
+        w.script = (shells[form], entry_line if form == "ENTRYPOINT" else cmd_line)
     w.env = list(env.values())
     return w, run_steps, copies
+
+
+def _healthcheck(line: int, rest: str) -> list[Probe]:
+    """``HEALTHCHECK [--option=value ...] CMD command`` (``NONE``: no check)."""
+    options, _, command = rest.partition("CMD")
+    if rest.strip().upper() == "NONE" or not command.strip():
+        return []
+    timeout = re.search(r"--timeout=(\d+)s?\b", options)
+    return [Probe("healthcheck", line, timeout=float(timeout.group(1)) if timeout else 30,
+                  command=tuple(_exec_form(command.strip())))]  # fmt: skip
 
 
 _NOT_A_PATH = re.compile(r"[*?\[$]|://|^git@|^/|^\.\.")

@@ -19,6 +19,7 @@ from hfdeploy.audit.model import (
     Rollout,
     Workload,
     detect_invocation,
+    shell_script,
 )
 from hfdeploy.audit.yamlsrc import Doc
 
@@ -29,6 +30,7 @@ _GPU_LABELS = (
     "cloud.google.com/gke-accelerator",
     "node.kubernetes.io/instance-type",
     "karpenter.k8s.aws/instance-gpu-name",
+    "karpenter.k8s.aws/instance-family",
 )
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 _REPLICATED = ("Deployment", "StatefulSet", "ReplicaSet")
@@ -152,6 +154,7 @@ def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
         w.image,
         arg_lines=arg_lines,
     )
+    w.script = shell_script(argv, arg_lines, w.invocation.line if w.invocation else w.line)
     names = [a.rsplit("/", 1)[-1] for a in argv[:3]]
     if len(names) >= 2 and names[0] in _SHELLS and "-c" in names[1:3]:
         # `sh -c SCRIPT`: the script is shell text, not arguments given as they are
@@ -185,6 +188,7 @@ def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
                     int(_set(p, "failureThreshold", 3)),
                     str(get["path"]) if get.get("path") is not None else None,
                     float(_set(p, "timeoutSeconds", 1)),
+                    tuple(str(x) for x in _dict(p.get("exec")).get("command") or []),
                 )
             )
     limits = (c.get("resources") or {}).get("limits") or {}
@@ -231,8 +235,33 @@ def _pod(
         if isinstance(sysctl, dict) and sysctl.get("name") == "net.ipv4.ip_unprivileged_port_start":
             value = str(sysctl.get("value", ""))
             w.unprivileged_port_start = int(value) if value.isdigit() else None
+    w.node_gpus = _node_gpus(doc, base, pod)
     selector = pod.get("nodeSelector") or {}
     w.node_gpu = next((str(selector[k]) for k in _GPU_LABELS if k in selector), None)
+    if w.node_gpu is None and len({v for v, _ in w.node_gpus}) == 1:
+        w.node_gpu = w.node_gpus[0][0]
+
+
+def _node_gpus(doc: Doc, base: Path, pod: dict[str, Any]) -> list[tuple[str, int]]:
+    """The GPU types a pod may run on, with their lines: its node selector's GPU label, else
+    every value a required node affinity allows for one (terms are alternatives)."""
+    selector = _dict(pod.get("nodeSelector"))
+    for key in _GPU_LABELS:
+        if key in selector:
+            return [(str(selector[key]), doc.line(*base, "nodeSelector", key))]
+    required = _dict(_dict(_dict(pod.get("affinity")).get("nodeAffinity")).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"))  # fmt: skip
+    at: Path = (*base, "affinity", "nodeAffinity",
+                "requiredDuringSchedulingIgnoredDuringExecution")  # fmt: skip
+    out: list[tuple[str, int]] = []
+    for t, term in enumerate(required.get("nodeSelectorTerms") or []):
+        for e, expr in enumerate(_dict(term).get("matchExpressions") or []):
+            expr = _dict(expr)
+            if expr.get("key") in _GPU_LABELS and expr.get("operator") == "In":
+                path = (*at, "nodeSelectorTerms", t, "matchExpressions", e, "values")
+                out += [(str(v), doc.line(*path, k))
+                        for k, v in enumerate(expr.get("values") or [])]  # fmt: skip
+    return out
 
 
 def _k8s_user(ctx: Any) -> str | None:
