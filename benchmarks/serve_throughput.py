@@ -384,8 +384,9 @@ def main() -> None:
     ap.add_argument("--only", default="null,hfdeploy,litserve,infinity,fastapi,inprocess")
     ap.add_argument(
         "--client",
-        default="raw,httpx",
-        help="raw (minimal asyncio streams) and/or httpx (AsyncClient)",
+        default="raw,httpx,httpx-each",
+        help="raw (minimal asyncio streams), httpx (one AsyncClient, C connections in its "
+        "pool), httpx-each (one AsyncClient per caller)",
     )
     ap.add_argument(
         "--hfdeploy-env",

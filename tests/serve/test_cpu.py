@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hfdeploy.serve.cpu import cpu_budget, parse_cgroup_quota
+from hfdeploy.serve.cpu import cpu_budget, parse_cgroup_quota, worker_plan
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,23 @@ def test_openmp_is_told_to_sleep_unless_the_environment_chose() -> None:
     late = subprocess.run([sys.executable, "-c", "import torch; " + _PROBE], env=env,
                           capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert late.split() == ["{}", "None"]  # too late to matter: left alone
+
+
+@pytest.mark.parametrize(
+    ("budget", "device", "task", "workers", "threads", "plan"),
+    [
+        (2, "cpu", "feature-extraction", None, None, (2, 1)),  # two passes side by side
+        (16, "cpu", "text-ranking", None, None, (2, 8)),
+        (1, "cpu", "feature-extraction", None, None, (1, 1)),  # never more workers than CPUs
+        (8, "cpu", "feature-extraction", 4, None, (4, 2)),
+        (8, "cpu", "feature-extraction", 3, 1, (3, 1)),
+        (8, "cuda", "feature-extraction", 4, None, (1, 8)),  # one stream of work on a GPU
+        (8, "cpu", "text-generation", None, None, (1, 8)),  # one sequence at a time
+        (8, "cpu", "automatic-speech-recognition", 2, None, (1, 8)),
+    ],
+)
+def test_worker_plan(
+    budget: int, device: str, task: str, workers: int | None, threads: int | None,
+    plan: tuple[int, int],
+) -> None:  # fmt: skip
+    assert worker_plan(budget, device=device, task=task, workers=workers, threads=threads) == plan

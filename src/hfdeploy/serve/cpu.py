@@ -26,8 +26,11 @@ __all__ = ["cpu_budget", "parse_cgroup_quota", "set_cpu_environment", "worker_pl
 PARALLEL_TASKS = frozenset(
     {"feature-extraction", "text-ranking", "text-classification", "token-classification"}
 )
-#: Default workers on CPU for those tasks, at most one per CPU.
-DEFAULT_WORKERS = 1
+#: Default workers on CPU for those tasks, at most one per CPU. Two independent forward
+#: passes beat one forward pass split over two threads on a 2-CPU machine, alone and when
+#: other processes want the CPUs (a split pass waits at each op for its slower thread);
+#: benchmarks/serve_throughput.py with --hfdeploy-arg=--workers compares them.
+DEFAULT_WORKERS = 2
 
 _CGROUP = Path("/sys/fs/cgroup")
 
