@@ -216,7 +216,11 @@ def test_two_workers_answer_as_one_under_concurrent_load(minilm_dir: Path) -> No
     answers = {}
     for workers in (1, 2):
         settings = ServeSettings(model=str(minilm_dir), workers=workers, max_batch_size=4)
-        with running(create_app(settings)) as url, ThreadPoolExecutor(8) as pool:
+        app = create_app(settings)
+        with running(app) as url, ThreadPoolExecutor(8) as pool:
+            # The workers' forward passes together stay within the padded-token budget.
+            runner = app.app.state.hfd.loaded.runner
+            assert runner.max_batch_tokens == settings.max_batch_tokens // workers
             got = list(pool.map(lambda b: httpx.post(url + "/embed", json=b, timeout=60), bodies))
             assert all(r.status_code == 200 for r in got), [r.text for r in got][:2]
             answers[workers] = np.asarray([r.json() for r in got], dtype=np.float32)

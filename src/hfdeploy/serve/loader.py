@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hfdeploy.errors import HfDeployError, ModelLoadError
@@ -60,6 +61,11 @@ def load_model(
     t_imports = time.perf_counter()
     workers = setup_torch(settings, task)
     t_model = time.perf_counter()
+    if workers > 1:
+        # Forward passes of all workers together stay within the padded-token budget: the
+        # activation memory the size estimate counts (one batch of max_batch_tokens).
+        per_worker = max(1, settings.max_batch_tokens // workers)
+        settings = replace(settings, max_batch_tokens=per_worker)
     try:
         runner = _runner(task, folder, settings, profile)
     except HfDeployError:

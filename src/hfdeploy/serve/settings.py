@@ -42,7 +42,8 @@ class ServeSettings:
         task: override the task detected from the model's files.
         max_batch_size: inputs per forward pass at most.
         max_wait_ms: how long the first queued input waits for company.
-        max_batch_tokens: padded tokens per forward pass at most (splits a batch).
+        max_batch_tokens: padded tokens in forward passes at once, shared out between the
+            model workers (splits a batch).
         max_queue: inputs waiting or running at most; past it, 503 + Retry-After.
         max_input_tokens: tokens per input at most (default: the model's own limit).
         max_client_batch_size: inputs per request at most (413 past it).
