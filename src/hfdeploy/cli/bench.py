@@ -162,19 +162,8 @@ def bench_command(
             no_client_check=no_client_check, memory_pid=memory_pid,
             memory_interval=memory_interval,
         )  # fmt: skip
-        cfg.validate()
-        result = _run_with_progress(cfg, run_bench, quiet=json_)
-        data = result.to_dict()
-        if out is not None:
-            write_reports(data, out)
-    if json_:
-        output.data(result.to_dict(records=False))
-    else:
-        print_bench(output, data)
-        if out is not None:
-            output.print(f"reports: {out}/bench.json, requests.csv, report.md, report.html")
-    if not result.valid:
-        fail(ClientBottleneckError(result.invalid_reason or "", offered=None, achieved=None))
+        _run_and_report(output, cfg, run_bench, write_reports, print_bench, out,
+                        "bench.json, requests.csv, report.md, report.html")  # fmt: skip
 
 
 def _refuse_given(flags: dict[str, Any], reason: str, hint: str) -> None:
@@ -216,17 +205,26 @@ def _duplex(
             text_prompt=flags["--text-prompt"], voice_prompt=flags["--voice-prompt"],
             max_sessions=max_sessions, no_client_check=no_client_check,
         )  # fmt: skip
-        cfg.validate()
-        result = _run_with_progress(cfg, run_duplex_bench, quiet=json_)
-        data = result.to_dict()
-        if out is not None:
-            write_duplex_reports(data, out)
-    if json_:
+        _run_and_report(output, cfg, run_duplex_bench, write_duplex_reports, print_duplex, out,
+                        "bench.json, sessions.csv, report.md")  # fmt: skip
+
+
+def _run_and_report(
+    output: Output, cfg: Any, run: Any, write: Any, show: Any, out: Path | None, files: str
+) -> None:
+    """Validate, run with progress, write the reports, print; a client that could not keep
+    up fails the command after its figures are shown."""
+    cfg.validate()
+    result = _run_with_progress(cfg, run, quiet=output.json_mode)
+    data = result.to_dict()
+    if out is not None:
+        write(data, out)
+    if output.json_mode:
         output.data(result.to_dict(records=False))
     else:
-        print_duplex(output, data)
+        show(output, data)
         if out is not None:
-            output.print(f"reports: {out}/bench.json, sessions.csv, report.md")
+            output.print(f"reports: {out}/{files}")
     if not result.valid:
         fail(ClientBottleneckError(result.invalid_reason or "", offered=None, achieved=None))
 
