@@ -1,7 +1,9 @@
-"""One pure ASGI middleware: request id, API key, body limit, metrics, access log.
+"""One pure ASGI middleware: request id, API key, body limit, metrics, access log, last resort.
 
 Pure ASGI (not ``BaseHTTPMiddleware``): it adds no task and no copy per request,
-and it sees streamed responses end to end.
+and it sees streamed responses end to end. It is the outermost layer, so an exception
+nothing else handled ends here: logged once with the request id, answered 500 with the
+JSON error body (never a plain-text "Internal Server Error").
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from collections.abc import Callable, Collection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hfdeploy.serve.metrics import ServerMetrics
-from hfdeploy.serve.responses import error_body
+from hfdeploy.serve.responses import error_body, internal_error_body
 
 __all__ = ["OPEN_PATHS", "ServeMiddleware"]
 
 log = logging.getLogger("hfdeploy.access")
+errors_log = logging.getLogger("hfdeploy.serve")
 
 
 #: Routes a load balancer or kubelet calls without a key.
@@ -81,12 +84,14 @@ class ServeMiddleware:
         path: str = scope["path"]
         method: str = scope["method"]
         status = 500
+        started_response = False
         rid_header = (b"x-request-id", rid.encode("latin-1"))
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
@@ -113,6 +118,15 @@ class ServeMiddleware:
                     return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # Starlette answers first (responses._unexpected) and re-raises; anything
+            # raised outside it is answered here. Either way: logged once, not re-raised,
+            # so uvicorn does not log it again without the request id.
+            errors_log.exception(
+                "unexpected error in %s %s", method, path, extra={"request_id": rid}
+            )
+            if not started_response:
+                await _reply(send_wrapper, 500, internal_error_body(rid))
         finally:
             elapsed = time.perf_counter() - started
             route = path if path in self.routes() else "unmatched"

@@ -1,4 +1,7 @@
-"""OpenAI-compatible routes: models, embeddings, completions, chat completions, audio."""
+"""OpenAI-compatible routes: models, embeddings, completions, chat completions, audio.
+
+``/v1/models`` is always there; the others only for a model whose task they serve.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +11,33 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from hfdeploy.errors import (
-    BadRequestError,
-    ModelNotServedError,
-    RequestTimeoutError,
-    ServeError,
-    UnsupportedTaskError,
-)
+from hfdeploy.errors import BadRequestError, ModelNotServedError, RequestTimeoutError, ServeError
 from hfdeploy.serve.batching import Batcher, Work
 from hfdeploy.serve.generate import GenerateRunner, GenInput, GenResult
-from hfdeploy.serve.responses import error_body, json_response
+from hfdeploy.serve.responses import error_body, error_responses, json_response
 from hfdeploy.serve.routes._bodies import body_schema, parse_body
-from hfdeploy.serve.routes._inference import embed, transcribe
-from hfdeploy.serve.specs.openai import ChatRequest, CompletionRequest, EmbeddingsRequest
+from hfdeploy.serve.routes._inference import embed, runner_of, transcribe
+from hfdeploy.serve.specs.openai import (
+    ChatCompletion,
+    ChatRequest,
+    Completion,
+    CompletionRequest,
+    Embeddings,
+    EmbeddingsRequest,
+    ModelList,
+    Transcription,
+)
 from hfdeploy.serve.state import ServerState
 
-__all__ = ["register"]
+__all__ = ["CHAT_PATH", "register"]
+
+CHAT_PATH = "/v1/chat/completions"
 
 _TAKEN: Any = object()
 
@@ -50,10 +58,33 @@ def _usage(prompt: int, completion: int = 0) -> dict[str, int]:
     }
 
 
-def register(app: FastAPI, state: ServerState) -> None:
-    """Add the OpenAI routes to ``app``."""
+_GEN_ERRORS = (404, 413, 422, 500, 503, 504)
+#: One server-sent event (OpenAPI 3.1 documents each event, not the whole stream).
+_SSE = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "data": {
+                    "type": "string",
+                    "description": "a chunk of the answer as JSON, an error body, or [DONE]",
+                }
+            },
+            "required": ["data"],
+        }
+    }
+}
 
-    @app.get("/v1/models", tags=["openai"])
+
+def register(app: FastAPI, state: ServerState, task: str) -> None:
+    """Add the OpenAI routes that ``task`` serves to ``app`` (``/v1/models`` for every task)."""
+
+    @app.get(
+        "/v1/models",
+        tags=["openai"],
+        responses={200: {"model": ModelList, "description": "the one model served"}}
+        | error_responses(503),
+    )
     async def models_route() -> Response:
         loaded, _ = state.require()
         return json_response(
@@ -72,19 +103,26 @@ def register(app: FastAPI, state: ServerState) -> None:
             }
         )
 
-    @app.post("/v1/embeddings", tags=["openai"], openapi_extra=body_schema(EmbeddingsRequest))
+    if task == "feature-extraction":
+        _register_embeddings(app, state)
+    if task == "text-generation":
+        _register_generation(app, state)
+    if task == "automatic-speech-recognition":
+        _register_transcriptions(app, state)
+
+
+def _register_embeddings(app: FastAPI, state: ServerState) -> None:
+    @app.post(
+        "/v1/embeddings",
+        tags=["openai"],
+        openapi_extra=body_schema(EmbeddingsRequest),
+        responses={200: {"model": Embeddings, "description": "one embedding per input"}}
+        | error_responses(*_GEN_ERRORS),
+    )
     async def embeddings_route(request: Request) -> Response:
         body = await parse_body(request, EmbeddingsRequest)
         name = _check_model(state, body.model)
-        raw = body.input
-        if isinstance(raw, str):
-            texts = [raw]
-        elif raw and all(isinstance(x, str) for x in raw):
-            texts = [str(x) for x in raw]
-        elif not raw:
-            texts = []
-        else:
-            raise BadRequestError("token-id input is not supported; send text", param="input")
+        texts = [body.input] if isinstance(body.input, str) else body.input
         results = await embed(
             state,
             texts,
@@ -110,38 +148,71 @@ def register(app: FastAPI, state: ServerState) -> None:
             }
         )
 
-    @app.post("/v1/completions", tags=["openai"], response_model=None)
-    async def completions_route(body: CompletionRequest) -> Response:
+
+def _register_generation(app: FastAPI, state: ServerState) -> None:
+    @app.post(
+        "/v1/completions",
+        tags=["openai"],
+        openapi_extra=body_schema(CompletionRequest),
+        responses={
+            200: {
+                "model": Completion,
+                "description": "the completion; server-sent events with `stream: true`",
+                "content": _SSE,
+            }
+        }
+        | error_responses(*_GEN_ERRORS),
+    )
+    async def completions_route(request: Request) -> Response:
+        body = await parse_body(request, CompletionRequest)
         name = _check_model(state, body.model)
-        prompt = body.prompt
-        if isinstance(prompt, list):
-            if len(prompt) != 1:
-                raise BadRequestError("send one prompt per request", param="prompt")
-            prompt = prompt[0]
-        gen = _gen_input(body, prompt=prompt)
+        prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
+        gen = _gen_input(state, body, prompt=prompt)
         return await _respond(state, gen, body, name, chat=False)
 
-    @app.post("/v1/chat/completions", tags=["openai"], response_model=None)
-    async def chat_route(body: ChatRequest) -> Response:
+    @app.post(
+        CHAT_PATH,
+        tags=["openai"],
+        openapi_extra=body_schema(ChatRequest),
+        responses={
+            200: {
+                "model": ChatCompletion,
+                "description": "the answer; server-sent events with `stream: true`",
+                "content": _SSE,
+            }
+        }
+        | error_responses(*_GEN_ERRORS),
+    )
+    async def chat_route(request: Request) -> Response:
+        body = await parse_body(request, ChatRequest)
         name = _check_model(state, body.model)
         messages = [{"role": m.role, "content": m.text()} for m in body.messages]
-        gen = _gen_input(body, messages=messages)
-        if body.max_completion_tokens is not None:
-            gen.max_tokens = body.max_completion_tokens
+        gen = _gen_input(state, body, messages=messages)
         return await _respond(state, gen, body, name, chat=True)
 
-    @app.post("/v1/audio/transcriptions", tags=["openai"])
+
+def _register_transcriptions(app: FastAPI, state: ServerState) -> None:
+    @app.post(
+        "/v1/audio/transcriptions",
+        tags=["openai"],
+        responses={
+            200: {
+                "model": Transcription,
+                "description": "the text (plain text with `response_format=text`)",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+        | error_responses(400, *_GEN_ERRORS),
+    )
     async def transcriptions_route(
         file: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
         model: str | None = Form(None),
         language: str | None = Form(None),
-        response_format: str = Form("json"),
+        response_format: Literal["json", "text"] = Form("json"),
     ) -> Response:
         loaded, _ = state.require()
         if model is not None and model not in {loaded.name, loaded.profile.repo_id}:
             raise ModelNotServedError(model, loaded.name)
-        if response_format not in ("json", "text"):
-            raise BadRequestError("response_format must be json or text", param="response_format")
         text = await transcribe(state, await file.read(), language=language)
         if response_format == "text":
             return PlainTextResponse(text)
@@ -149,17 +220,29 @@ def register(app: FastAPI, state: ServerState) -> None:
 
 
 def _gen_input(
+    state: ServerState,
     body: CompletionRequest | ChatRequest,
     *,
     prompt: str | None = None,
     messages: list[dict[str, Any]] | None = None,
 ) -> GenInput:
-    if len(body.stops()) > 4:
-        raise BadRequestError("at most 4 stop sequences", param="stop")
+    """The model's input; ``max_tokens`` checked against the context (the schema's maximum)."""
+    runner = runner_of(state, GenerateRunner)
+    asked = {"max_tokens": body.max_tokens}
+    if isinstance(body, ChatRequest):
+        asked["max_completion_tokens"] = body.max_completion_tokens
+    for field, value in asked.items():
+        if value is not None and value > runner.max_new_tokens:
+            raise BadRequestError(
+                f"{field} {value} is more than this model can generate "
+                f"({runner.max_new_tokens}: its context less one prompt token)",
+                param=field,
+            )
+    max_tokens = asked.get("max_completion_tokens") or body.max_tokens
     return GenInput(
         prompt=prompt,
         messages=messages,
-        max_tokens=body.max_tokens,
+        max_tokens=max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
         seed=body.seed,
@@ -176,15 +259,7 @@ async def _respond(
     chat: bool,
 ) -> Response:
     """Run ``gen``; answer the whole completion, or stream it when ``body.stream``."""
-    loaded, batcher = state.require()
-    if not isinstance(loaded.runner, GenerateRunner):
-        raise UnsupportedTaskError(
-            "/v1/chat/completions" if chat else "/v1/completions",
-            loaded.runner.task,
-            supported="/v1/embeddings"
-            if loaded.runner.task == "feature-extraction"
-            else "/predict",
-        )
+    _, batcher = state.require()
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
     reply = _Reply(rid, int(time.time()), name, chat=chat)
     if not body.stream:
