@@ -18,12 +18,11 @@ from collections.abc import Callable, Collection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hfdeploy.serve.metrics import ServerMetrics
-from hfdeploy.serve.responses import error_body, internal_error_body
+from hfdeploy.serve.responses import error_body, internal_error_body, log_unexpected
 
 __all__ = ["OPEN_PATHS", "ServeMiddleware"]
 
 log = logging.getLogger("hfdeploy.access")
-errors_log = logging.getLogger("hfdeploy.serve")
 
 
 #: Routes a load balancer or kubelet calls without a key.
@@ -118,13 +117,12 @@ class ServeMiddleware:
                     return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)
-        except Exception:
-            # Starlette answers first (responses._unexpected) and re-raises; anything
-            # raised outside it is answered here. Either way: logged once, not re-raised,
-            # so uvicorn does not log it again without the request id.
-            errors_log.exception(
-                "unexpected error in %s %s", method, path, extra={"request_id": rid}
-            )
+        except Exception as exc:
+            # Starlette answers first (responses._unexpected) and re-raises; what is raised
+            # outside it (or once a stream started) is answered or cut here. Either way it
+            # is logged once, with the request id, and not re-raised: uvicorn would log it
+            # again without the id.
+            log_unexpected(scope, exc)
             if not started_response:
                 await _reply(send_wrapper, 500, internal_error_body(rid))
         finally:

@@ -19,11 +19,14 @@ from hfdeploy.errors import HfDeployError, NotReadyError, QueueFullError, ServeE
 from hfdeploy.serve.specs.openai import ErrorResponse
 
 __all__ = [
+    "Responses",
     "error_body",
     "error_responses",
     "install_error_handlers",
     "internal_error_body",
     "json_response",
+    "log_unexpected",
+    "ok_response",
 ]
 
 log = logging.getLogger("hfdeploy.serve")
@@ -68,9 +71,23 @@ _MEANINGS = {
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+Responses = dict[int | str, dict[str, Any]]
+
+
+def ok_response(
+    model: Any, description: str, *, content: dict[str, Any] | None = None, status: int = 200
+) -> Responses:
+    """FastAPI ``responses`` documenting a ``status`` answer as ``model`` (JSON), and as the
+    other media types in ``content``."""
+    out: dict[str, Any] = {"model": model, "description": description}
+    if content is not None:
+        out["content"] = content
+    return {status: out}
+
+
+def error_responses(*statuses: int) -> Responses:
     """FastAPI ``responses`` documenting ``statuses`` with :class:`ErrorResponse` bodies."""
-    out: dict[int | str, dict[str, Any]] = {}
+    out: Responses = {}
     for status in statuses:
         out[status] = {"model": ErrorResponse, "description": _MEANINGS[status]}
         if status == 503:
@@ -128,8 +145,29 @@ async def _other(request: Request, exc: HfDeployError) -> Response:
     return Response(internal_error_body(rid), status_code=500, media_type="application/json")
 
 
-async def _unexpected(request: Request, _: Exception) -> Response:
-    # Starlette re-raises after answering: ServeMiddleware logs it, with the request id.
+#: Set in the request's scope state once its unexpected error is logged.
+LOGGED = "error_logged"
+
+
+def log_unexpected(scope: Any, exc: BaseException) -> None:
+    """Log ``exc`` once per request, with the request id (text: ``rid=``; JSON: a field)."""
+    state = scope.setdefault("state", {})
+    if not state.get(LOGGED):
+        state[LOGGED] = True
+        rid = state.get("request_id")
+        log.error(
+            "unexpected error in %s %s",
+            scope.get("method"),
+            scope.get("path"),
+            exc_info=exc,
+            extra={"request_id": rid},
+        )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Logged before the answer leaves; Starlette re-raises after answering, and
+    # ServeMiddleware, which sees the re-raise, does not log it again.
+    log_unexpected(request.scope, exc)
     rid = request.scope.get("state", {}).get("request_id")
     return Response(internal_error_body(rid), status_code=500, media_type="application/json")
 

@@ -13,25 +13,24 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 
 from hfdeploy.serve.metrics import CONTENT_TYPE_LATEST
-from hfdeploy.serve.responses import json_response
+from hfdeploy.serve.responses import Responses, json_response, ok_response
 from hfdeploy.serve.specs.tei import Health
 from hfdeploy.serve.state import ServerState
 
 __all__ = ["register"]
 
-_LIVE = {
-    200: {"model": Health, "description": "the process serves HTTP (also while loading)"},
-    503: {"model": Health, "description": "the model failed to load; `error` says why"},
+_RETRY = {"Retry-After": {"schema": {"type": "integer"}}}
+_LIVE: Responses = ok_response(Health, "the process serves HTTP (also while loading)") | {
+    503: {"model": Health, "description": "the model failed to load; `error` says why"}
 }
-_READY = {
-    200: {"model": Health, "description": "loaded and warm"},
+_READY: Responses = ok_response(Health, "loaded and warm") | {
     503: {
         "model": Health,
         "description": "loading, warming up, draining or failed",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    },
+        "headers": _RETRY,
+    }
 }
-_PROMETHEUS = {
+_PROMETHEUS: Responses = {
     200: {
         "description": "Prometheus' text exposition format",
         "content": {"text/plain": {"schema": {"type": "string"}}},

@@ -20,7 +20,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from hfdeploy.errors import BadRequestError, ModelNotServedError, RequestTimeoutError, ServeError
 from hfdeploy.serve.batching import Batcher, Work
 from hfdeploy.serve.generate import GenerateRunner, GenInput, GenResult
-from hfdeploy.serve.responses import error_body, error_responses, json_response
+from hfdeploy.serve.responses import error_body, error_responses, json_response, ok_response
 from hfdeploy.serve.routes._bodies import body_schema, parse_body
 from hfdeploy.serve.routes._inference import embed, runner_of, transcribe
 from hfdeploy.serve.specs.openai import (
@@ -82,8 +82,7 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
     @app.get(
         "/v1/models",
         tags=["openai"],
-        responses={200: {"model": ModelList, "description": "the one model served"}}
-        | error_responses(503),
+        responses=ok_response(ModelList, "the one model served") | error_responses(503),
     )
     async def models_route() -> Response:
         loaded, _ = state.require()
@@ -116,7 +115,7 @@ def _register_embeddings(app: FastAPI, state: ServerState) -> None:
         "/v1/embeddings",
         tags=["openai"],
         openapi_extra=body_schema(EmbeddingsRequest),
-        responses={200: {"model": Embeddings, "description": "one embedding per input"}}
+        responses=ok_response(Embeddings, "one embedding per input")
         | error_responses(*_GEN_ERRORS),
     )
     async def embeddings_route(request: Request) -> Response:
@@ -154,13 +153,9 @@ def _register_generation(app: FastAPI, state: ServerState) -> None:
         "/v1/completions",
         tags=["openai"],
         openapi_extra=body_schema(CompletionRequest),
-        responses={
-            200: {
-                "model": Completion,
-                "description": "the completion; server-sent events with `stream: true`",
-                "content": _SSE,
-            }
-        }
+        responses=ok_response(
+            Completion, "the completion; server-sent events with `stream: true`", content=_SSE
+        )
         | error_responses(*_GEN_ERRORS),
     )
     async def completions_route(request: Request) -> Response:
@@ -174,13 +169,9 @@ def _register_generation(app: FastAPI, state: ServerState) -> None:
         CHAT_PATH,
         tags=["openai"],
         openapi_extra=body_schema(ChatRequest),
-        responses={
-            200: {
-                "model": ChatCompletion,
-                "description": "the answer; server-sent events with `stream: true`",
-                "content": _SSE,
-            }
-        }
+        responses=ok_response(
+            ChatCompletion, "the answer; server-sent events with `stream: true`", content=_SSE
+        )
         | error_responses(*_GEN_ERRORS),
     )
     async def chat_route(request: Request) -> Response:
@@ -195,13 +186,11 @@ def _register_transcriptions(app: FastAPI, state: ServerState) -> None:
     @app.post(
         "/v1/audio/transcriptions",
         tags=["openai"],
-        responses={
-            200: {
-                "model": Transcription,
-                "description": "the text (plain text with `response_format=text`)",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        }
+        responses=ok_response(
+            Transcription,
+            "the text (plain text with `response_format=text`)",
+            content={"text/plain": {"schema": {"type": "string"}}},
+        )
         | error_responses(400, *_GEN_ERRORS),
     )
     async def transcriptions_route(

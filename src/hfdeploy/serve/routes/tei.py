@@ -21,7 +21,7 @@ from hfdeploy.serve.encoders import (
     entities,
     scores_from_logits,
 )
-from hfdeploy.serve.responses import error_responses, json_response
+from hfdeploy.serve.responses import error_responses, json_response, ok_response
 from hfdeploy.serve.routes import ENCODER_TASKS
 from hfdeploy.serve.routes._bodies import body_schema, parse_body
 from hfdeploy.serve.routes._inference import check_count, embed, runner_of, transcribe
@@ -45,10 +45,12 @@ __all__ = ["info", "register"]
 
 
 _ERRORS = (413, 422, 500, 503, 504)
-
-
-def _ok(model: Any, description: str) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": description}}
+_LABELS = ok_response(
+    list[Label] | list[list[Label]], "labels best first (a list per input for a batch)"
+)
+_ENTITIES = ok_response(
+    list[Entity] | list[list[Entity]], "entities (a list per input for a batch)"
+)
 
 
 async def _classify(state: ServerState, body: PredictRequest) -> list[list[dict[str, Any]]]:
@@ -124,7 +126,8 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
             "/embed",
             tags=["tei"],
             openapi_extra=body_schema(EmbedRequest),
-            responses=_ok(list[list[float]], "one vector per input") | error_responses(*_ERRORS),
+            responses=ok_response(list[list[float]], "one vector per input")
+            | error_responses(*_ERRORS),
         )
         async def embed_route(request: Request) -> Response:
             # The hot path parses and validates in one pydantic-core call (see parse_body).
@@ -138,9 +141,8 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
             "/predict",
             tags=["tei"],
             openapi_extra=body_schema(PredictRequest),
-            responses=_ok(list[Label] | list[list[Label]], "labels best first (a list per input "
-                          "for a batch)") | error_responses(*_ERRORS),
-        )  # fmt: skip
+            responses=_LABELS | error_responses(*_ERRORS),
+        )
         async def predict_route(request: Request) -> Response:
             body = await parse_body(request, PredictRequest)
             out = await _classify(state, body)
@@ -152,16 +154,17 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
             "/predict",
             tags=["tei"],
             openapi_extra=body_schema(TokenPredictRequest),
-            responses=_ok(list[Entity] | list[list[Entity]], "entities (a list per input for "
-                          "a batch)") | error_responses(*_ERRORS),
-        )  # fmt: skip
+            responses=_ENTITIES | error_responses(*_ERRORS),
+        )
         async def tag_route(request: Request) -> Response:
             return json_response(await _tag(state, await parse_body(request, TokenPredictRequest)))
 
     if task in ENCODER_TASKS:
         _register_tokenize(app, state)
 
-    @app.get("/info", tags=["tei"], responses=_ok(Info, "the model, its task and the limits"))
+    @app.get(
+        "/info", tags=["tei"], responses=ok_response(Info, "the model, its task and the limits")
+    )
     async def info_route() -> Response:
         return json_response(info(state))
 
@@ -174,7 +177,7 @@ def _register_rerank(app: FastAPI, state: ServerState) -> None:
         "/rerank",
         tags=["tei"],
         openapi_extra=body_schema(RerankRequest),
-        responses=_ok(list[Rank], "texts best first") | error_responses(*_ERRORS),
+        responses=ok_response(list[Rank], "texts best first") | error_responses(*_ERRORS),
     )
     async def rerank_route(request: Request) -> Response:
         body = await parse_body(request, RerankRequest)
@@ -202,7 +205,7 @@ def _register_tokenize(app: FastAPI, state: ServerState) -> None:
         "/tokenize",
         tags=["tei"],
         openapi_extra=body_schema(TokenizeRequest),
-        responses=_ok(list[list[Token]], "the tokens of each input")
+        responses=ok_response(list[list[Token]], "the tokens of each input")
         | error_responses(413, 422, 500, 503),
     )
     async def tokenize_route(request: Request) -> Response:
@@ -225,15 +228,20 @@ def _register_root(app: FastAPI, state: ServerState, task: str) -> None:
         extra: dict[str, Any] = {
             "requestBody": {"required": True, "content": {"application/octet-stream": audio}}
         }
-        ok = _ok(Transcription, "the text")
+        ok = ok_response(Transcription, "the text")
     elif task == "feature-extraction":
-        extra, ok = body_schema(EmbedRequest), _ok(list[list[float]], "one vector per input")
+        extra, ok = (
+            body_schema(EmbedRequest),
+            ok_response(list[list[float]], "one vector per input"),
+        )
     elif task == "token-classification":
         extra = body_schema(TokenPredictRequest)
-        ok = _ok(list[Entity] | list[list[Entity]], "entities (a list per input for a batch)")
+        ok = ok_response(
+            list[Entity] | list[list[Entity]], "entities (a list per input for a batch)"
+        )
     else:
         extra = body_schema(RootPredictRequest)
-        ok = _ok(list[list[Label]], "labels best first, a list per input")
+        ok = ok_response(list[list[Label]], "labels best first, a list per input")
 
     @app.post("/", tags=["tei"], openapi_extra=extra, responses=ok | error_responses(*_ERRORS))
     async def root_route(request: Request) -> Response:

@@ -28,6 +28,7 @@ __all__ = [
     "Transcription",
 ]
 
+
 class ErrorObject(BaseModel):
     message: str = Field(description="What is wrong, and what to send instead.")
     type: str = Field(description="The same as `code`.")
