@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hfdeploy.errors import PayloadTooLargeError
 from hfdeploy.serve.metrics import ServerMetrics
 from hfdeploy.serve.responses import error_body, internal_error_body, log_unexpected
 
@@ -107,13 +108,8 @@ class ServeMiddleware:
                 limit = self.max_body(path)
                 body, too_large = await _read_body(scope, receive, limit)
                 if too_large:
-                    await _reply(
-                        send_wrapper,
-                        413,
-                        error_body(
-                            f"request body over the limit of {limit} bytes", "payload_too_large"
-                        ),
-                    )
+                    err = PayloadTooLargeError(f"request body over the limit of {limit} bytes")
+                    await _reply(send_wrapper, err.status, error_body(err.message, err.code))
                     return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)

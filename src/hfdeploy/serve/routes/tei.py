@@ -224,9 +224,11 @@ def _register_tokenize(app: FastAPI, state: ServerState) -> None:
 def _register_root(app: FastAPI, state: ServerState, task: str) -> None:
     """TEI's and the Inference API's root, documented with the body of the model's task."""
     if task == "automatic-speech-recognition":
+        # Any rate and channels; a body that is not one of these answers 422.
         audio = {"schema": {"type": "string", "format": "binary"}}
+        kinds = ("audio/wav", "audio/flac", "audio/ogg")
         extra: dict[str, Any] = {
-            "requestBody": {"required": True, "content": {"application/octet-stream": audio}}
+            "requestBody": {"required": True, "content": dict.fromkeys(kinds, audio)}
         }
         ok = ok_response(Transcription, "the text")
     elif task == "feature-extraction":
