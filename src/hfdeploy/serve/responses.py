@@ -63,7 +63,8 @@ _MEANINGS = {
     413: "the body is over the size limit (`payload_too_large`)",
     422: "the body does not match the schema, or an input is over the token limit "
     "(`invalid_request`, `input_too_long`); `param` names the field",
-    500: "the model failed on this request (`internal_error`); logged with the request id",
+    500: "an unexpected error, such as the model failing on this request (`internal_error`); "
+    "logged under the request id",
     503: "the model is loading, warming up or draining (`not_ready`, Retry-After: 5), or the "
     "queue is full (`overloaded`, Retry-After: 1)",
     504: "not answered within the request timeout (`timeout`)",
@@ -140,9 +141,12 @@ async def _invalid(_: Request, exc: RequestValidationError) -> Response:
 
 
 async def _other(request: Request, exc: HfDeployError) -> Response:
+    # hfdeploy's own message (a missing extra, say) is meant for people: it is answered.
     rid = request.scope.get("state", {}).get("request_id")
     log.error("request failed: %s", exc.message, extra={"request_id": rid})
-    return Response(internal_error_body(rid), status_code=500, media_type="application/json")
+    return Response(
+        error_body(exc.message, "internal_error"), status_code=500, media_type="application/json"
+    )
 
 
 #: Set in the request's scope state once its unexpected error is logged.
@@ -200,8 +204,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     :class:`ServeError` → its own status and code (``Retry-After`` on 503s); a body
     that fails validation → 422 naming the field; Starlette's 404, 405 and 400 → the
-    same status; any other :class:`HfDeployError` → 500, logged; any other exception →
-    500 (:class:`ServeMiddleware` logs it). Every body is :func:`error_body`'s.
+    same status; any other :class:`HfDeployError` → 500 with its message, logged; any
+    other exception → 500 with the request id only, logged with its traceback. Every body
+    is :func:`error_body`'s.
     """
     app.exception_handler(ServeError)(_serve_error)
     app.exception_handler(RequestValidationError)(_invalid)
