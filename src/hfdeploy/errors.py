@@ -18,8 +18,7 @@ __all__ = [
     "PayloadTooLargeError", "PickleOnlyError", "QueueFullError", "RequestTimeoutError",
     "RevisionNotFoundError", "SafetensorsHeaderError", "SafetensorsHeaderTooLargeError",
     "ServeError", "UnauthorizedError", "UnknownDtypeError", "UnknownGPUError",
-    "UnknownLayerTypeError", "UnknownModelTypeError", "UnsupportedTaskError", "UpError",
-    "YamlParseError",
+    "UnknownLayerTypeError", "UnknownModelTypeError", "UpError", "YamlParseError",
 ]  # fmt: skip
 
 
@@ -338,18 +337,8 @@ class InputTooLongError(BadRequestError):
         self.tokens, self.limit = tokens, limit
 
 
-class UnsupportedTaskError(ServeError):
-    """The route asks for a task the loaded model does not do."""
-
-    status = 400
-    code = "unsupported_task"
-
-    def __init__(self, route: str, task: str, *, supported: str) -> None:
-        super().__init__(f"{route} is not served for a {task} model; use {supported}")
-
-
 class PayloadTooLargeError(ServeError):
-    """The body, or the number of inputs in it, is over the server's limit."""
+    """The request body is over the server's size limit."""
 
     status = 413
     code = "payload_too_large"

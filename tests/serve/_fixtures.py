@@ -8,7 +8,10 @@ Whisper's special tokens, trained on the spot.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +21,10 @@ from typing import Any
 
 import httpx
 
-__all__ = ["build_serving_models", "free_port", "running", "wait_ready"]
+__all__ = ["build_serving_models", "free_port", "running", "serving", "wait_ready"]
+
+#: The ``hfdeploy`` command of the interpreter running the tests.
+HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -181,3 +187,28 @@ def running(app: Any, *, ready: bool = True) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def serving(model: Path, log: Path, *flags: str) -> Iterator[str]:
+    """``hfdeploy serve MODEL FLAGS`` as its own process, logging to ``log``; yields its URL.
+
+    A process of its own, not a thread: a client that is busy in Python (a fuzzer)
+    would otherwise share the GIL with the server and slow it several times over.
+    """
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [HFDEPLOY, "serve", str(model), "--port", str(port), *flags], stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -87,11 +87,14 @@ def test_predict_softmax_labels(classifier_url: str, serving_models: dict[str, P
     pair = httpx.post(classifier_url + "/predict", json={"inputs": ["b", "c"]}).json()
     assert [x["label"] for x in pair] == [x["label"] for x in batch[1]]
     assert [x["score"] for x in pair] == pytest.approx([x["score"] for x in batch[1]], abs=1e-6)
-    assert (
-        httpx.post(classifier_url + "/rerank", json={"query": "q", "texts": ["a"]}).status_code
-        == 400
-    )
-    assert httpx.post(classifier_url + "/embed", json={"inputs": "a"}).status_code == 400
+    # Routes of other tasks are not mounted: 404, and absent from the OpenAPI document.
+    rerank = httpx.post(classifier_url + "/rerank", json={"query": "q", "texts": ["a"]})
+    assert rerank.status_code == 404
+    assert rerank.json()["error"]["code"] == "not_found"
+    assert httpx.post(classifier_url + "/embed", json={"inputs": "a"}).status_code == 404
+    paths = httpx.get(classifier_url + "/openapi.json").json()["paths"]
+    assert {"/predict", "/tokenize", "/"} <= set(paths)
+    assert not {"/rerank", "/embed", "/v1/embeddings", "/v1/completions"} & set(paths)
 
 
 def test_inference_client_text_classification(classifier_url: str) -> None:

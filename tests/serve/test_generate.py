@@ -104,9 +104,12 @@ def test_context_limits_are_422(generator_url: str) -> None:
     assert bad.json()["error"]["param"] == "messages"
 
 
-def test_embeddings_are_refused_for_a_generator(generator_url: str) -> None:
+def test_embeddings_are_not_a_route_of_a_generator(generator_url: str) -> None:
     r = httpx.post(generator_url + "/v1/embeddings", json={"input": "x"})
-    assert r.status_code == 400
+    assert r.status_code == 404
+    paths = httpx.get(generator_url + "/openapi.json").json()["paths"]
+    assert {"/v1/completions", "/v1/chat/completions", "/v1/models", "/info"} <= set(paths)
+    assert not {"/embed", "/tokenize", "/", "/v1/embeddings"} & set(paths)
 
 
 def test_stop_text_holds_back_a_possible_stop() -> None:

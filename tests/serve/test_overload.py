@@ -6,6 +6,7 @@ server's own behaviour is what is tested, against a real uvicorn.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -109,18 +110,50 @@ def test_timeout_is_504_and_frees_the_slot(minilm_dir: Path) -> None:
         assert sum(runner.batches) == 1
 
 
-def test_a_failing_batch_fails_only_its_requests(minilm_dir: Path) -> None:
+def _assert_internal_error(r: httpx.Response, caplog: pytest.LogCaptureFixture) -> None:
+    """500 with the JSON error body and the request id, which the error's log line carries."""
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/json"
+    err = r.json()["error"]
+    assert err["code"] == "internal_error"
+    rid = r.headers["x-request-id"]
+    assert rid in err["message"]
+    logged = [x for x in caplog.records if x.levelno == logging.ERROR and x.exc_info]
+    assert rid in [getattr(x, "request_id", None) for x in logged]
+
+
+def test_a_failing_batch_fails_only_its_requests(
+    minilm_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     runner = FakeEmbedder()
     settings = _settings(minilm_dir, max_wait_ms=0)
     with running(create_app(settings, loader=_loader(runner, minilm_dir))) as url:
         boom = httpx.post(url + "/embed", json={"inputs": "boom"})
-        assert boom.status_code == 500
+        _assert_internal_error(boom, caplog)
         bad = httpx.post(url + "/embed", json={"inputs": "bad"})
-        assert bad.status_code == 500
+        _assert_internal_error(bad, caplog)
         assert "bad input" not in bad.text  # internals are logged, not leaked
         ok = httpx.post(url + "/embed", json={"inputs": ["fine", "also fine"]})
         assert ok.status_code == 200
         assert len(ok.json()) == 2
+
+
+def test_a_route_that_raises_answers_500_json_with_its_request_id(
+    minilm_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not Starlette's plain-text "Internal Server Error": the error body, logged with the id."""
+    runner = FakeEmbedder()
+
+    def encode_fails(name: str | None) -> str | None:
+        raise RuntimeError("the route blew up")
+
+    monkeypatch.setattr(runner, "prompt_text", encode_fails)  # called on the event loop
+    with running(create_app(_settings(minilm_dir), loader=_loader(runner, minilm_dir))) as url:
+        r = httpx.post(url + "/embed", json={"inputs": "x"}, headers={"x-request-id": "rid-500"})
+        _assert_internal_error(r, caplog)
+        assert r.headers["x-request-id"] == "rid-500"
+        assert "blew up" not in r.text
+        assert httpx.get(url + "/health").status_code == 200  # and it serves on
 
 
 def test_not_ready_until_loaded_and_warm(minilm_dir: Path) -> None:

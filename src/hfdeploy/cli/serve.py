@@ -34,7 +34,7 @@ MaxInputTokensOpt = Annotated[
     int | None, typer.Option(help="Tokens per input (default: the model's limit).")
 ]
 MaxClientBatchSizeOpt = Annotated[
-    int | None, typer.Option(help="Inputs per request; beyond: 413 [64].")
+    int | None, typer.Option(help="Inputs per request; beyond: 422 [64].")
 ]
 MaxPayloadBytesOpt = Annotated[
     int | None, typer.Option(help="Body size; beyond: 413 [2 MB; 25 MB for speech].")

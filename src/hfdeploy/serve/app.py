@@ -10,18 +10,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
 
 from hfdeploy._version import __version__
-from hfdeploy.serve.loader import load_model
+from hfdeploy.serve.generate import GenerateRunner
+from hfdeploy.serve.loader import load_model, preflight
 from hfdeploy.serve.metrics import ServerMetrics
 from hfdeploy.serve.middleware import ServeMiddleware
+from hfdeploy.serve.openapi import install_openapi
 from hfdeploy.serve.responses import install_error_handlers
 from hfdeploy.serve.routes import health as health_routes
 from hfdeploy.serve.routes import openai as openai_routes
 from hfdeploy.serve.routes import tei as tei_routes
+from hfdeploy.serve.runtime import LoadedModel
 from hfdeploy.serve.settings import ServeSettings
 from hfdeploy.serve.state import Loader, ServerState
 
@@ -62,17 +66,26 @@ def _lifespan(
     return lifespan
 
 
-def create_app(settings: ServeSettings, *, loader: Loader | None = None) -> Any:
+def create_app(
+    settings: ServeSettings, *, loader: Loader | None = None, task: str | None = None
+) -> Any:
     """The ASGI app for ``settings``: FastAPI wrapped in :class:`ServeMiddleware`.
 
-    The model loads in the background when the app starts (ASGI lifespan).
+    Only the routes of the model's task are mounted (and documented): ``task``, else the
+    task :func:`preflight` finds in the folder. The model loads in the background when
+    the app starts (ASGI lifespan).
+
+    Raises:
+        ModelLoadError: ``task`` not given and the folder fails the preflight.
 
     Example:
         >>> app = create_app(ServeSettings(model="./all-MiniLM-L6-v2"))  # doctest: +SKIP
         >>> uvicorn.run(app, port=8080)  # doctest: +SKIP
     """
+    if task is None:
+        _, _, task = preflight(settings)
     metrics = ServerMetrics()
-    state = ServerState(settings, metrics)
+    state = ServerState(settings, metrics, task=task)
     api = FastAPI(
         title="hfdeploy serve",
         version=__version__,
@@ -84,10 +97,12 @@ def create_app(settings: ServeSettings, *, loader: Loader | None = None) -> Any:
     install_error_handlers(api)
     # Registration order is the OpenAPI document's order.
     health_routes.register(api, state)
-    tei_routes.register(api, state)
-    openai_routes.register(api, state)
+    tei_routes.register(api, state, task)
+    openai_routes.register(api, state, task)
+    install_openapi(api, state)
 
-    paths = frozenset(getattr(r, "path", "") for r in api.routes)
+    paths = {getattr(r, "path", "") for r in api.routes}
+    state.on_loaded = partial(_unmount_unserved, api, paths)
     return ServeMiddleware(
         api,
         metrics=metrics,
@@ -95,3 +110,13 @@ def create_app(settings: ServeSettings, *, loader: Loader | None = None) -> Any:
         api_key=settings.api_key,
         max_body=_max_body(state),
     )
+
+
+def _unmount_unserved(api: FastAPI, paths: set[str], loaded: LoadedModel) -> None:
+    """What only the loaded model tells: a generator without a chat template has no chat."""
+    if isinstance(loaded.runner, GenerateRunner) and not loaded.runner.has_chat_template:
+        api.router.routes[:] = [
+            r for r in api.router.routes if getattr(r, "path", None) != openai_routes.CHAT_PATH
+        ]
+        paths.discard(openai_routes.CHAT_PATH)
+        api.openapi_schema = None

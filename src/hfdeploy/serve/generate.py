@@ -17,9 +17,11 @@ from hfdeploy.model.profile import ModelProfile
 from hfdeploy.serve.runtime import WarmupShape, import_torch, load_kwargs, token_limit
 from hfdeploy.serve.settings import ServeSettings
 
-__all__ = ["GenInput", "GenResult", "GenerateRunner", "StopText"]
+__all__ = ["MIN_TEMPERATURE", "GenInput", "GenResult", "GenerateRunner", "StopText"]
 
 DEFAULT_MAX_TOKENS = 256
+#: Below this temperature, decoding is greedy.
+MIN_TEMPERATURE = 1e-5
 _WARMUP_CAP = 1024
 
 
@@ -109,6 +111,8 @@ class GenerateRunner:
         self.model.to(settings.device).eval()
         self.context = token_limit(settings, profile.max_context or 2048)
         self.max_input_tokens = self.context
+        #: The most ``max_tokens`` may ask for: the context less one prompt token.
+        self.max_new_tokens = self.context - 1
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         if not self.eos_ids:
             raise ModelLoadError(str(folder), "no end-of-sequence token in config or tokenizer")
@@ -149,13 +153,9 @@ class GenerateRunner:
         room = self.context - len(ids)
         if room < 1:
             raise InputTooLongError(len(ids), self.context - 1, param="prompt")
-        max_new = p.max_tokens if p.max_tokens is not None else min(DEFAULT_MAX_TOKENS, room)
-        if max_new > room:
-            raise BadRequestError(
-                f"max_tokens {max_new} + prompt {len(ids)} tokens exceed the context of "
-                f"{self.context}; ask for at most {room}",
-                param="max_tokens",
-            )
+        # max_tokens is a ceiling (the route keeps it within the context): past what the
+        # prompt leaves of the context, generation stops there, finish_reason "length".
+        max_new = min(p.max_tokens or DEFAULT_MAX_TOKENS, room)
         stopper = StopText(p.stop)
         generated: list[int] = []
         tokenizer = self.tokenizer
@@ -183,7 +183,9 @@ class GenerateRunner:
 
         from transformers import StoppingCriteriaList
 
-        sample = p.temperature > 0
+        # Logits divided by a temperature near 0 overflow to inf, and sampling from them
+        # fails: below MIN_TEMPERATURE, greedy (its limit as the temperature goes to 0).
+        sample = p.temperature >= MIN_TEMPERATURE
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new,
             "do_sample": sample,

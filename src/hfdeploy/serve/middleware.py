@@ -1,7 +1,9 @@
-"""One pure ASGI middleware: request id, API key, body limit, metrics, access log.
+"""One pure ASGI middleware: request id, API key, body limit, metrics, access log, last resort.
 
 Pure ASGI (not ``BaseHTTPMiddleware``): it adds no task and no copy per request,
-and it sees streamed responses end to end.
+and it sees streamed responses end to end. It is the outermost layer, so an exception
+nothing else handled ends here: logged once with the request id, answered 500 with the
+JSON error body (never a plain-text "Internal Server Error").
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Callable, Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hfdeploy.errors import PayloadTooLargeError
 from hfdeploy.serve.metrics import ServerMetrics
-from hfdeploy.serve.responses import error_body
+from hfdeploy.serve.responses import error_body, internal_error_body, log_unexpected
 
 __all__ = ["OPEN_PATHS", "ServeMiddleware"]
 
@@ -81,12 +84,14 @@ class ServeMiddleware:
         path: str = scope["path"]
         method: str = scope["method"]
         status = 500
+        started_response = False
         rid_header = (b"x-request-id", rid.encode("latin-1"))
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
@@ -103,16 +108,19 @@ class ServeMiddleware:
                 limit = self.max_body(path)
                 body, too_large = await _read_body(scope, receive, limit)
                 if too_large:
-                    await _reply(
-                        send_wrapper,
-                        413,
-                        error_body(
-                            f"request body over the limit of {limit} bytes", "payload_too_large"
-                        ),
-                    )
+                    err = PayloadTooLargeError(f"request body over the limit of {limit} bytes")
+                    await _reply(send_wrapper, err.status, error_body(err.message, err.code))
                     return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Starlette answers first (responses._unexpected) and re-raises; what is raised
+            # outside it (or once a stream started) is answered or cut here. Either way it
+            # is logged once, with the request id, and not re-raised: uvicorn would log it
+            # again without the id.
+            log_unexpected(scope, exc)
+            if not started_response:
+                await _reply(send_wrapper, 500, internal_error_body(rid))
         finally:
             elapsed = time.perf_counter() - started
             route = path if path in self.routes() else "unmatched"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
-from hfdeploy.errors import HfDeployError, NotReadyError
+from hfdeploy.errors import HfDeployError, ModelLoadError, NotReadyError
 from hfdeploy.serve.batching import Batcher
 from hfdeploy.serve.metrics import ServerMetrics
 from hfdeploy.serve.runtime import LoadedModel
@@ -33,15 +33,19 @@ Loader = Callable[[ServeSettings], LoadedModel]
 class ServerState:
     """What the routes share: settings, metrics, the phase and, once ready, the model."""
 
-    def __init__(self, settings: ServeSettings, metrics: ServerMetrics) -> None:
+    def __init__(self, settings: ServeSettings, metrics: ServerMetrics, *, task: str) -> None:
         self.settings = settings
         self.metrics = metrics
+        #: The task the app's routes are mounted for; the loaded model must serve it.
+        self.task = task
         self.phase: Phase = "starting"
         self.error: BaseException | None = None
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher[Any] | None = None
         self.started = time.time()
         self.on_failure: Callable[[BaseException], None] | None = None
+        #: Called on the event loop once the model is loaded, before warmup.
+        self.on_loaded: Callable[[LoadedModel], None] | None = None
 
     def require(self) -> tuple[LoadedModel, Batcher[Any]]:
         """The model and its batcher, or 503 while loading, warming up or draining."""
@@ -56,6 +60,14 @@ class ServerState:
         try:
             self.phase = "loading"
             loaded = await asyncio.to_thread(loader, self.settings)
+            if loaded.runner.task != self.task:
+                raise ModelLoadError(
+                    self.settings.model,
+                    f"the model loaded for {loaded.runner.task}, but the routes are for "
+                    f"{self.task}",
+                )
+            if self.on_loaded is not None:
+                self.on_loaded(loaded)
             batcher = self._start_batcher(loaded)
             if self.settings.warmup:
                 self.phase = "warming"

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from hfdeploy.errors import BadRequestError
 
-__all__ = ["body_schema", "parse_body", "read_json", "validate_payload"]
+__all__ = ["REF_TEMPLATE", "body_schema", "parse_body", "read_json", "validate_payload"]
+
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -37,14 +39,14 @@ async def parse_body(request: Request, model: type[T]) -> T:
         raise _as_request_error(e) from None
 
 
-def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` that documents ``model`` as the JSON request body."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+def body_schema(model: type[BaseModel], media_type: str = "application/json") -> dict[str, Any]:
+    """``openapi_extra`` that documents ``model`` as the request body.
+
+    Nested models are referenced as ``#/components/schemas/...`` and left in ``$defs``,
+    which :func:`hfdeploy.serve.openapi.build_openapi` moves to the components.
+    """
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
 
 
 def validate_payload(model: type[T], payload: Any) -> T:

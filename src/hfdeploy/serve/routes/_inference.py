@@ -1,40 +1,47 @@
 """Model calls both protocols make through the batcher: embed, transcribe, and their checks.
 
 TEI's and OpenAI's routes differ in their bodies and answers, not in how they run the
-model: the checks (inputs per request, the task the model serves) and the calls are here
-once.
+model: the checks (inputs per request) and the calls are here once. A route is mounted
+only for the task it serves (:mod:`hfdeploy.serve.routes`), so the runner a route finds is
+the one it expects.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
-from hfdeploy.errors import BadRequestError, PayloadTooLargeError, UnsupportedTaskError
+from hfdeploy.errors import BadRequestError
 from hfdeploy.serve.embed import EmbedInput, EmbedRunner
 from hfdeploy.serve.speech import SpeechInput, SpeechRunner, decode_audio
 from hfdeploy.serve.state import ServerState
 
 __all__ = ["check_count", "embed", "runner_of", "transcribe"]
 
+R = TypeVar("R")
+
 
 def check_count(state: ServerState, n: int, field: str) -> None:
-    """Refuse an empty request (422) and one over ``max_client_batch_size`` inputs (413)."""
+    """Refuse an empty request and one over ``max_client_batch_size`` inputs (422).
+
+    The OpenAPI document states the same bounds (``minItems``, ``maxItems``).
+    """
     limit = state.settings.max_client_batch_size
     if n > limit:
-        raise PayloadTooLargeError(
+        raise BadRequestError(
             f"{n} inputs in one request, more than the limit of {limit}", param=field
         )
     if n == 0:
         raise BadRequestError(f"{field} is empty", param=field)
 
 
-def runner_of(state: ServerState, kind: type, route: str, supported: str) -> Any:
-    """The loaded runner if it is a ``kind``; else 400 naming the ``supported`` route."""
+def runner_of(state: ServerState, kind: type[R]) -> R:
+    """The loaded runner, a ``kind`` (503 until the model is ready)."""
     loaded, _ = state.require()
-    if not isinstance(loaded.runner, kind):
-        raise UnsupportedTaskError(route, loaded.runner.task, supported=supported)
-    return loaded.runner
+    runner = loaded.runner
+    if not isinstance(runner, kind):  # the app mounts a task's routes only: a bug if here
+        raise TypeError(f"a {kind.__name__} route reached a {runner.task} model")
+    return runner
 
 
 async def embed(
@@ -48,7 +55,7 @@ async def embed(
     field: str,
 ) -> list[Any]:
     """Embed ``texts`` through the batcher: :class:`Embedding` per text, in order."""
-    runner: EmbedRunner = runner_of(state, EmbedRunner, "embeddings", "/rerank or /predict")
+    runner = runner_of(state, EmbedRunner)
     _, batcher = state.require()
     check_count(state, len(texts), field)
     if dimensions is not None and dimensions > runner.dimension:
@@ -65,10 +72,8 @@ async def embed(
 
 async def transcribe(state: ServerState, data: bytes, *, language: str | None) -> str:
     """Decode ``data`` (off the event loop) and transcribe it through the batcher."""
-    loaded, batcher = state.require()
-    runner = loaded.runner
-    if not isinstance(runner, SpeechRunner):
-        raise UnsupportedTaskError("/v1/audio/transcriptions", runner.task, supported="/v1/models")
+    runner = runner_of(state, SpeechRunner)
+    _, batcher = state.require()
     audio = await asyncio.to_thread(decode_audio, data, runner.rate)
     (text,) = await batcher.run(
         [SpeechInput(audio, language)], timeout=state.settings.request_timeout

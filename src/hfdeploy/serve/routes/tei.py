@@ -1,4 +1,8 @@
-"""TEI-compatible routes: ``/embed``, ``/rerank``, ``/predict``, ``/tokenize``, ``/info``, ``/``."""
+"""TEI-compatible routes: ``/embed``, ``/rerank``, ``/predict``, ``/tokenize``, ``/info``, ``/``.
+
+Each is mounted only for a model whose task it serves (``/rerank`` for a reranker,
+``/predict`` for classifiers, ...); the others are 404 and absent from the OpenAPI document.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from hfdeploy._version import __version__
-from hfdeploy.errors import BadRequestError, UnsupportedTaskError
 from hfdeploy.serve.encoders import (
+    Encoder,
     ScoreInput,
     ScoreRunner,
     TokenInput,
@@ -17,45 +21,43 @@ from hfdeploy.serve.encoders import (
     entities,
     scores_from_logits,
 )
-from hfdeploy.serve.responses import json_response
-from hfdeploy.serve.routes._bodies import body_schema, parse_body, read_json, validate_payload
+from hfdeploy.serve.responses import error_responses, json_response, ok_response
+from hfdeploy.serve.routes import ENCODER_TASKS
+from hfdeploy.serve.routes._bodies import body_schema, parse_body
 from hfdeploy.serve.routes._inference import check_count, embed, runner_of, transcribe
-from hfdeploy.serve.specs.tei import EmbedRequest, PredictRequest, RerankRequest, TokenizeRequest
+from hfdeploy.serve.specs.openai import Transcription
+from hfdeploy.serve.specs.tei import (
+    EmbedRequest,
+    Entity,
+    Info,
+    Label,
+    PredictRequest,
+    Rank,
+    RerankRequest,
+    RootPredictRequest,
+    Token,
+    TokenizeRequest,
+    TokenPredictRequest,
+)
 from hfdeploy.serve.state import ServerState
 
 __all__ = ["info", "register"]
 
 
-async def _predict(state: ServerState, body: PredictRequest) -> Response:
-    loaded, batcher = state.require()
-    runner = loaded.runner
-    if isinstance(runner, TokenRunner):
-        texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-        if not all(isinstance(t, str) for t in texts):
-            raise BadRequestError("token classification takes strings", param="inputs")
-        check_count(state, len(texts), "inputs")
-        results = await batcher.run(
-            [TokenInput(str(t), body.truncate) for t in texts],
-            timeout=state.settings.request_timeout,
-        )
-        state.metrics.tokens.labels("input").inc(sum(r.tokens for r in results))
-        aggregate = body.aggregation_strategy == "simple"
-        out = [
-            entities(r, str(t), runner.labels, aggregate=aggregate)
-            for r, t in zip(results, texts, strict=True)
-        ]
-        return json_response(out[0] if isinstance(body.inputs, str) else out)
-    if not isinstance(runner, ScoreRunner):
-        raise UnsupportedTaskError("/predict", runner.task, supported="/embed")
-    out = await _predict_labels(state, body)
-    return json_response(out[0] if _predict_inputs(body.inputs)[0] else out)
+_ERRORS = (413, 422, 500, 503, 504)
+_LABELS = ok_response(
+    list[Label] | list[list[Label]], "labels best first (a list per input for a batch)"
+)
+_ENTITIES = ok_response(
+    list[Entity] | list[list[Entity]], "entities (a list per input for a batch)"
+)
 
 
-async def _predict_labels(state: ServerState, body: PredictRequest) -> list[list[dict[str, Any]]]:
+async def _classify(state: ServerState, body: PredictRequest) -> list[list[dict[str, Any]]]:
     """Labels with scores, best first, one list per input."""
-    runner: ScoreRunner = runner_of(state, ScoreRunner, "/predict", "/embed")
+    runner = runner_of(state, ScoreRunner)
     _, batcher = state.require()
-    _, pairs = _predict_inputs(body.inputs)
+    pairs = _pairs(body.inputs)
     check_count(state, len(pairs), "inputs")
     results = await batcher.run(
         [ScoreInput(a, b, body.truncate) for a, b in pairs], timeout=state.settings.request_timeout
@@ -69,55 +71,117 @@ async def _predict_labels(state: ServerState, body: PredictRequest) -> list[list
     return out
 
 
-def _predict_inputs(
-    inputs: str | list[str] | list[list[str]],
-) -> tuple[bool, list[tuple[str, str | None]]]:
-    """TEI's shapes: a text, a ``[text, pair]``, or a batch of ``[text]`` / ``[text, pair]``."""
+def _one(inputs: str | list[str] | list[list[str]]) -> bool:
+    """TEI's shapes: a text or a ``[text, pair]`` is one input; a list of lists a batch."""
+    return isinstance(inputs, str) or all(isinstance(x, str) for x in inputs)
+
+
+def _pairs(inputs: str | list[str] | list[list[str]]) -> list[tuple[str, str | None]]:
     if isinstance(inputs, str):
-        return True, [(inputs, None)]
-    if inputs and all(isinstance(x, str) for x in inputs):
-        if len(inputs) != 2:
-            raise BadRequestError(
-                "a list of strings is one [text, text_pair] pair; send a batch as "
-                '[["text"], ["text", "pair"]]',
-                param="inputs",
-            )
-        return True, [(str(inputs[0]), str(inputs[1]))]
-    pairs: list[tuple[str, str | None]] = []
-    for k, item in enumerate(inputs):
-        if not isinstance(item, list) or len(item) not in (1, 2):
-            raise BadRequestError(f"inputs[{k}] must be [text] or [text, pair]", param="inputs")
-        pairs.append((item[0], item[1] if len(item) == 2 else None))
-    return False, pairs
+        return [(inputs, None)]
+    if _one(inputs):  # validated: exactly [text, pair]
+        return [(str(inputs[0]), str(inputs[1]))]
+    batch: list[list[str]] = inputs  # type: ignore[assignment]
+    return [(item[0], item[1] if len(item) == 2 else None) for item in batch]
 
 
-def register(app: FastAPI, state: ServerState) -> None:
-    """Add the TEI routes to ``app``."""
+async def _tag(state: ServerState, body: TokenPredictRequest) -> Any:
+    """Entities of each text (one list for a single text)."""
+    runner = runner_of(state, TokenRunner)
+    _, batcher = state.require()
+    texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+    check_count(state, len(texts), "inputs")
+    results = await batcher.run(
+        [TokenInput(t, body.truncate) for t in texts], timeout=state.settings.request_timeout
+    )
+    state.metrics.tokens.labels("input").inc(sum(r.tokens for r in results))
+    aggregate = body.aggregation_strategy == "simple"
+    out = [
+        entities(r, t, runner.labels, aggregate=aggregate)
+        for r, t in zip(results, texts, strict=True)
+    ]
+    return out[0] if isinstance(body.inputs, str) else out
 
-    @app.post("/embed", tags=["tei"], openapi_extra=body_schema(EmbedRequest))
-    async def embed_route(request: Request) -> Response:
-        # The hot path parses and validates in one pydantic-core call (see body_schema).
-        return await _embed(await parse_body(request, EmbedRequest))
 
-    async def _embed(body: EmbedRequest) -> Response:
-        texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-        results = await embed(
-            state,
-            texts,
-            normalize=body.normalize,
-            truncate=body.truncate,
-            prompt_name=body.prompt_name,
-            dimensions=body.dimensions,
-            field="inputs",
+async def _embed(state: ServerState, body: EmbedRequest) -> Response:
+    texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+    results = await embed(
+        state,
+        texts,
+        normalize=body.normalize,
+        truncate=body.truncate,
+        prompt_name=body.prompt_name,
+        dimensions=body.dimensions,
+        field="inputs",
+    )
+    # TEI answers a list of vectors for a single input too.
+    return json_response([r.vector for r in results])
+
+
+def register(app: FastAPI, state: ServerState, task: str) -> None:
+    """Add the TEI routes that ``task`` serves to ``app`` (``/info`` for every task)."""
+    if task == "feature-extraction":
+
+        @app.post(
+            "/embed",
+            tags=["tei"],
+            openapi_extra=body_schema(EmbedRequest),
+            responses=ok_response(list[list[float]], "one vector per input")
+            | error_responses(*_ERRORS),
         )
-        # TEI answers a list of vectors for a single input too.
-        return json_response([r.vector for r in results])
+        async def embed_route(request: Request) -> Response:
+            # The hot path parses and validates in one pydantic-core call (see parse_body).
+            return await _embed(state, await parse_body(request, EmbedRequest))
 
-    @app.post("/rerank", tags=["tei"])
-    async def rerank_route(body: RerankRequest) -> Response:
-        runner: ScoreRunner = runner_of(state, ScoreRunner, "/rerank", "/embed")
-        if runner.task != "text-ranking":
-            raise UnsupportedTaskError("/rerank", runner.task, supported="/predict")
+    if task == "text-ranking":
+        _register_rerank(app, state)
+    if task in ("text-ranking", "text-classification"):
+
+        @app.post(
+            "/predict",
+            tags=["tei"],
+            openapi_extra=body_schema(PredictRequest),
+            responses=_LABELS | error_responses(*_ERRORS),
+        )
+        async def predict_route(request: Request) -> Response:
+            body = await parse_body(request, PredictRequest)
+            out = await _classify(state, body)
+            return json_response(out[0] if _one(body.inputs) else out)
+
+    if task == "token-classification":
+
+        @app.post(
+            "/predict",
+            tags=["tei"],
+            openapi_extra=body_schema(TokenPredictRequest),
+            responses=_ENTITIES | error_responses(*_ERRORS),
+        )
+        async def tag_route(request: Request) -> Response:
+            return json_response(await _tag(state, await parse_body(request, TokenPredictRequest)))
+
+    if task in ENCODER_TASKS:
+        _register_tokenize(app, state)
+
+    @app.get(
+        "/info", tags=["tei"], responses=ok_response(Info, "the model, its task and the limits")
+    )
+    async def info_route() -> Response:
+        return json_response(info(state))
+
+    if task != "text-generation":
+        _register_root(app, state, task)
+
+
+def _register_rerank(app: FastAPI, state: ServerState) -> None:
+    @app.post(
+        "/rerank",
+        tags=["tei"],
+        openapi_extra=body_schema(RerankRequest),
+        responses=ok_response(list[Rank], "texts best first") | error_responses(*_ERRORS),
+    )
+    async def rerank_route(request: Request) -> Response:
+        body = await parse_body(request, RerankRequest)
+        runner_of(state, ScoreRunner)
         _, batcher = state.require()
         check_count(state, len(body.texts), "texts")
         results = await batcher.run(
@@ -135,51 +199,69 @@ def register(app: FastAPI, state: ServerState) -> None:
         ranked.sort(key=lambda x: -x["score"])
         return json_response(ranked)
 
-    @app.post("/predict", tags=["tei"])
-    async def predict_route(body: PredictRequest) -> Response:
-        return await _predict(state, body)
 
-    @app.post("/tokenize", tags=["tei"])
-    async def tokenize_route(body: TokenizeRequest) -> Response:
-        loaded, batcher = state.require()
-        runner = loaded.runner
-        if not hasattr(runner, "tokenize"):
-            raise UnsupportedTaskError("/tokenize", runner.task, supported="/v1/models")
+def _register_tokenize(app: FastAPI, state: ServerState) -> None:
+    @app.post(
+        "/tokenize",
+        tags=["tei"],
+        openapi_extra=body_schema(TokenizeRequest),
+        responses=ok_response(list[list[Token]], "the tokens of each input")
+        | error_responses(413, 422, 500, 503),
+    )
+    async def tokenize_route(request: Request) -> Response:
+        body = await parse_body(request, TokenizeRequest)
+        runner = runner_of(state, Encoder)
         texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
         check_count(state, len(texts), "inputs")
+        _, batcher = state.require()
         # On the model thread: the tokenizer is not shared across threads.
         out = await batcher.call(
             lambda: runner.tokenize(texts, add_special_tokens=body.add_special_tokens)
         )
         return json_response(out)
 
-    @app.get("/info", tags=["tei"])
-    async def info_route() -> Response:
-        return json_response(info(state))
 
-    @app.post("/", tags=["tei"], include_in_schema=False)
+def _register_root(app: FastAPI, state: ServerState, task: str) -> None:
+    """TEI's and the Inference API's root, documented with the body of the model's task."""
+    if task == "automatic-speech-recognition":
+        # Any rate and channels; a body that is not one of these answers 422.
+        audio = {"schema": {"type": "string", "format": "binary"}}
+        kinds = ("audio/wav", "audio/flac", "audio/ogg")
+        extra: dict[str, Any] = {
+            "requestBody": {"required": True, "content": dict.fromkeys(kinds, audio)}
+        }
+        ok = ok_response(Transcription, "the text")
+    elif task == "feature-extraction":
+        extra, ok = (
+            body_schema(EmbedRequest),
+            ok_response(list[list[float]], "one vector per input"),
+        )
+    elif task == "token-classification":
+        extra = body_schema(TokenPredictRequest)
+        ok = ok_response(
+            list[Entity] | list[list[Entity]], "entities (a list per input for a batch)"
+        )
+    else:
+        extra = body_schema(RootPredictRequest)
+        ok = ok_response(list[list[Label]], "labels best first, a list per input")
+
+    @app.post("/", tags=["tei"], openapi_extra=extra, responses=ok | error_responses(*_ERRORS))
     async def root_route(request: Request) -> Response:
-        """TEI's and the Inference API's root: dispatch on the model's task."""
-        loaded, _ = state.require()
-        task = loaded.runner.task
+        """The Inference API's root (what ``huggingface_hub.InferenceClient`` calls)."""
         if task == "automatic-speech-recognition":
             text = await transcribe(state, await request.body(), language=None)
             return json_response({"text": text})
-        payload = await read_json(request)
         if task == "feature-extraction":
-            return await _embed(validate_payload(EmbedRequest, payload))
-        if task in ("text-classification", "text-ranking"):
-            # The Inference API's shape: one list of labels per input, best first.
-            body = validate_payload(PredictRequest, payload)
-            params = payload.get("parameters") if isinstance(payload, dict) else None
-            top_k = params.get("top_k") if isinstance(params, dict) else None
-            labels = await _predict_labels(state, body)
-            if isinstance(top_k, int) and top_k > 0:
-                labels = [x[:top_k] for x in labels]
-            return json_response(labels)
+            return await _embed(state, await parse_body(request, EmbedRequest))
         if task == "token-classification":
-            return await predict_route(validate_payload(PredictRequest, payload))
-        raise UnsupportedTaskError("/", task, supported="/v1/completions or /v1/chat/completions")
+            return json_response(await _tag(state, await parse_body(request, TokenPredictRequest)))
+        # The Inference API's shape: one list of labels per input, best first.
+        body = await parse_body(request, RootPredictRequest)
+        labels = await _classify(state, body)
+        top_k = body.parameters.top_k if body.parameters else None
+        if top_k is not None:
+            labels = [x[:top_k] for x in labels]
+        return json_response(labels)
 
 
 def info(state: ServerState) -> dict[str, Any]:
@@ -190,7 +272,7 @@ def info(state: ServerState) -> dict[str, Any]:
         "model_sha": None,
         "model_dtype": s.dtype,
         "model_type": None,
-        "task": s.task,
+        "task": state.task,
         "phase": state.phase,
         "max_concurrent_requests": s.max_queue,
         "max_input_length": s.max_input_tokens,
