@@ -86,7 +86,8 @@ def _record(command: list[tuple[Expanded, int]], scope: Scope, *,
     while words and words[0][0].text.startswith("-") and export:
         words = words[1:]  # declare -x
     pairs = [(_assignment(w.text), w, at) for w, at in words]
-    if not (export or (pairs and all(p for p, _, _ in pairs))):
+    loads = export and any(w.text.startswith("$(") for w, _ in words)  # export $(cat .env)
+    if loads or not (export or (pairs and all(p for p, _, _ in pairs))):
         out.append(command)
         return
     for pair, w, at in pairs:

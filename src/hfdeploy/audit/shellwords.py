@@ -6,6 +6,7 @@ variables). Used for shell scripts, ``sh -c`` arguments and Dockerfile ``RUN`` a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hfdeploy.audit.variables import Expanded, Ref, Scope, dollar
@@ -156,14 +157,35 @@ def shell_words(text: str, scope: Scope, *, literal: bool = False) -> list[tuple
     return _Splitter(text, scope, literal=literal).run()
 
 
+_HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)(\w+)\2")
+
+
+def _heredoc_end(text: str, i: int, heredocs: list[tuple[str, bool]]) -> int:
+    """The index of the new line that ends the last here-document starting after ``i``."""
+    for delimiter, tabs in heredocs:
+        while i < len(text):
+            end = text.find("\n", i + 1)
+            end = len(text) if end < 0 else end
+            line = text[i + 1 : end]
+            i = end
+            if (line.lstrip("\t") if tabs else line) == delimiter:
+                break
+    return i
+
+
 def shell_commands(text: str) -> list[tuple[int, int]]:
     """Where each command of shell text lies (start, end), nothing expanded: a script runs
     command by command, and a command's variables are those assigned before it."""
     out: list[tuple[int, int]] = []
     start, i, quote = 0, 0, ""
+    heredocs: list[tuple[str, bool]] = []  # (delimiter, tabs stripped) waiting for a new line
     while i < len(text):
         c = text[i]
-        if quote:
+        if c == "\n" and heredocs and not quote:  # the here-document's lines are no commands
+            out.append((start, i))
+            i = _heredoc_end(text, i, heredocs)
+            heredocs, start = [], i + 1
+        elif quote:
             if c == "\\" and quote == '"':
                 i += 1
             elif c == quote:
@@ -174,6 +196,9 @@ def shell_commands(text: str) -> list[tuple[int, int]]:
             quote = c
         elif c == "$":  # skip the expansion whole: `${A:-x;y}`, `$(a; b)` end no command
             i = dollar(text, i, Scope("nothing"))[3] - 1
+        elif (m := _HEREDOC.match(text, i)) is not None:
+            heredocs.append((m.group(3), bool(m.group(1))))
+            i = m.end() - 1
         elif c == "#" and (i == 0 or text[i - 1] in _BLANK):
             i = text.find("\n", i) - 1 if "\n" in text[i:] else len(text)
         elif c in "\n;&|":

@@ -43,6 +43,8 @@ __all__ = [
 State = Literal["set", "default", "unknown", "unset"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A name in ``${...}``: a variable, or a positional parameter (``${1:-default}``).
+_BRACED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 _OPS = (":-", ":=", ":?", ":+", "-", "=", "?", "+")
 
 
@@ -217,7 +219,7 @@ def _paren_end(text: str, start: int) -> int:
 
 def _braced(body: str, written: str, scope: Scope) -> tuple[str | None, list[Ref]]:
     """``${BODY}``: a name, then an operator and its word, as shells and compose read them."""
-    m = _NAME.match(body)
+    m = _BRACED_NAME.match(body)
     if m is None:  # ${#X}, ${X/a/b}, positional: never known here
         return None, [Ref(written, body, "unknown")]
     name, rest = m.group(0), body[m.end() :]

@@ -199,9 +199,9 @@ def _python_revision(rev: object) -> tuple[str, Severity | None] | None:
         case EnvRead(required=True):
             return (f"with its revision from {rev}, unresolved: pinned only if the environment "
                     "gives a commit sha", "info")  # fmt: skip
-        case EnvRead(name=name, default=default):
+        case EnvRead(default=default):
             unset = "no revision" if default is None else f"revision {default!r}"
-            return f"with its revision from {rev}: when {name} is unset it loads {unset}", None
+            return f"with its revision from {rev}: {rev.unset} it loads {unset}", None
         case Dynamic():
             return (f"with its revision from {rev.text or 'a computed value'}, unresolved: "
                     "pinned only if it holds a commit sha", "info")  # fmt: skip

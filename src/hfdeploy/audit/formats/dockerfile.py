@@ -98,7 +98,27 @@ def read_dockerfile(path: str, text: str, read: Reader | None = None) -> Dockerf
                 w.probes = _healthcheck(line, rest)
     w.env = list(env.values())
     _start(w, start, build.runtime)
+    if read is not None:
+        _start_script(w, start, build, read)
     return facts
+
+
+def _start_script(w: Workload, start: dict[str, tuple[str, int]], build: _Build,
+                  read: Reader) -> None:  # fmt: skip
+    """An ENTRYPOINT or CMD that runs a shell script of the build context (``/entrypoint.sh``):
+    the engine that script starts, its variables from the image's ``ENV`` (the image's own
+    ENTRYPOINT, replaced, starts nothing)."""
+    entry, cmd = start.get("ENTRYPOINT"), start.get("CMD")
+    first = entry if entry and entry[0] != "[]" else cmd
+    if first is None:
+        return
+    words = _exec_form(first[0])
+    script = _script_of(words) or (words[0] if words and words[0].endswith(".sh") else None)
+    found = _read_script(w.file, script, build, [], read) if script else None
+    if found is not None and found[0].endswith(".sh"):
+        line, scope = first[1], build.runtime.child()
+        w.invocation = detect_invocation(["/bin/sh", "-c", found[1]], line, w.image,
+                                         arg_lines=[line] * 3, scope=scope)  # fmt: skip
 
 
 def _variable(path: str, line: int, instr: str, rest: str, build: _Build,

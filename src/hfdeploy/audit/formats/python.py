@@ -27,18 +27,27 @@ _MODEL_NAMES = frozenset({"model", "llm", "pipe", "classifier", "generator", "en
 
 @dataclass(frozen=True, slots=True)
 class EnvRead:
-    """A value read from the environment: ``os.environ.get(NAME, default)``,
-    ``os.getenv(NAME)``; ``required`` for ``os.environ[NAME]`` (no default: a KeyError)."""
+    """A value read from the environment (``os.environ.get(NAME, default)``,
+    ``os.getenv(NAME)``; ``required`` for ``os.environ[NAME]``, a KeyError when unset) or, as
+    ``argument``, from the command line (argparse's ``--name`` with its ``default``)."""
 
     name: str
     default: object = None
     required: bool = False
+    argument: bool = False
 
     def __str__(self) -> str:
+        if self.argument:
+            return f"the {self.name} argument"
         if self.required:
             return f"os.environ[{self.name!r}]"
         return f"os.environ.get({self.name!r})" if self.default is None else (
             f"os.environ.get({self.name!r}, {self.default!r})")  # fmt: skip
+
+    @property
+    def unset(self) -> str:
+        """When the value falls back to its default, for a message."""
+        return f"when {self.name} is not given" if self.argument else f"when {self.name} is unset"
 
 
 class Dynamic:
@@ -61,7 +70,7 @@ def read_python(path: str, text: str) -> tuple[list[PythonCall], dict[str, Any]]
         SyntaxError: the source does not parse.
     """
     tree = ast.parse(text, filename=path)
-    module = _constants(tree.body, {})
+    module = _constants(tree.body, {"": _arguments(tree)})
     calls: list[PythonCall] = []
     scopes: dict[int, dict[str, object]] = {}
     for fn in ast.walk(tree):
@@ -120,6 +129,25 @@ def _model_call(call: ast.Call) -> bool:
     return isinstance(func, ast.Name) and func.id in _MODEL_NAMES
 
 
+def _arguments(tree: ast.Module) -> dict[str, EnvRead]:
+    """argparse's arguments by destination (``--model-id`` is ``args.model_id``), with their
+    defaults: what a script loads when run without them."""
+    out: dict[str, EnvRead] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _call_name(node.func) == "add_argument"):
+            continue
+        flags = [a.value for a in node.args if isinstance(a, ast.Constant)
+                 and isinstance(a.value, str) and a.value.startswith("--")]  # fmt: skip
+        kw = {k.arg: k.value for k in node.keywords if k.arg}
+        dest = kw.get("dest")
+        name = dest.value if isinstance(dest, ast.Constant) else flags[0][2:] if flags else None
+        if isinstance(name, str):
+            default = _value(kw["default"], {}) if "default" in kw else None
+            out[name.replace("-", "_")] = EnvRead(flags[0] if flags else name, default,
+                                                  argument=True)  # fmt: skip
+    return out
+
+
 def _constants(body: list[ast.stmt], outer: dict[str, object]) -> dict[str, object]:
     """The names a block assigns (in order, control flow aside), evaluated where they can."""
     names = dict(outer)
@@ -144,6 +172,11 @@ def _value(node: ast.expr, names: dict[str, object]) -> object:
             return names.get(n, Dynamic(n))
         case ast.List(elts=items) | ast.Tuple(elts=items) | ast.Set(elts=items):
             return [_value(i, names) for i in items]
+        case ast.Dict(keys=keys, values=values):
+            return {_value(k, names): _value(v, names) for k, v in zip(keys, values, strict=True)
+                    if k is not None}  # fmt: skip
+        case ast.Attribute(attr=attr) if attr in _args_of(names):
+            return _args_of(names)[attr]  # args.model_id
         case ast.JoinedStr(values=parts):
             pieces = [_value(p.value, names) if isinstance(p, ast.FormattedValue)
                       else _value(p, names) for p in parts]  # fmt: skip
@@ -161,12 +194,21 @@ def _value(node: ast.expr, names: dict[str, object]) -> object:
             return head
         case ast.Subscript(value=v, slice=key) if _is_environ(v):
             return EnvRead(str(_value(key, names)), required=True)
+        case ast.Subscript(value=v, slice=key):  # CONFIG["revision"]
+            found, k = _value(v, names), _value(key, names)
+            if isinstance(found, dict) and isinstance(k, str | int) and k in found:
+                return found[k]
         case ast.Call(func=func, args=args) if _env_getter(func) and args:
             default = _value(args[1], names) if len(args) > 1 else None
             kw = next((k.value for k in node.keywords if k.arg == "default"), None)
             return EnvRead(str(_value(args[0], names)),
                            _value(kw, names) if kw is not None else default)  # fmt: skip
     return Dynamic(ast.unparse(node))
+
+
+def _args_of(names: dict[str, object]) -> dict[str, EnvRead]:
+    found = names.get("")
+    return found if isinstance(found, dict) else {}
 
 
 def _is_environ(node: ast.expr) -> bool:

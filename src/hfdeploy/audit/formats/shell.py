@@ -39,6 +39,9 @@ def shell_workloads(path: str, text: str, read: Reader | None = None) -> list[Wo
         words = [w.text for w, _ in command]
         if words[0] in ("source", ".") and len(words) > 1 and read is not None:
             _source(path, words[1], scope, read)
+        elif words[0] == "export" and read is not None:  # export $(grep -v '^#' .env | xargs)
+            for file in _env_files(" ".join(words[1:])):
+                _source(path, file, scope, read, exported=True)
         elif "run" in words[1:3] and words[0] in ("docker", "podman", "sudo"):
             # Findings on a command are reported at its first line, where a suppression
             # comment goes; those on a variable, at the line that sets it.
@@ -49,12 +52,20 @@ def shell_workloads(path: str, text: str, read: Reader | None = None) -> list[Wo
     return out
 
 
-def _source(path: str, name: str, scope: Scope, read: Reader) -> None:
+def _source(path: str, name: str, scope: Scope, read: Reader, *, exported: bool = False) -> None:
     """``source FILE``: its assignments (an env file, mostly), read beside the script."""
     full = os.path.normpath(os.path.join(os.path.dirname(path), name))
     for b in dotenv(read(full) or "", file=full, origin=f"source {name}"):
         scope.bind(Binding(b.name, b.value, b.line, b.origin, file=full,
-                           exported=scope.export_all))  # fmt: skip
+                           exported=exported or scope.export_all))  # fmt: skip
+
+
+def _env_files(text: str) -> list[str]:
+    """The env files ``export $(grep -v '^#' .env | xargs)`` and the like read."""
+    inner = text[2:-1] if text.startswith("$(") and text.endswith(")") else ""
+    words = re.findall(r"[^\s|'\"()]+", inner)
+    return [w for w in words if not w.startswith("-") and re.fullmatch(r"[\w./~-]*env[\w.-]*", w)
+            and w not in ("xargs", "env", "printenv")][-1:]  # fmt: skip
 
 
 def _engine(path: str, command: Words, line_of: Callable[[int], int], scope: Scope
