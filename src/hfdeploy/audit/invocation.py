@@ -10,7 +10,7 @@ its revision and the shard count whichever way they were given. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from hfdeploy.audit.model import ENGINE_IMAGES, TP_FLAGS, Engine, Invocation, Workload
@@ -56,31 +56,30 @@ def _assignment(text: str) -> tuple[str, str] | None:
 
 def script_commands(
     text: str, scope: Scope, *, line: int | Callable[[int], int] = 0, file: str = ""
-) -> list[list[tuple[Expanded, int]]]:
-    """The simple commands of shell text, their words expanded in ``scope``, each with its
-    offset. Assignments standing alone bind in ``scope`` (``export`` ones for children too),
-    at ``line`` (or the line of their offset); words such as ``exec`` are dropped."""
-    out: list[list[tuple[Expanded, int]]] = []
+) -> Iterator[list[tuple[Expanded, int]]]:
+    """The simple commands of shell text in order, their words expanded in ``scope``, each
+    with its offset: a command is expanded once those before it have run (the caller's own
+    handling of one, ``source FILE`` say, comes before the next). Assignments standing alone
+    bind in ``scope`` (``export`` ones for children too), at ``line`` (or the line of their
+    offset) and are not yielded; words such as ``exec`` are dropped."""
     line_of = line if callable(line) else (lambda _: line)
     for start, end in shell_commands(text):
         command: list[tuple[Expanded, int]] = []
         for word, at in shell_words(text[start:end], scope):
             if word.text not in _OPERATORS and (command or word.text not in _PREFIXES):
                 command.append((word, start + at))
-        if command:
-            _record(command, scope, line_of=line_of, file=file, out=out)
-    return out
+        if command and _record(command, scope, line_of=line_of, file=file):
+            yield command
 
 
 def _record(command: list[tuple[Expanded, int]], scope: Scope, *,
-            line_of: Callable[[int], int], file: str,
-            out: list[list[tuple[Expanded, int]]]) -> None:  # fmt: skip
-    """Bind a command's assignments, or keep the command (with its leading assignments,
-    which set the environment of that command only)."""
+            line_of: Callable[[int], int], file: str) -> bool:  # fmt: skip
+    """Bind a command's assignments (False), or keep the command (True; its leading
+    assignments set the environment of that command only)."""
     head = [w.text for w, _ in command[:2]]
     if head[0] == "set" and len(head) > 1 and head[1] in ("-a", "+a"):
         scope.export_all = head[1] == "-a"
-        return
+        return False
     export = head[0] in ("export", "declare", "readonly", "local", "typeset")
     words = command[1:] if export else command
     while words and words[0][0].text.startswith("-") and export:
@@ -88,8 +87,7 @@ def _record(command: list[tuple[Expanded, int]], scope: Scope, *,
     pairs = [(_assignment(w.text), w, at) for w, at in words]
     loads = export and any(w.text.startswith("$(") for w, _ in words)  # export $(cat .env)
     if loads or not (export or (pairs and all(p for p, _, _ in pairs))):
-        out.append(command)
-        return
+        return True
     for pair, w, at in pairs:
         if pair:
             exported = export or scope.export_all
@@ -98,6 +96,7 @@ def _record(command: list[tuple[Expanded, int]], scope: Scope, *,
                                exported=exported, refs=w.refs))  # fmt: skip
         elif export and (known := scope.get(w.text)):
             scope.bind(replace(known, exported=True))
+    return False
 
 
 def _unknown(word: Expanded) -> bool:

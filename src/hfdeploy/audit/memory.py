@@ -47,6 +47,13 @@ def fit_findings(w: Workload, models: ModelReader | None) -> list[Fit]:
     if w.invocation is None or w.engine not in _SIZED or not labels or model is None:
         return []
     line = labels[0][1]
+    gpus = [(label, at, gpu_from_label(label)) for label, at in labels]
+    unknown = [(label, at) for label, at, gpu in gpus if gpu is None]
+    if len(unknown) == len(gpus):
+        label, at = unknown[0]
+        return [Fit(at, f"could not check whether {model.text} fits: the node label value "
+                        f"{label!r} names no GPU hfdeploy knows (a MIG slice, or a GPU not in "
+                        "its catalog)", False)]  # fmt: skip
     if (unresolved := model.unresolved) is not None:
         return [Fit(model.line, f"could not check whether the model fits: the model id is "
                                 f"from {unresolved.where(w.file)}", False)]  # fmt: skip
@@ -56,8 +63,7 @@ def fit_findings(w: Workload, models: ModelReader | None) -> list[Fit]:
                           f"ask for: {profile}", False)]  # fmt: skip
     out: list[Fit] = []
     sized: set[str] = set()
-    for label, at in labels:
-        gpu = gpu_from_label(label)
+    for label, at, gpu in gpus:
         if gpu is not None and gpu.name in sized:
             continue  # two labels of one GPU (two instance sizes): one verdict
         if gpu is None:

@@ -40,7 +40,7 @@ class Reach:
     def of(cls, paths: Iterable[Path | str], *, hub_cache: Path | None = None) -> Reach:
         """The reach of an audit of ``paths``: each folder given, and each file's folder."""
         roots = [Path(p).resolve() for p in paths]
-        return cls(tuple(r if r.is_dir() else r.parent for r in roots), hub_cache)
+        return cls(tuple(r.parent if r.is_file() else r for r in roots), hub_cache)
 
     def inside(self, path: str | Path) -> Path | None:
         """``path`` resolved, when it is under a root (None otherwise)."""

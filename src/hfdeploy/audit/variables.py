@@ -90,8 +90,8 @@ class Ref:
                     else f"`{self.written}`, unresolved")  # fmt: skip
         text = f"`{self.written}`, {b.origin}{_at(b, file)}"
         inner = next((r for r in b.refs if r.state == "default" or r.binding), None)
-        if inner is not None and inner.binding and inner.name == self.name:
-            text += f" (set{_at(inner.binding, file)})"  # the same variable, in another place
+        if inner is not None and inner.binding and inner.binding.line:
+            text += f" (set{_at(inner.binding, file)})"  # where the value itself is written
         elif inner is not None:
             text += f" ({inner.where(file)})"
         return text + (", unresolved" if b.value is None else "")
@@ -325,7 +325,7 @@ def dotenv(text: str, *, file: str, origin: str) -> list[Binding]:
         if line.startswith("#") or not eq or not _NAME.fullmatch(name):
             continue
         value = value.strip()
-        if value[:1] in "'\"" and (end := value.find(value[0], 1)) > 0:
+        if value[:1] in ("'", '"') and (end := value.find(value[0], 1)) > 0:
             value = value[1:end]
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()

@@ -37,11 +37,12 @@ def shell_workloads(path: str, text: str, read: Reader | None = None) -> list[Wo
     out: list[Workload] = []
     for command in script_commands(text, scope, line=line_of, file=path):
         words = [w.text for w, _ in command]
+        line = line_of(command[0][1])
         if words[0] in ("source", ".") and len(words) > 1 and read is not None:
-            _source(path, words[1], scope, read)
+            _source(path, line, words[1], scope, read)
         elif words[0] == "export" and read is not None:  # export $(grep -v '^#' .env | xargs)
             for file in _env_files(" ".join(words[1:])):
-                _source(path, file, scope, read, exported=True)
+                _source(path, line, file, scope, read, exported=True)
         elif "run" in words[1:3] and words[0] in ("docker", "podman", "sudo"):
             # Findings on a command are reported at its first line, where a suppression
             # comment goes; those on a variable, at the line that sets it.
@@ -52,12 +53,15 @@ def shell_workloads(path: str, text: str, read: Reader | None = None) -> list[Wo
     return out
 
 
-def _source(path: str, name: str, scope: Scope, read: Reader, *, exported: bool = False) -> None:
-    """``source FILE``: its assignments (an env file, mostly), read beside the script."""
+def _source(path: str, line: int, name: str, scope: Scope, read: Reader, *,
+            exported: bool = False) -> None:  # fmt: skip
+    """``source FILE`` at ``line``: its assignments (an env file, mostly), read beside the
+    script, each traced to its line in that file."""
     full = os.path.normpath(os.path.join(os.path.dirname(path), name))
-    for b in dotenv(read(full) or "", file=full, origin=f"source {name}"):
-        scope.bind(Binding(b.name, b.value, b.line, b.origin, file=full,
-                           exported=exported or scope.export_all))  # fmt: skip
+    for b in dotenv(read(full) or "", file=full, origin=name):
+        scope.bind(Binding(b.name, b.value, line, f"source {name}", file=path,
+                           exported=exported or scope.export_all,
+                           refs=(Ref(b.name, b.name, "set", b),)))  # fmt: skip
 
 
 def _env_files(text: str) -> list[str]:
