@@ -75,7 +75,7 @@ def read_python(path: str, text: str) -> tuple[list[PythonCall], dict[str, Any]]
     scopes: dict[int, dict[str, object]] = {}
     for fn in ast.walk(tree):
         if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-            local = _constants(fn.body, module)
+            local = _constants(fn.body, {**module, **_parameters(fn, module)})
             for node in ast.walk(fn):
                 scopes.setdefault(id(node), local)
     server: dict[str, Any] = {
@@ -145,6 +145,22 @@ def _arguments(tree: ast.Module) -> dict[str, EnvRead]:
             default = _value(kw["default"], {}) if "default" in kw else None
             out[name.replace("-", "_")] = EnvRead(flags[0] if flags else name, default,
                                                   argument=True)  # fmt: skip
+    return out
+
+
+def _parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef,
+                names: dict[str, object]) -> dict[str, object]:  # fmt: skip
+    """A function's parameters with a string default, as what a call without them gives
+    (``def load(revision="main")``); the others are the caller's, unknown here."""
+    params = [*fn.args.posonlyargs, *fn.args.args]
+    pairs = [*zip(params[len(params) - len(fn.args.defaults) :], fn.args.defaults, strict=True),
+             *((a, d) for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults, strict=True)
+               if d is not None)]  # fmt: skip
+    out: dict[str, object] = {}
+    for arg, node in pairs:
+        default = _value(node, names)
+        if isinstance(default, str):
+            out[arg.arg] = EnvRead(arg.arg, default, argument=True)
     return out
 
 
