@@ -201,11 +201,10 @@ def engine_environment(w: Workload) -> None:
     spec = engine_catalog().get(inv.engine) if inv else None
     if inv is None or spec is None:
         return
-    argv, lines = (
-        list(inv.argv),
-        list(inv.arg_lines) + [inv.line] * (len(inv.argv) - len(inv.arg_lines)),
-    )
-    refs = list(inv.arg_refs) + [()] * (len(inv.argv) - len(inv.arg_refs))
+    n = len(inv.argv)
+    argv = list(inv.argv)
+    lines = [*inv.arg_lines, *[inv.line] * (n - len(inv.arg_lines))]
+    refs: list[tuple[Ref, ...]] = [*inv.arg_refs, *[()] * (n - len(inv.arg_refs))]
     for name, flag in spec.detect.env:
         e = w.env_value(name)
         if e is None or inv.has(flag):
@@ -222,9 +221,10 @@ def engine_environment(w: Workload) -> None:
         refs += [(ref,), (ref,)]
     shards = _gpu_shards(w, argv) if spec.detect.shards_from_gpus else None
     if shards is not None:
-        argv, lines, refs = [*argv, "--num-shard", shards[0]], [*lines, w.gpus_line, w.gpus_line], [
-            *refs, (), (shards[1],)]  # fmt: skip
-    if len(argv) != len(inv.argv):
+        argv += ["--num-shard", shards[0]]
+        lines += [w.gpus_line, w.gpus_line]
+        refs += [(shards[1],), (shards[1],)]
+    if len(argv) != n:
         w.invocation = replace(inv, argv=tuple(argv), arg_lines=tuple(lines), arg_refs=tuple(refs))
 
 
