@@ -86,14 +86,16 @@ def _profile(w: Workload, model: Value, models: ModelReader | None) -> object:
     if HUB_ID.match(model.text) and not model.text.startswith((".", "/")):
         revision = w.revision()
         return models(model.text, revision, None)
-    local = model.text
     for m in w.mounts:
         if m.kind == "bind" and m.source and under(model.text, m.path):
             rest = model.text[len(m.path.rstrip("/")) :].lstrip("/")
             base = posixpath.join(posixpath.dirname(w.file), m.source)
-            local = posixpath.normpath(posixpath.join(base, rest)) if rest else base
-            break
-    return models(model.text, None, local)
+            return models(model.text, None, posixpath.normpath(posixpath.join(base, rest)))
+    found = models(model.text, None, model.text)  # a folder of the audited tree, as written
+    if isinstance(found, str):
+        return (f"{model.text} is a path in the container, which no bind mount of this file "
+                "maps to a folder the audit may read")  # fmt: skip
+    return found
 
 
 def _does_not_fit(w: Workload, profile: object, gpu: str, memory: int) -> str | None:

@@ -314,6 +314,12 @@ class Workload:
             return found
         return self._env_fact("MODEL_ID", "MODEL_NAME")
 
+    def _reads_env(self) -> bool:
+        """Whether a generic ``MODEL_ID`` / ``REVISION`` may be the server's: not for an engine
+        of the catalog, which reads what its catalog entry says (TGI's and TEI's variables are
+        flags by then) and ignores the rest (vLLM has no ``REVISION``)."""
+        return self.engine in (None, "custom") or engine_catalog().get(self.engine) is None
+
     def revision(self) -> str | None:
         found = self.revision_value()
         return found.text if found else None
@@ -324,6 +330,8 @@ class Workload:
         return self._env_fact("REVISION", "MODEL_REVISION")
 
     def _env_fact(self, *names: str) -> Value | None:
+        if not self._reads_env():
+            return None
         env = next((e for n in names if (e := self.env_value(n))), None)
         if env is None or env.value is None:
             return None
