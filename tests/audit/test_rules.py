@@ -159,7 +159,7 @@ def test_memory_rule_uses_the_sizing(tmp_path: Path) -> None:
     (could_not,) = fit(base, audited=elsewhere)
     assert could_not.severity == "info"
     assert "could not check" in could_not.message
-    assert "no bind mount of this file maps to a folder the audit may read" in could_not.message
+    assert "a path in the container, not a folder the audit may read" in could_not.message
     # A text alone reads nothing: the same, never silence.
     (texts_only,) = [f for f in audit_texts({"d.yaml": base}).findings if f.rule_id == "HFD017"]
     assert texts_only.severity == "info" and "could not check" in texts_only.message

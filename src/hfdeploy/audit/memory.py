@@ -9,12 +9,11 @@ it could not check, as information. Pure, but for the injected reader.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 
 from hfdeploy.audit.extract import ModelReader
 from hfdeploy.audit.gpus import gpu_from_label
-from hfdeploy.audit.model import HUB_ID, MAX_LEN_FLAGS, MEM_FRACTION_FLAGS, Value, Workload, under
+from hfdeploy.audit.model import HUB_ID, MAX_LEN_FLAGS, MEM_FRACTION_FLAGS, Value, Workload
 from hfdeploy.catalog.engines import engine_catalog
 from hfdeploy.errors import HfDeployError
 
@@ -79,22 +78,16 @@ def fit_findings(w: Workload, models: ModelReader | None) -> list[Fit]:
 
 
 def _profile(w: Workload, model: Value, models: ModelReader | None) -> object:
-    """The model's profile, or why it cannot be read: a Hub id from the cache, a path from the
-    folder a compose or ``docker run`` bind mount maps it to, else the path as written."""
+    """The model's profile, or why it cannot be read: a Hub id from the cache, a path as
+    written (a pod's path is in its container: only a folder of the audited tree is read)."""
     if models is None:
         return "the audit reads no model here (no files or cache to read it from)"
     if HUB_ID.match(model.text) and not model.text.startswith((".", "/")):
         revision = w.revision()
         return models(model.text, revision, None)
-    for m in w.mounts:
-        if m.kind == "bind" and m.source and under(model.text, m.path):
-            rest = model.text[len(m.path.rstrip("/")) :].lstrip("/")
-            base = posixpath.join(posixpath.dirname(w.file), m.source)
-            return models(model.text, None, posixpath.normpath(posixpath.join(base, rest)))
     found = models(model.text, None, model.text)  # a folder of the audited tree, as written
     if isinstance(found, str):
-        return (f"{model.text} is a path in the container, which no bind mount of this file "
-                "maps to a folder the audit may read")  # fmt: skip
+        return f"{model.text} is a path in the container, not a folder the audit may read"
     return found
 
 
