@@ -87,12 +87,13 @@ class Value:
         """The line that carries a fault of the value itself: the line of ``file`` that sets
         the variable it comes from, else where the engine is given it."""
         line, refs = self.line, self.refs
-        while True:  # down to the assignment that writes the value (`-e REV=$REV`, `REV=main`)
+        for _ in range(16):  # down to the assignment that writes it (`-e REV=$REV`, `REV=main`)
             found = next((r.binding for r in refs if r.state == "set" and r.binding is not None
                           and r.binding.line and r.binding.file in ("", file)), None)  # fmt: skip
             if found is None:
-                return line
+                break
             line, refs = found.line, found.refs
+        return line
 
     def via(self, file: str) -> str:
         """`` (from ...)`` when the value was not written where the engine reads it."""
