@@ -1,9 +1,12 @@
 """`hfdeploy audit` over 1,000 deployment files: wall time, against the issue's 5 s budget.
 
 The files are the test suite's realistic ones (Kubernetes, compose, Dockerfile, shell,
-Python), each written 1,000 / 6 times with a different name and model id, half of
-them broken the way users break them. Baseline in the same run: reading the same
-files (`cat`-equivalent), so the ratio says what the parsing and the rules cost.
+Python) and files of the indirection corpus whose values come through variables (a
+Kubernetes `sh -c` script, compose defaults, a shell entrypoint of exports, Python reading
+the environment, a Dockerfile with build arguments), each written 1,000 / 11 times with a
+different name and model id, half of them broken the way users break them. Baseline in the
+same run: reading the same files (`cat`-equivalent), so the ratio says what the parsing,
+the variable resolution and the rules cost.
 
     python benchmarks/audit_speed.py [--files 1000] [--repeat 5]
 """
@@ -33,6 +36,13 @@ from _results import header
 from hfdeploy.audit import audit_paths
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit_speed.json"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "audit" / "corpus"
+
+
+def _corpus(case: str) -> str:
+    return (CORPUS / case).read_text(encoding="utf-8")
+
+
 TEMPLATES = [
     ("deploy-{i}.yaml", K8S_VLLM, ("vllm-openai:v0.11.0", "vllm-openai:latest")),
     ("compose-{i}.yaml", COMPOSE_TGI, ("shm_size: 1g", "shm_size: 0")),
@@ -40,7 +50,17 @@ TEMPLATES = [
     ("run-tei-{i}.sh", SHELL_TEI, (":1.8", "")),
     ("sglang-{i}.sh", SHELL_SGLANG, ("--revision", "--revision main --x")),
     ("server_{i}.py", PY_SERVER, ('    model.encode(["warm up"])\n', "")),
-]
+    ("coder-{i}.yaml", _corpus("k8s-vars/vllm-sh-c-script-fixed/statefulset.yaml"),
+     ('value: "0.90"', 'value: "0.98"')),
+    ("compose-vllm-{i}.yml", _corpus("compose-vars/vllm-defaults-fixed/docker-compose.yml"),
+     ("    shm_size: 16gb\n", "")),
+    ("entrypoint-{i}.sh", _corpus("shell-vars/launcher-exports-required/entrypoint.sh"),
+     (":?HF_MODEL_REVISION must be a commit sha", ":-main")),
+    ("sentiment_{i}.py", _corpus("revisions/python-getenv-default/serve.py"),
+     (', "4ba3d4463bd152c9e4abd892b50844f30c646708"', "")),
+    ("Dockerfile.tgi-{i}", _corpus("dockerfile/arg-token-login/Dockerfile"),
+     ("3.3.5", "latest")),
+]  # fmt: skip
 
 
 def write_files(root: Path, n: int) -> int:

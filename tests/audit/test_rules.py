@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from hfdeploy.audit import audit_texts
+from hfdeploy.audit import audit_paths, audit_texts
+from hfdeploy.audit.findings import Finding
 from hfdeploy.audit.rules import RULES
 from tests.audit._files import (
     COMPOSE_TGI,
@@ -125,24 +128,41 @@ def test_token_placeholders_are_warnings_not_errors() -> None:
     assert "placeholder" in f.message
 
 
-def test_memory_rule_uses_the_sizing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_memory_rule_uses_the_sizing(tmp_path: Path) -> None:
     from tests._synthetic import LLAMA3_70B, llama_shaped_checkpoint
 
+    # The model's folder sits in the audited tree: the audit may read its headers there.
     folder = tmp_path / "llama70b"
     llama_shaped_checkpoint(folder, LLAMA3_70B, shards=2)
     base = K8S_VLLM.replace("meta-llama/Llama-3.1-8B-Instruct", str(folder)).replace(
         "      securityContext:\n", "      nodeSelector:\n        nvidia.com/gpu.product: NVIDIA-L4\n      securityContext:\n"
     ).replace("            - name: HF_HOME\n", "            - name: HF_HUB_OFFLINE\n              value: \"1\"\n            - name: HF_HOME\n")  # fmt: skip
-    found = [f for f in audit_texts({"d.yaml": base}).findings if f.rule_id == "HFD017"]
-    assert len(found) == 1
-    assert "L4" in found[0].message
-    assert "GiB" in found[0].message
+
+    def fit(text: str, *, audited: Path = tmp_path) -> list[Finding]:
+        (audited / "d.yaml").write_text(text)
+        return [f for f in audit_paths([audited / "d.yaml"]).findings if f.rule_id == "HFD017"]
+
+    (found,) = fit(base)
+    assert found.severity == "error"
+    assert "L4" in found.message
+    assert "GiB" in found.message
+    assert "nvidia.com/gpu.product" in base.splitlines()[found.line - 1]  # the label's line
     on_h200 = (
         base.replace("NVIDIA-L4", "NVIDIA-H200")
         .replace('- "2"\n', '- "4"\n')
         .replace("nvidia.com/gpu: 2", "nvidia.com/gpu: 4")
     )
-    assert "HFD017" not in {f.rule_id for f in audit_texts({"d.yaml": on_h200}).findings}
+    assert fit(on_h200) == []
+    # Audited from another folder, the model is out of reach: the check says it could not look.
+    elsewhere = tmp_path / "manifests"
+    elsewhere.mkdir()
+    (could_not,) = fit(base, audited=elsewhere)
+    assert could_not.severity == "info"
+    assert "could not check" in could_not.message
+    assert "a path in the container, not a folder the audit may read" in could_not.message
+    # A text alone reads nothing: the same, never silence.
+    (texts_only,) = [f for f in audit_texts({"d.yaml": base}).findings if f.rule_id == "HFD017"]
+    assert texts_only.severity == "info" and "could not check" in texts_only.message
 
 
 def test_powershell_docker_run_with_backtick_continuations() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from hfdeploy import inspect_model, size_model
 from hfdeploy.audit import audit_texts
-from hfdeploy.audit.model import detect_invocation
+from hfdeploy.audit.invocation import detect_invocation
 from hfdeploy.catalog.engines import engine_catalog, find_engine, sizing_engines
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.plan.planner import plan_deployment

@@ -310,3 +310,31 @@ def test_benchmark_tool_runs_duplex_sessions(tmp_path: Path) -> None:
     assert too_long.is_error and "more than 120 s" in too_long.content[0].text
     assert outside.is_error and "outside the allowed root" in outside.content[0].text
     assert far.is_error and "neither loopback nor an allowed host" in far.content[0].text
+
+
+def test_audit_tool_reads_models_only_under_its_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The model is in the Hugging Face cache this environment names: the CLI sizes it there,
+    # as any Hugging Face tool would; the MCP server reads nothing outside its allowed root,
+    # and its finding says it could not check.
+    from tests.audit._corpus import CORPUS, HUB_CACHE
+
+    root = tmp_path / "root"
+    root.mkdir()
+    deployment = (CORPUS / "gpu-labels/gke-l4-70b/deployment.yaml").read_text()
+    (root / "deployment.yaml").write_text(deployment)
+    monkeypatch.setenv("HF_HUB_CACHE", str(HUB_CACHE))
+
+    async def body(s: ClientSession) -> Any:
+        schema = next(
+            t for t in (await s.list_tools()).tools if t.name == "audit_deployment"
+        ).output_schema
+        return check(await s.call_tool("audit_deployment", {"paths": ["."]}), schema)
+
+    by_mcp = _session(body, "--allowed-root", str(root))
+    (fit,) = [f for f in by_mcp["findings"] if f["tag"] == "model-does-not-fit"]
+    assert fit["severity"] == "info" and "reads no Hugging Face cache" in fit["message"]
+    res = CliRunner().invoke(app, ["audit", str(root), "--json"])
+    (fit,) = [f for f in json.loads(res.stdout)["findings"] if f["tag"] == "model-does-not-fit"]
+    assert fit["severity"] == "error" and "L4 has 22.5 GiB" in fit["message"]

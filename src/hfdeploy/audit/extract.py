@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hfdeploy.audit.formats.compose import compose_workloads
+from hfdeploy.audit.formats.compose import compose_scope, compose_workloads
 from hfdeploy.audit.formats.dockerfile import read_dockerfile
 from hfdeploy.audit.formats.endpoint import is_endpoint, read_endpoint
 from hfdeploy.audit.formats.k8s_objects import k8s_objects
 from hfdeploy.audit.formats.kubernetes import k8s_workloads
 from hfdeploy.audit.formats.python import read_python
 from hfdeploy.audit.formats.shell import shell_workloads
-from hfdeploy.audit.model import PythonCall, Workload
+from hfdeploy.audit.invocation import engine_environment
+from hfdeploy.audit.model import EnvVar, PythonCall, Workload
 from hfdeploy.audit.objects import (
     Autoscaler,
     ConfigMapData,
@@ -37,7 +38,18 @@ from hfdeploy.audit.objects import (
 from hfdeploy.audit.yamlsrc import load_docs
 from hfdeploy.errors import YamlParseError
 
-__all__ = ["FileFacts", "classify", "extract", "link_builds"]
+if TYPE_CHECKING:
+    from hfdeploy.model.profile import ModelProfile
+
+__all__ = ["FileFacts", "ModelReader", "Reader", "classify", "extract", "link_builds"]
+
+#: Reads a file beside the one audited (an ``.env``, a script a Dockerfile runs): its text,
+#: or None when it is absent or out of the audit's reach.
+Reader = Callable[[str], str | None]
+#: Profiles a model for the fit check, where the audit may read it: (the model as the server
+#: is given it, its revision, the local folder that holds it if known) -> its profile, or why
+#: it could not be read.
+ModelReader = Callable[[str, str | None, str | None], "ModelProfile | str"]
 
 _DOCKERFILE = re.compile(
     r"(^|/)(Dockerfile|Containerfile)([.-][\w.-]*)?$|\.(dockerfile|containerfile)$", re.I
@@ -72,6 +84,12 @@ class FileFacts:
     #: Whether a path exists on disk (given by ``audit_paths``); None when the audit has only
     #: texts, so that rules about the build context stay silent.
     exists: Callable[[str], bool] | None = None
+    #: A Dockerfile's ``ARG``s: build arguments' values stay in the image's history.
+    build_args: list[EnvVar] = field(default_factory=list)
+    #: Dockerfile RUN steps whose build-context script downloads weights (line, what runs).
+    baked: list[tuple[int, str]] = field(default_factory=list)
+    #: Reads models for the fit check where the audit may (see ``ModelReader``); None: nowhere.
+    models: ModelReader | None = None
 
 
 def classify(path: str, text: str) -> str | None:
@@ -105,11 +123,23 @@ def _endpoint_json(text: str) -> bool:
         return False
 
 
-def extract(path: str, text: str, kind: str) -> FileFacts:
-    """The facts of one file of ``kind``; a file that does not parse gets ``parse_error``."""
+def extract(
+    path: str,
+    text: str,
+    kind: str,
+    *,
+    read: Reader | None = None,
+    config_maps: Mapping[str, ConfigMapData] | None = None,
+) -> FileFacts:
+    """The facts of one file of ``kind``; a file that does not parse gets ``parse_error``.
+
+    ``read``: reads the files a file names beside it (compose's ``.env`` and ``env_file``, a
+    script's ``source`` and ``--env-file``, the scripts a Dockerfile runs). ``config_maps``:
+    ConfigMaps of other files by name, for the containers that read them.
+    """
     facts = FileFacts(path, kind, text)
     try:
-        _extract(facts)
+        _extract(facts, read, config_maps or {})
     except YamlParseError as e:
         facts.parse_error = (e.line or 1, e.reason)
     except json.JSONDecodeError as e:
@@ -121,22 +151,29 @@ def extract(path: str, text: str, kind: str) -> FileFacts:
     return facts
 
 
-def _extract(facts: FileFacts) -> None:
+def _extract(
+    facts: FileFacts, read: Reader | None, config_maps: Mapping[str, ConfigMapData]
+) -> None:
     path, text = facts.path, facts.text
     match facts.kind:
         case "kubernetes":
-            for doc in load_docs(text, file=path):
-                facts.workloads.extend(k8s_workloads(path, doc))
-                for obj in k8s_objects(doc):
+            objects = [(doc, k8s_objects(doc, path)) for doc in load_docs(text, file=path)]
+            own = {o.name: o for _, objs in objects for o in objs if isinstance(o, ConfigMapData)}
+            for doc, objs in objects:
+                facts.workloads.extend(k8s_workloads(path, doc, {**config_maps, **own}))
+                for obj in objs:
                     _add_object(facts, obj)
         case "compose":
+            scope = compose_scope(path, read)
             for doc in load_docs(text, file=path):
-                facts.workloads.extend(compose_workloads(path, doc))
+                facts.workloads.extend(compose_workloads(path, doc, scope.child(), read))
         case "dockerfile":
-            workload, facts.run_steps, facts.copies = read_dockerfile(path, text)
-            facts.workloads.append(workload)
+            found = read_dockerfile(path, text, read)
+            facts.workloads.append(found.workload)
+            facts.run_steps, facts.copies = found.run_steps, found.copies
+            facts.build_args, facts.baked = found.build_args, found.baked
         case "shell":
-            facts.workloads.extend(shell_workloads(path, text))
+            facts.workloads.extend(shell_workloads(path, text, read))
         case "python":
             facts.python_calls, facts.python_server = read_python(path, text)
         case "hf-endpoint":
@@ -145,6 +182,8 @@ def _extract(facts: FileFacts) -> None:
         case "triton":
             if path.endswith(".json"):
                 json.loads(text)  # the vLLM backend's engine arguments: JSON or nothing
+    for w in facts.workloads:
+        engine_environment(w)
 
 
 def _add_object(facts: FileFacts, obj: object) -> None:

@@ -126,8 +126,9 @@ class AuditReport:
             else "rules read the files as written"
         )
         factors = (
-            "values set outside these files (Helm values not rendered, env files, "
-            "admission webhooks, kustomize patches) are not seen",
+            "values set outside the files the audit reads (the environment of whoever runs "
+            "a script or compose, Secrets, Helm values not rendered, admission webhooks, "
+            "kustomize patches) are unresolved: findings that depend on them say so",
             "load-time budgets use 600 s for vLLM, SGLang and TGI and 120 s otherwise, "
             "not the model's measured load time",
         )

@@ -8,10 +8,10 @@ written once. Pure.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
+from hfdeploy.audit.variables import Ref
 from hfdeploy.catalog.engines import engine_catalog
 
 __all__ = [
@@ -27,15 +27,16 @@ __all__ = [
     "Probe",
     "PythonCall",
     "Rollout",
+    "Value",
     "Workload",
-    "detect_invocation",
     "image_engine",
-    "shell_script",
     "under",
 ]
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
+
+T = TypeVar("T")
 
 #: An engine catalog name, or "custom" for a Python server the catalog does not know.
 Engine = str
@@ -62,6 +63,43 @@ class EnvVar:
     value: str | None  # None when it comes from a secret or another reference
     line: int
     from_secret: bool = False
+    #: The variables its value was expanded from (``value: $(BASE)/hf``, ``${HF_TOKEN}``).
+    refs: tuple[Ref, ...] = ()
+    #: How it is set when not by a value of its own: ``ConfigMap llm key model``, ``ARG``.
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A fact of the command line (the model, its revision, a degree of parallelism): its
+    value, the line where the engine is given it, and the variables it was expanded from."""
+
+    text: str
+    line: int
+    refs: tuple[Ref, ...] = ()
+
+    @property
+    def unresolved(self) -> Ref | None:
+        """The first variable of the value the files do not give (None: fully known)."""
+        return next((r for r in self.refs if not r.resolved), None)
+
+    def fault_line(self, file: str) -> int:
+        """The line that carries a fault of the value itself: the line of ``file`` that sets
+        the variable it comes from, else where the engine is given it."""
+        line, refs = self.line, self.refs
+        for _ in range(16):  # down to the assignment that writes it (`-e REV=$REV`, `REV=main`)
+            found = next((r.binding for r in refs if r.state == "set" and r.binding is not None
+                          and r.binding.line and r.binding.file in ("", file)), None)  # fmt: skip
+            if found is None:
+                break
+            line, refs = found.line, found.refs
+        return line
+
+    def via(self, file: str) -> str:
+        """`` (from ...)`` when the value was not written where the engine reads it."""
+        if not self.refs:
+            return ""
+        return f" (from {'; '.join(dict.fromkeys(r.where(file) for r in self.refs))})"
 
 
 #: ``configMap``: a volume the kubelet writes atomically through hidden ``..data`` and
@@ -114,6 +152,8 @@ class Invocation:
     line: int
     #: The line of each argument, when the file puts them on lines of their own.
     arg_lines: tuple[int, ...] = ()
+    #: The variables each argument was expanded from (empty when written as it is).
+    arg_refs: tuple[tuple[Ref, ...], ...] = ()
 
     def _index(self, names: tuple[str, ...]) -> tuple[int, str | None] | None:
         for i, arg in enumerate(self.argv):
@@ -123,6 +163,20 @@ class Invocation:
                 if arg.startswith(name + "="):
                     return i, arg.split("=", 1)[1]
         return None
+
+    def value(self, *names: str) -> Value | None:
+        """The first of ``names`` present, as a :class:`Value` (its line and variables)."""
+        found = self._index(names)
+        if found is None or found[1] is None:
+            return None
+        i, text = found[0], found[1]
+        at = i if self.argv[i] not in names else i + 1  # `--flag=value` or `--flag value`
+        return Value(text, self._at(self.arg_lines, i=i, default=self.line),
+                     self._at(self.arg_refs, i=at, default=()))  # fmt: skip
+
+    @staticmethod
+    def _at(items: tuple[T, ...], *, i: int, default: T) -> T:
+        return items[i] if i < len(items) else default
 
     def flag(self, *names: str) -> str | None:
         """The value of the first of ``names`` present (``--x v`` or ``--x=v``)."""
@@ -141,16 +195,26 @@ class Invocation:
 
     @property
     def model(self) -> str | None:
-        value = self.flag(*MODEL_FLAGS)
-        if value is not None:
-            return value
-        # `vllm serve MODEL`, and the vllm-openai / hfdeploy images' positional model
+        found = self.model_value()
+        return found.text if found else None
+
+    def model_value(self) -> Value | None:
+        """The model as a flag's value or, for ``vllm serve MODEL`` and the vllm-openai and
+        hfdeploy images, the first positional argument."""
+        found = self.value(*MODEL_FLAGS)
+        if found is not None:
+            return found
+        at = None
         for i, arg in enumerate(self.argv):
             if arg == "serve" and i + 1 < len(self.argv) and not self.argv[i + 1].startswith("-"):
-                return self.argv[i + 1]
-        if self.engine == "vllm" and self.argv and not self.argv[0].startswith("-"):
-            return self.argv[0]
-        return None
+                at = i + 1
+                break
+        if at is None and self.engine == "vllm" and self.argv and not self.argv[0].startswith("-"):
+            at = 0
+        if at is None:
+            return None
+        return Value(self.argv[at], self._at(self.arg_lines, i=at, default=self.line),
+                     self._at(self.arg_refs, i=at, default=()))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,18 +305,38 @@ class Workload:
         return self.invocation.engine if self.invocation else None
 
     def model(self) -> str | None:
-        if self.invocation and self.invocation.model:
-            return self.invocation.model
-        env = self.env_value("MODEL_ID") or self.env_value("MODEL_NAME")
-        return env.value if env else None
+        found = self.model_value()
+        return found.text if found else None
+
+    def model_value(self) -> Value | None:
+        """The model the server loads: its command line (engine variables included), else the
+        ``MODEL_ID`` or ``MODEL_NAME`` a custom image reads."""
+        if self.invocation and (found := self.invocation.model_value()):
+            return found
+        return self._env_fact("MODEL_ID", "MODEL_NAME")
+
+    def _reads_env(self) -> bool:
+        """Whether a generic ``MODEL_ID`` / ``REVISION`` may be the server's: not for an engine
+        of the catalog, which reads what its catalog entry says (TGI's and TEI's variables are
+        flags by then) and ignores the rest (vLLM has no ``REVISION``)."""
+        return self.engine in (None, "custom") or engine_catalog().get(self.engine) is None
 
     def revision(self) -> str | None:
-        if self.invocation:
-            value = self.invocation.flag(*REVISION_FLAGS)
-            if value is not None:
-                return value
-        env = self.env_value("REVISION") or self.env_value("MODEL_REVISION")
-        return env.value if env else None
+        found = self.revision_value()
+        return found.text if found else None
+
+    def revision_value(self) -> Value | None:
+        if self.invocation and (found := self.invocation.value(*REVISION_FLAGS)):
+            return found
+        return self._env_fact("REVISION", "MODEL_REVISION")
+
+    def _env_fact(self, *names: str) -> Value | None:
+        if not self._reads_env():
+            return None
+        env = next((e for n in names if (e := self.env_value(n))), None)
+        if env is None or env.value is None:
+            return None
+        return Value(env.value, env.line, env.refs)
 
     def line_of(self, *flags: str) -> int:
         """The line of the first of ``flags`` given (in this order, not the command's), else
@@ -284,12 +368,16 @@ def _int(value: str | None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PythonCall:
-    """A Hub-facing call in Python source, with its literal keyword arguments."""
+    """A Hub-facing call in Python source, with its keyword arguments as far as the file
+    gives them (literals, constants, environment reads: ``formats/python.py``)."""
 
     function: str
     line: int
+    #: The repository, when the file gives it (an environment read's default included).
     repo: str | None
     kwargs: dict[str, object]
+    #: The repository argument as evaluated (a string, an environment read, ...), or None.
+    source: object = None
 
 
 def under(path: str, mount: str) -> bool:
@@ -301,84 +389,3 @@ def under(path: str, mount: str) -> bool:
 def image_engine(image: str | None) -> Engine | None:
     """The engine an image runs, by the catalog's image name fragments."""
     return next((e for fragment, e in ENGINE_IMAGES if image and fragment in image), None)
-
-
-#: Command words -> the engine they start (the catalog's ``detect``).
-_ENGINE_COMMANDS: tuple[tuple[tuple[str, ...], Engine], ...] = tuple(
-    (words, name) for name, e in engine_catalog().items() for words in e.detect.commands
-)
-
-
-_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
-_SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&"})
-
-
-def shell_script(argv: list[str], lines: list[int], line: int) -> tuple[str, int] | None:
-    """The script of ``sh -c SCRIPT`` (``bash``, a path to either), with its line."""
-    names = [a.rsplit("/", 1)[-1] for a in argv[:3]]
-    if len(names) >= 2 and names[0] in _SHELLS and "-c" in names[1:3]:
-        at = names.index("-c") + 1
-        if at < len(argv):
-            return argv[at], lines[at] if at < len(lines) else line
-    return None
-
-
-def _script_invocation(script: str, line: int) -> Invocation | None:
-    try:
-        tokens = shlex.split(script, comments=True)
-    except ValueError:
-        return None
-    command: list[str] = []
-    for token in [*tokens, ";"]:
-        if token not in _SHELL_OPERATORS:
-            command.append(token)
-            continue
-        while command and command[0] in ("exec", "nohup", "env"):
-            command = command[1:]
-        if command:
-            found = detect_invocation(command, line, None, arg_lines=[line] * len(command))
-            if found is not None:
-                return found
-        command = []
-    return None
-
-
-def _by_image(engine: Engine, image: str | None) -> Engine:
-    """The engine a command starts, or the one the image names when both start the same
-    command (PersonaPlex's server is ``python -m moshi.server`` too)."""
-    named = image_engine(image)
-    catalog = engine_catalog()
-    ours, theirs = catalog[engine].deploy, catalog[named].deploy if named else None
-    if ours is None or theirs is None:
-        return engine
-    start = ours.entrypoint or ours.image_entrypoint
-    same = bool(start) and start == (theirs.entrypoint or theirs.image_entrypoint)
-    return named if named and same else engine
-
-
-def detect_invocation(
-    argv: list[str], line: int, image: str | None = None, *, arg_lines: list[int] | None = None
-) -> Invocation | None:
-    """The engine a command line starts, from the command or, for bare args, the image.
-
-    A shell script (``sh -c "..."``) is read command by command; one that starts no engine
-    (a Ray worker in an engine's image, say) is no engine invocation.
-    """
-    names = [a.rsplit("/", 1)[-1] for a in argv]
-    lines = arg_lines or []
-    if len(names) >= 3 and names[0] in _SHELLS and "-c" in names[1:3]:
-        at = names.index("-c") + 1
-        script_line = lines[at] if len(lines) > at else line
-        return _script_invocation(" ".join(argv[at : at + 1]), script_line)
-    for words, engine in _ENGINE_COMMANDS:
-        for i in range(len(names)):
-            if tuple(names[i : i + len(words)]) == words:
-                k = i + len(words) - 1
-                return Invocation(_by_image(engine, image), tuple(argv[k:]), line, tuple(lines[k:]))
-    if image:
-        for fragment, engine in ENGINE_IMAGES:
-            if fragment in image:
-                return Invocation(engine, tuple(argv), line, tuple(lines))
-    if any(n in ("python", "python3", "uvicorn", "gunicorn") for n in names[:1]):
-        return Invocation("custom", tuple(argv), line, tuple(lines))
-    return None

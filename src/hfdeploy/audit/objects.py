@@ -86,6 +86,10 @@ class ConfigMapData:
     namespace: str | None
     line: int
     keys: tuple[str, ...]
+    #: Each string entry of ``data``: key, value and line, for the containers that read it.
+    values: tuple[tuple[str, str, int], ...] = ()
+    #: The file that declares it.
+    file: str = ""
 
 
 @dataclass(frozen=True, slots=True)

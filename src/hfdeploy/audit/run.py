@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hfdeploy.audit.checks.owners import in_nearest_folder
 from hfdeploy.audit.extract import FileFacts, classify, extract, link_builds
 from hfdeploy.audit.findings import SEVERITIES, AuditReport, Finding
+from hfdeploy.audit.objects import ConfigMapData
+from hfdeploy.audit.reach import Reach
 from hfdeploy.audit.rules import PARSE_ERROR, RULES
 from hfdeploy.errors import InvalidSettingError
 
@@ -105,8 +108,10 @@ def audit_texts(
     *,
     explicit: bool = False,
     exists: Callable[[str], bool] | None = None,
+    reach: Reach | None = None,
 ) -> AuditReport:
-    """Audit files given as ``{path: text}``. Pure, unless ``exists`` reads the disk.
+    """Audit files given as ``{path: text}``. Pure, unless ``exists`` or ``reach`` reads the
+    disk.
 
     Every file is read first (a compose service learns what the Dockerfile it builds
     starts); each file's facts go through the per-file checks; then the folder checks see
@@ -116,9 +121,13 @@ def audit_texts(
     ``explicit``: every file was named by the user, so YAML that is neither Kubernetes
     nor compose is still parsed (a parse error is reported rather than the file skipped).
     ``exists``: whether a path exists (``audit_paths`` gives one): rules about a
-    Dockerfile's build context need it and stay silent without it.
+    Dockerfile's build context need it and stay silent without it. ``reach``: what else the
+    audit may read (files a file names beside it, models for the fit check); without it,
+    only ``texts`` are read and the fit check says it could not look.
     """
     cfg = config or AuditConfig()
+    reach = reach or Reach()
+    reader, models = reach.reader(texts), reach.models()
     read: list[str] = []
     parsed: list[FileFacts] = []
     lines: dict[str, list[str]] = {}
@@ -128,8 +137,8 @@ def audit_texts(
         if kind is None:
             continue
         read.append(path)
-        facts = extract(path, text, kind)
-        facts.exists = exists
+        facts = extract(path, text, kind, read=reader)
+        facts.exists, facts.models = exists, models
         lines[path] = text.splitlines()
         if facts.parse_error:
             line, message = facts.parse_error
@@ -138,6 +147,7 @@ def audit_texts(
             )
             continue
         parsed.append(facts)
+    _read_config_maps(parsed, reader)  # a ConfigMap and the containers that read it
     link_builds(parsed)  # a compose service and the Dockerfile it builds, in two files
     for facts in parsed:
         for rule in RULES:
@@ -159,16 +169,57 @@ def audit_texts(
     return AuditReport(tuple(unique), tuple(read), suppressed, cfg.to_dict())
 
 
-def audit_paths(paths: Iterable[Path | str], config: AuditConfig | None = None) -> AuditReport:
+def _read_config_maps(parsed: list[FileFacts], read: Callable[[str], str | None]) -> None:
+    """Read again the Kubernetes files whose containers use a ConfigMap another file of the
+    run declares (``configMapKeyRef``, ``envFrom``), with the ConfigMaps of the nearest
+    folder (one run may audit several deployments with the same names)."""
+    maps = [(f.path, cm) for f in parsed for cm in f.config_maps]
+    if not maps:
+        return
+    for i, facts in enumerate(parsed):
+        if facts.kind != "kubernetes" or "configMap" not in facts.text:
+            continue
+        own = {cm.name for cm in facts.config_maps}
+        by_name: dict[str, list[tuple[str, ConfigMapData]]] = {}
+        for path, cm in maps:
+            if path != facts.path and cm.name not in own:
+                by_name.setdefault(cm.name, []).append((path, cm))
+        nearest = {name: in_nearest_folder(facts.path, found, lambda m: m[0])[0][1]
+                   for name, found in by_name.items()}  # fmt: skip
+        if nearest:
+            again = extract(facts.path, facts.text, facts.kind, read=read, config_maps=nearest)
+            again.exists, again.models = facts.exists, facts.models
+            parsed[i] = again
+
+
+def audit_paths(
+    paths: Iterable[Path | str],
+    config: AuditConfig | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    roots: Sequence[Path | str] | None = None,
+) -> AuditReport:
     """Audit files and folders (folders recursively; files of unknown kinds are skipped).
+
+    Files the audited ones name (an ``.env``, a script a Dockerfile runs, a model folder) are
+    read under ``roots`` (default: the paths given, a file's folder for a file). ``environ``:
+    where to find the local Hugging Face cache (``HF_HUB_CACHE``, ``HF_HOME``), as any
+    Hugging Face tool would, for the fit check; None: no cache is read.
 
     Raises:
         FileNotFoundError: a path does not exist.
     """
+    given = [Path(p) for p in paths]
     texts: dict[str, str] = {}
-    for f in _files(Path(p) for p in paths):
+    for f in _files(given):
         try:
             texts[str(f)] = f.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # binary or unreadable: not a deployment file
-    return audit_texts(texts, config, exists=lambda p: Path(p).exists())
+    cache = None
+    if environ is not None:
+        from hfdeploy.model.resolve import hub_cache_dir
+
+        cache = hub_cache_dir(environ)
+    reach = Reach.of(roots if roots is not None else given, hub_cache=cache)
+    return audit_texts(texts, config, exists=lambda p: Path(p).exists(), reach=reach)

@@ -275,9 +275,17 @@ class EngineDetect:
     images: tuple[str, ...] = ()
     #: Command words that start it (``vllm serve``; a module run with ``python -m``).
     commands: tuple[tuple[str, ...], ...] = ()
+    #: Environment variables it reads as flags (TGI's ``MODEL_ID`` is ``--model-id``); a flag
+    #: on the command line wins over its variable.
+    env: tuple[tuple[str, str], ...] = ()
+    #: With no shard count set, it shards over every GPU the container is given (TGI).
+    shards_from_gpus: bool = False
+    evidence: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"images": list(self.images), "commands": [list(c) for c in self.commands]}
+        return {"images": list(self.images), "commands": [list(c) for c in self.commands],
+                "env": dict(self.env), "shards_from_gpus": self.shards_from_gpus,
+                "evidence": self.evidence}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +365,9 @@ def engine_catalog() -> dict[str, EngineSpec]:
             sizing=sizing[s] if isinstance(s, str) else sizing.get(name),
             deploy=_deploy(e["deploy"]) if "deploy" in e else None,
             detect=EngineDetect(tuple(detect.get("images", ())),
-                                tuple(tuple(c) for c in detect.get("commands", ()))),
+                                tuple(tuple(c) for c in detect.get("commands", ())),
+                                tuple(detect.get("env", {}).items()),
+                                bool(detect.get("shards_from_gpus")), detect.get("evidence", "")),
             model_types=tuple(e.get("model_types", ())), tasks=tuple(e.get("tasks", ())),
         )  # fmt: skip
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -50,7 +51,8 @@ def audit_command(
         typer.echo(f"error: {why}", err=True)
         raise typer.Exit(2)
     try:
-        report = audit_paths(paths, load_config(Path.cwd()))
+        # The local Hugging Face cache, as any Hugging Face tool finds it, for the fit check.
+        report = audit_paths(paths, load_config(Path.cwd()), environ=os.environ)
     except FileNotFoundError as e:
         typer.echo(f"error: no such file or folder: {e}\nnext: check the path", err=True)
         raise typer.Exit(2) from None

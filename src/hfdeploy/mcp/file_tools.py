@@ -99,7 +99,9 @@ async def audit_deployment(
     launch scripts, Python entrypoints, Inference Endpoints' hf-endpoint.json, Triton
     repositories. Findings with rule id, severity, file:line, impact and fix. The result is
     `hfdeploy audit PATH --format json` (with `files`, a Dockerfile's COPY sources are not
-    checked: there is no folder).
+    checked: there is no folder). Files the audited ones name (an .env, a script a Dockerfile
+    runs, a model folder for the fit check) are read only under the allowed root; no Hugging
+    Face cache is read, so a model named by Hub id is not sized (the finding says so).
     """
     if not paths and not files:
         raise ToolError("error: give paths or files\nnext: pass at least one of them")
@@ -112,7 +114,7 @@ async def audit_deployment(
         config = load_config(allowed.root)
         if files:
             return audit_texts(dict(files), config)
-        return audit_paths(resolved, config)
+        return audit_paths(resolved, config, roots=[allowed.root])
 
     try:
         report = await call(run)

@@ -92,13 +92,17 @@ def missing_shm_for_tp(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
                 "at the cost of slower collectives",
                 severity="warning",
             )
-        if w.source == "hf-endpoint":
-            continue  # the service sizes the container's /dev/shm: the file cannot set it
+        # Inference Endpoints sizes the container's /dev/shm, and a process on the host (a
+        # shell script) has the host's: the file cannot set it
+        if w.source in ("hf-endpoint", "shell"):
+            continue
         if w.tp() * w.pp() > 1 and not w.shm and not w.host_ipc:
+            degree = w.invocation.value(*TP_FLAGS) or w.invocation.value(*PP_FLAGS)
             yield rule.finding(
                 facts,
                 w.line_of(*TP_FLAGS, *PP_FLAGS),
-                f"tensor/pipeline parallel x{w.tp() * w.pp()} without a memory-backed /dev/shm",
+                f"tensor/pipeline parallel x{w.tp() * w.pp()}"
+                f"{degree.via(facts.path) if degree else ''} without a memory-backed /dev/shm",
             )
 
 
@@ -117,10 +121,12 @@ def gpu_limit_mismatch(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
         elif w.source == "hf-endpoint" and w.gpus >= need:
             continue  # instances come in fixed sizes (x1, x4): spare GPUs are not an error
         elif w.gpus > 0 and w.gpus != need:
+            degree = w.invocation.value(*TP_FLAGS) if w.invocation else None
             yield rule.finding(
                 facts,
                 w.gpus_line or w.line,
                 f"{w.gpus} GPU(s) requested but TP x PP = {need}"
+                + (degree.via(facts.path) if degree else "")
                 + (f" per pod of a group of {w.group_size}" if w.group_size > 1 else ""),
                 severity="error",
             )
@@ -131,27 +137,29 @@ def gpu_memory_utilization_high(rule: Rule, facts: FileFacts) -> Iterator[Findin
     for w in facts.workloads:
         if w.invocation is None:
             continue
-        raw = w.invocation.flag(*MEM_FRACTION_FLAGS)
+        raw = w.invocation.value(*MEM_FRACTION_FLAGS)
         try:
-            value = float(raw) if raw is not None else None
+            value = float(raw.text) if raw is not None else None
         except ValueError:
             continue
-        if value is not None and value >= 0.95:
+        if raw is not None and value is not None and value >= 0.95:
             yield rule.finding(
                 facts,
-                w.line_of(*MEM_FRACTION_FLAGS),
-                f"GPU memory fraction {value:g} leaves no room for the CUDA context and spikes",
+                raw.fault_line(facts.path),
+                f"GPU memory fraction {value:g}{raw.via(facts.path)} leaves no room for the "
+                "CUDA context and spikes",
             )
 
 
 def model_does_not_fit(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
-    """HFD017: the model does not fit the GPUs of the node selector."""
-    from hfdeploy.audit.memory import does_not_fit
+    """HFD017: the model does not fit the GPUs its node labels ask for; information where
+    the check could not be made (the model or the GPU not readable here)."""
+    from hfdeploy.audit.memory import fit_findings
 
     for w in facts.workloads:
-        message = does_not_fit(w)
-        if message:
-            yield rule.finding(facts, w.invocation.line if w.invocation else w.line, message)
+        for fit in fit_findings(w, facts.models):
+            yield rule.finding(facts, fit.line, fit.message,
+                               severity=None if fit.checked else "info")  # fmt: skip
 
 
 _VLLM_API_SERVER = "vllm.entrypoints.openai.api_server"

@@ -1,28 +1,92 @@
-"""Compose files → one ``Workload`` per service."""
+"""Compose files → one ``Workload`` per service, with compose's interpolation applied (the
+``.env`` beside the file, defaults) and each service's environment (``environment`` over
+``env_file``)."""
 
 from __future__ import annotations
 
 import os
 import re
 import shlex
+from collections.abc import Callable
+from typing import Any
 
+from hfdeploy.audit.invocation import detect_invocation, shell_script
 from hfdeploy.audit.model import (
     Argv,
     EnvVar,
     Mount,
     Probe,
     Workload,
-    detect_invocation,
-    shell_script,
+)
+from hfdeploy.audit.shellwords import shell_words
+from hfdeploy.audit.variables import (
+    Binding,
+    Expanded,
+    Ref,
+    Scope,
+    dotenv,
+    interpolate,
 )
 from hfdeploy.audit.yamlsrc import Doc
 
-__all__ = ["compose_workloads"]
+__all__ = ["compose_scope", "compose_workloads"]
+
+Path = tuple[str | int, ...]
+#: Reads a file beside the one audited: its text, or None when it is absent or out of reach.
+Reader = Callable[[str], str | None]
 
 
-def compose_workloads(path: str, doc: Doc) -> list[Workload]:
-    """The services of one YAML document (none when it has no ``services`` mapping)."""
-    data = doc.data
+def compose_scope(path: str, read: Reader | None) -> Scope:
+    """What compose interpolates a file with: the ``.env`` beside it, and the environment of
+    the shell that runs compose (which the audit cannot see)."""
+    scope = Scope("the shell that runs compose")
+    env_path = os.path.join(os.path.dirname(path), ".env")
+    text = read(env_path) if read else None
+    for b in dotenv(text or "", file=env_path, origin=".env"):
+        scope.bind(b)
+    return scope
+
+
+def _interpolated(node: Any, scope: Scope, at: Path, found: dict[Path, Expanded]) -> Any:
+    """The document with every string interpolated; ``found``: each string with variables."""
+    if isinstance(node, dict):
+        return {k: _interpolated(v, scope, (*at, k), found) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolated(v, scope, (*at, k), found) for k, v in enumerate(node)]
+    if isinstance(node, str) and "$" in node:
+        found[at] = interpolate(node, scope)
+        return found[at].text
+    return node
+
+
+def _words(raw: Any, value: Any, at: Path, found: dict[Path, Expanded],
+           scope: Scope) -> list[Expanded]:  # fmt: skip
+    """A command or entrypoint's arguments with their variables: a string is split into
+    arguments (compose does, no shell), each interpolated; a list item is one argument."""
+    if isinstance(raw, str):  # interpolated as a whole, then split
+        whole = interpolate(raw, scope)
+        spans = list(zip(whole.refs, whole.spans, strict=False))
+        words = shell_words(whole.text, scope, literal=True)
+        return [Expanded(w.text, _overlapping(spans, start, start + len(w.text) + 2))
+                for w, start in words]  # fmt: skip
+    return [found.get((*at, k), Expanded(str(x))) for k, x in enumerate(value or [])]
+
+
+def _overlapping(spans: list[tuple[Ref, tuple[int, int]]], start: int, end: int
+                 ) -> tuple[Ref, ...]:  # fmt: skip
+    """The references whose values lie in ``[start, end)`` of the interpolated text."""
+    return tuple(r for r, (s, e) in spans if s < end and e > start)
+
+
+def compose_workloads(
+    path: str, doc: Doc, scope: Scope | None = None, read: Reader | None = None
+) -> list[Workload]:
+    """The services of one YAML document (none when it has no ``services`` mapping), its
+    values interpolated in ``scope`` (:func:`compose_scope`); ``read`` reads env files."""
+    scope = scope or Scope("the shell that runs compose")
+    found: dict[Path, Expanded] = {}
+    raw = doc.data
+    data = _interpolated(raw, scope, (), found)
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
         return []
     named = (
@@ -36,26 +100,23 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
         w = Workload(path, doc.line(*sp), "compose", name=str(name))
         w.image = svc.get("image")
         w.image_line = doc.line(*sp, "image")
-        cmd = svc.get("command")
-        argv = shlex.split(cmd) if isinstance(cmd, str) else [str(x) for x in cmd or []]
-        ep = svc.get("entrypoint")
-        head = shlex.split(ep) if isinstance(ep, str) else [str(x) for x in ep or []]
-        w.invocation = detect_invocation([*head, *argv], doc.line(*sp, "command"), w.image)
+        raw_svc = raw["services"][name]
+        cmd, ep = svc.get("command"), svc.get("entrypoint")
         # Compose splits a string command into arguments itself (no shell reads it).
+        head = _words(raw_svc.get("entrypoint"), ep, (*sp, "entrypoint"), found, scope)
+        tail = _words(raw_svc.get("command"), cmd, (*sp, "command"), found, scope)
+        words = [*head, *tail]
+        argv = [x.text for x in words]
         lines = [_item_line(doc, (*sp, "entrypoint"), ep, k) for k in range(len(head))] + [
-            _item_line(doc, (*sp, "command"), cmd, k) for k in range(len(argv))
+            _item_line(doc, (*sp, "command"), cmd, k) for k in range(len(tail))
         ]
-        w.exec = Argv((*head, *argv), tuple(lines), own_entrypoint=ep is not None)
-        w.script = shell_script([*head, *argv], lines, doc.line(*sp, "command"))
-        env = svc.get("environment") or {}
-        if isinstance(env, dict):
-            for ename, value in env.items():
-                shown = None if value is None else str(value)
-                w.env.append(EnvVar(str(ename), shown, doc.line(*sp, "environment", ename)))
-        else:
-            for k, item in enumerate(env):
-                ename, eq, value = str(item).partition("=")
-                w.env.append(EnvVar(ename, value if eq else None, doc.line(*sp, "environment", k)))
+        _environment(w, doc, sp, svc, found, read)
+        w.invocation = detect_invocation(
+            argv, doc.line(*sp, "command"), w.image, arg_lines=lines, expanded=words,
+            scope=_container_scope(w),
+        )  # fmt: skip
+        w.exec = Argv(tuple(argv), tuple(lines), own_entrypoint=ep is not None)
+        w.script = shell_script(argv, lines, doc.line(*sp, "command"))
         for k, v in enumerate(svc.get("volumes") or []):
             line = doc.line(*sp, "volumes", k)
             if isinstance(v, str):
@@ -117,6 +178,43 @@ def compose_workloads(path: str, doc: Doc) -> list[Workload]:
         _health_and_build(w, doc, sp, svc)
         out.append(w)
     return out
+
+
+def _environment(w: Workload, doc: Doc, sp: Path, svc: dict[str, Any],
+                 found: dict[Path, Expanded], read: Reader | None) -> None:  # fmt: skip
+    """The container's variables: ``env_file`` files (read beside the compose file), then
+    ``environment``, which wins."""
+    env: dict[str, EnvVar] = {}
+    files = svc.get("env_file")
+    for k, item in enumerate([files] if isinstance(files, str | dict) else files or []):
+        rel = str(item.get("path", "")) if isinstance(item, dict) else str(item)
+        full = os.path.normpath(os.path.join(os.path.dirname(w.file), rel))
+        text = read(full) if read else None
+        line = doc.line(*sp, "env_file", k) if isinstance(files, list) else doc.line(*sp)
+        for b in dotenv(text or "", file=full, origin=f"env_file {rel}"):
+            env[b.name] = EnvVar(b.name, b.value, line, refs=(Ref(b.name, b.name, "set", b),),
+                                 origin=b.origin)  # fmt: skip
+    items = svc.get("environment") or {}
+    pairs: list[tuple[str, object, Path]] = []
+    if isinstance(items, dict):
+        pairs = [(str(k), v, (*sp, "environment", k)) for k, v in items.items()]
+    else:  # `- NAME` alone passes the variable through from compose's shell: unknown here
+        for k, item in enumerate(items):
+            ename, eq, text = str(item).partition("=")
+            pairs.append((ename, text if eq else None, (*sp, "environment", k)))
+    for ename, value, at in pairs:
+        refs = found[at].refs if at in found else ()
+        env[ename] = EnvVar(ename, None if value is None else str(value), doc.line(*at),
+                            refs=refs)  # fmt: skip
+    w.env = list(env.values())
+
+
+def _container_scope(w: Workload) -> Scope:
+    """The variables a shell in the container sees: the service's environment."""
+    scope = Scope("the image's environment")
+    for e in w.env:
+        scope.bind(Binding(e.name, e.value, e.line, e.origin or "environment", file=w.file))
+    return scope
 
 
 def _item_line(doc: Doc, at: tuple[str | int, ...], value: object, k: int) -> int:

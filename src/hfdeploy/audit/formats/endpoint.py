@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hfdeploy.audit.model import Argv, EnvVar, Workload, detect_invocation
+from hfdeploy.audit.invocation import detect_invocation
+from hfdeploy.audit.model import Argv, EnvVar, Workload
 from hfdeploy.audit.objects import Endpoint
 from hfdeploy.audit.yamlsrc import Doc, load_docs
 from hfdeploy.errors import YamlParseError

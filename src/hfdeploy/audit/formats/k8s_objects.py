@@ -27,7 +27,7 @@ _METRIC_KEYS = {"Pods": "pods", "Object": "object", "External": "external",
 _RESOURCE_KEYS = ("resource", "containerResource")
 
 
-def k8s_objects(doc: Doc) -> list[K8sObject]:
+def k8s_objects(doc: Doc, path: str = "") -> list[K8sObject]:
     """The objects one YAML document declares that the audit reads, if any."""
     data = doc.data
     if not isinstance(data, dict):
@@ -59,7 +59,10 @@ def k8s_objects(doc: Doc) -> list[K8sObject]:
         case "ConfigMap":
             keys = [k for part in ("data", "binaryData")
                     if isinstance(data.get(part), dict) for k in data[part]]  # fmt: skip
-            return [ConfigMapData(name, ns, doc.start, tuple(str(k) for k in keys))]
+            data_ = _dict(data.get("data"))
+            values = tuple((str(k), str(v), doc.line("data", k)) for k, v in data_.items()
+                           if isinstance(v, str | int | float | bool))  # fmt: skip
+            return [ConfigMapData(name, ns, doc.start, tuple(str(k) for k in keys), values, path)]
     return []
 
 

@@ -8,8 +8,10 @@ ConfigMaps) are read by ``formats/k8s_objects.py``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from hfdeploy.audit.invocation import detect_invocation, shell_script
 from hfdeploy.audit.model import (
     Argv,
     EnvVar,
@@ -18,20 +20,23 @@ from hfdeploy.audit.model import (
     Probe,
     Rollout,
     Workload,
-    detect_invocation,
-    shell_script,
 )
+from hfdeploy.audit.objects import ConfigMapData
+from hfdeploy.audit.variables import Binding, Ref, Scope, expand_kubernetes
 from hfdeploy.audit.yamlsrc import Doc
 
 __all__ = ["k8s_workloads"]
 
 _GPU_LABELS = (
-    "nvidia.com/gpu.product",
+    "nvidia.com/gpu.product",  # NVIDIA GPU feature discovery (any cluster, AKS's GPU nodes)
     "cloud.google.com/gke-accelerator",
-    "node.kubernetes.io/instance-type",
     "karpenter.k8s.aws/instance-gpu-name",
+    "node.kubernetes.io/instance-type",
+    "beta.kubernetes.io/instance-type",
     "karpenter.k8s.aws/instance-family",
 )
+#: Resource names that ask for GPUs: whole ones, and MIG slices (``nvidia.com/mig-3g.20gb``).
+_GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 _REPLICATED = ("Deployment", "StatefulSet", "ReplicaSet")
 
@@ -73,8 +78,14 @@ def _pod_spec(doc: Doc) -> list[tuple[Path, dict[str, Any], str]]:
     return out
 
 
-def k8s_workloads(path: str, doc: Doc) -> list[Workload]:
-    """The workloads of one YAML document (none when it holds no pod template)."""
+def k8s_workloads(
+    path: str, doc: Doc, config_maps: Mapping[str, ConfigMapData] | None = None
+) -> list[Workload]:
+    """The workloads of one YAML document (none when it holds no pod template).
+
+    ``config_maps``: the ConfigMaps of the run by name, for ``configMapKeyRef`` and
+    ``envFrom`` (the file's own first, then the nearest folder's).
+    """
     workloads = []
     for base, pod, kind in _pod_spec(doc):
         containers = pod.get("containers") or []
@@ -92,7 +103,8 @@ def k8s_workloads(path: str, doc: Doc) -> list[Workload]:
             )
             w = Workload(path, doc.line(*cp), "kubernetes", name=str(c.get("name", "")), kind=kind)
             _owner(w, doc, base, kind)
-            _container(w, doc, cp, c)
+            scope = _environment(w, doc, cp, c, config_maps or {})
+            _container(w, doc, cp, c, scope)
             _pod(w, doc, base, cp, pod, c)
             workloads.append(w)
     return workloads
@@ -138,13 +150,84 @@ def _rollout(doc: Doc, at: Path, strategy: Any) -> Rollout:
     )
 
 
-def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
-    """What one container runs: image, command line, env, ports, probes, GPUs, capabilities."""
+def _environment(
+    w: Workload, doc: Doc, cp: Path, c: dict[str, Any], config_maps: Mapping[str, ConfigMapData]
+) -> Scope:
+    """The container's variables (``envFrom``, then ``env`` in order, each value expanded
+    from those before it), as ``w.env`` and as the scope its command is expanded in."""
+    scope = Scope(None)
+    if w.kind == "LeaderWorkerSet":
+        scope.opaque.append("the variables LeaderWorkerSet sets")
+    for j, src in enumerate(c.get("envFrom") or []):
+        src, line = _dict(src), doc.line(*cp, "envFrom", j)
+        prefix = str(src.get("prefix") or "")
+        if name := _dict(src.get("configMapRef")).get("name"):
+            cm = _config_map(config_maps, str(name), w.namespace)
+            if cm is None:
+                scope.opaque.append(f"ConfigMap {name}")
+                continue
+            for key, value, at in cm.values:
+                ref = Ref(key, key, "set", Binding(key, value, at, f"ConfigMap {name}",
+                                                   file=cm.file))  # fmt: skip
+                scope.bind(Binding(prefix + key, value, line, f"ConfigMap {name}",
+                                   file=w.file, refs=(ref,)))  # fmt: skip
+        if name := _dict(src.get("secretRef")).get("name"):
+            scope.opaque.append(f"Secret {name}")
+    for j, e in enumerate(c.get("env") or []):
+        if isinstance(e, dict) and "name" in e:
+            scope.bind(_env_binding(w, e, doc.line(*cp, "env", j), scope, config_maps))
+    w.env = [EnvVar(b.name, b.value, b.line, b.origin.startswith("Secret"), b.refs,
+                    "" if b.origin == "env" else b.origin)
+             for b in scope.bindings.values()]  # fmt: skip
+    return scope
+
+
+def _env_binding(w: Workload, e: dict[str, Any], line: int, scope: Scope,
+                 config_maps: Mapping[str, ConfigMapData]) -> Binding:  # fmt: skip
+    """One ``env`` entry: a value (expanded from the variables before it) or a reference."""
+    name = str(e["name"])
+    vf = _dict(e.get("valueFrom"))
+    if not vf:
+        if e.get("value") is None:
+            return Binding(name, None, line, "env", file=w.file)
+        found = expand_kubernetes(str(e["value"]), scope)
+        unknown = any(r.state == "unknown" for r in found.refs)  # unset ones stay as written
+        return Binding(name, None if unknown else found.text, line, "env", file=w.file,
+                       refs=found.refs)  # fmt: skip
+    if key_ref := _dict(vf.get("configMapKeyRef")):
+        cm_name, key = str(key_ref.get("name", "")), str(key_ref.get("key", ""))
+        cm = _config_map(config_maps, cm_name, w.namespace)
+        entry = next(((v, at) for k, v, at in cm.values if k == key), None) if cm else None
+        origin = f"ConfigMap {cm_name} key {key}"
+        if cm is None or entry is None:
+            return Binding(name, None, line, f"{origin}, not among the files read", file=w.file)
+        ref = Ref(key, key, "set", Binding(key, entry[0], entry[1], origin, file=cm.file))
+        return Binding(name, entry[0], line, origin, file=w.file, refs=(ref,))
+    if key_ref := _dict(vf.get("secretKeyRef")):
+        origin = f"Secret {key_ref.get('name', '')} key {key_ref.get('key', '')}"
+        return Binding(name, None, line, origin, file=w.file)
+    field = _dict(vf.get("fieldRef")).get("fieldPath") or "resource field"
+    return Binding(name, None, line, f"the pod's {field}", file=w.file)
+
+
+def _config_map(
+    config_maps: Mapping[str, ConfigMapData], name: str, namespace: str | None
+) -> ConfigMapData | None:
+    cm = config_maps.get(name)
+    if cm is None or (cm.namespace and namespace and cm.namespace != namespace):
+        return None
+    return cm
+
+
+def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any], scope: Scope) -> None:
+    """What one container runs: image, command line (its ``$(VAR)`` expanded), ports,
+    probes, GPUs, capabilities."""
     w.image = c.get("image")
     w.image_line = doc.line(*cp, "image")
     command = c.get("command") or []
     args = c.get("args") or []
-    argv = [str(x) for x in [*command, *args]]
+    expanded = [expand_kubernetes(str(x), scope) for x in [*command, *args]]
+    argv = [e.text for e in expanded]
     arg_lines = [doc.line(*cp, "command", k) for k in range(len(command))] + [
         doc.line(*cp, "args", k) for k in range(len(args))
     ]
@@ -153,6 +236,8 @@ def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
         doc.line(*cp, "args") if args else doc.line(*cp, "command"),
         w.image,
         arg_lines=arg_lines,
+        expanded=expanded,
+        scope=scope.child("the image's environment"),
     )
     w.script = shell_script(argv, arg_lines, w.invocation.line if w.invocation else w.line)
     names = [a.rsplit("/", 1)[-1] for a in argv[:3]]
@@ -161,17 +246,6 @@ def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
         at = names.index("-c") + 1
         argv, arg_lines = argv[:at] + argv[at + 1 :], arg_lines[:at] + arg_lines[at + 1 :]
     w.exec = Argv(tuple(argv), tuple(arg_lines), own_entrypoint=bool(command))
-    for j, e in enumerate(c.get("env") or []):
-        if isinstance(e, dict) and "name" in e:
-            vf = e.get("valueFrom")
-            w.env.append(
-                EnvVar(
-                    str(e["name"]),
-                    None if vf or e.get("value") is None else str(e["value"]),
-                    doc.line(*cp, "env", j),
-                    from_secret=bool(vf),
-                )
-            )
     for j, p in enumerate(c.get("ports") or []):
         if isinstance(p, dict) and isinstance(p.get("containerPort"), int):
             w.ports.append((p["containerPort"], doc.line(*cp, "ports", j, "containerPort")))
@@ -191,10 +265,10 @@ def _container(w: Workload, doc: Doc, cp: Path, c: dict[str, Any]) -> None:
                     tuple(str(x) for x in _dict(p.get("exec")).get("command") or []),
                 )
             )
-    limits = (c.get("resources") or {}).get("limits") or {}
-    for key in ("nvidia.com/gpu", "amd.com/gpu"):
-        if key in limits:
-            w.gpus = int(str(limits[key]))
+    limits = _dict(_dict(c.get("resources")).get("limits"))
+    for key, count in limits.items():
+        if key in _GPU_RESOURCES or str(key).startswith("nvidia.com/mig-"):
+            w.gpus = int(str(count)) if str(count).isdigit() else -1
             w.gpus_line = doc.line(*cp, "resources", "limits", key)
     ctx = c.get("securityContext")
     caps = ctx.get("capabilities") if isinstance(ctx, dict) else None
@@ -209,6 +283,10 @@ def _pod(
 ) -> None:
     """What the pod gives the container: volumes, host IPC, user, node."""
     volumes = {v.get("name"): v for v in pod.get("volumes") or [] if isinstance(v, dict)}
+    if w.kind == "StatefulSet":  # a claim per pod from each template, mounted by its name
+        for tpl in _dict(doc.data.get("spec")).get("volumeClaimTemplates") or []:
+            name = _dict(_dict(tpl).get("metadata")).get("name")
+            volumes.setdefault(name, {"persistentVolumeClaim": {"claimName": name}})
     for j, m in enumerate(c.get("volumeMounts") or []):
         if not isinstance(m, dict):
             continue
