@@ -4,8 +4,10 @@ The collector waits for the first input, then, if the server is under load (the
 previous batch held more than one input), up to ``max_wait_ms`` for more; an idle
 server runs a lone input at once, and a full batch never waits. Under load, inputs
 also pile up while the running batches run. Each batch goes to a worker thread; with
-``workers`` above one, a batch starts whenever a worker is free, so independent batches
-run side by side (each forward pass on its own CPU, no barrier between them). Torch
+``workers`` above one, a free worker starts a batch while another runs only when a full
+batch is waiting (a backlog), so independent batches run side by side (each forward pass
+on its own CPU, no barrier between them) without cutting a trickle of inputs into small
+batches. Torch
 releases the GIL during the forward pass, so the event loop keeps parsing requests
 meanwhile.
 
@@ -199,7 +201,11 @@ class Batcher(Generic[P]):
 
     async def _collect(self) -> None:
         while True:
-            if not self._queue or self._busy >= self.workers:
+            # A second worker starts only on a full batch: while a batch runs, a trickle of
+            # inputs waits to join the next batch of the worker that frees up, instead of
+            # going out in small batches that cost more CPU per input.
+            if (not self._queue or self._busy >= self.workers
+                    or (self._busy and len(self._queue) < self.max_batch_size)):  # fmt: skip
                 self._wake.clear()
                 await self._wake.wait()
                 continue
