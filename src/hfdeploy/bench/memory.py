@@ -18,9 +18,10 @@ Verdicts:
     upper bound allows over the run is under 1% of the baseline while the lower bound is
     not above zero;
   - ``inconclusive``: what the data cannot tell apart, with why and how long to run
-    (``run_for_s``): fewer than 8 samples after the warm-up; a leak-sized slope in a run
-    that grew by 1% or less (allocator noise at this length); an interval too wide to rule
-    a leak in or out.
+    (``run_for_s``): fewer than 8 samples after the warm-up; a fit shorter than 60 s that
+    grew by 10% or less (pools, caches and first batches fill by that much); a leak-sized
+    slope in a run that grew by 1% or less (allocator noise at this length); an interval
+    too wide to rule a leak in or out.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ LEAK_BYTES_PER_REQUEST = 1024
 LEAK_BYTES_PER_HOUR = 10 * 2**20
 LEAK_SHARE_PER_HOUR = 0.02
 GROWING_SHARE = 0.01
+#: A fit shorter than this many seconds needs SHORT_RUN_SHARE of growth for a verdict of
+#: growth: in a few seconds, pools, caches and a worker's first batch fill by a few percent.
+SHORT_RUN_S = 60.0
+SHORT_RUN_SHARE = 0.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +231,15 @@ def memory_verdict(
     warm_s, fit_s = kept[0].t - samples[0].t, kept[-1].t - kept[0].t
     note, run_for = None, None
     material = growth > GROWING_SHARE * base
-    if line["low"] > threshold and late["slope"] > threshold and material:
+    if material and fit_s < SHORT_RUN_S and growth <= SHORT_RUN_SHARE * base and line["low"] > 0:
+        verdict = "inconclusive"
+        run_for = warm_s + max(SHORT_RUN_S, 2 * fit_s)
+        note = (
+            f"grew {growth / base:.1%} in a fit of {fit_s:,.0f} s: in so short a run, pools, "
+            f"caches and first batches fill by that much; growth over {SHORT_RUN_SHARE:.0%} "
+            f"or a longer run tells: run for at least {run_for:,.0f} s"
+        )
+    elif line["low"] > threshold and late["slope"] > threshold and material:
         verdict = "leak-suspected"
     elif line["low"] > threshold and not material:
         verdict = "inconclusive"
@@ -275,7 +288,8 @@ def memory_verdict(
         f"the second half still grows that fast and the run grew > {GROWING_SHARE:.0%} of the "
         f"baseline; growing when the lower bound is > 0 and the growth > {GROWING_SHARE:.0%}; "
         f"stable when the upper bound is under the threshold or allows < {GROWING_SHARE:.0%} "
-        "growth; otherwise inconclusive",
+        f"growth; otherwise inconclusive, as is a fit under {SHORT_RUN_S:.0f} s that grew "
+        f"{SHORT_RUN_SHARE:.0%} or less",
     }
 
 
