@@ -26,11 +26,12 @@ __all__ = ["cpu_budget", "parse_cgroup_quota", "set_cpu_environment", "worker_pl
 PARALLEL_TASKS = frozenset(
     {"feature-extraction", "text-ranking", "text-classification", "token-classification"}
 )
-#: Default workers on CPU for those tasks, at most one per CPU. Two independent forward
-#: passes beat one forward pass split over two threads on a 2-CPU machine, alone and when
-#: other processes want the CPUs (a split pass waits at each op for its slower thread);
-#: benchmarks/serve_throughput.py with --hfdeploy-arg=--workers compares them.
-DEFAULT_WORKERS = 2
+#: Default workers on CPU for those tasks. Measured on 2 CPUs shared with the client
+#: (benchmarks/serve_throughput.py --hfdeploy-arg=--workers --hfdeploy-arg=N): two workers of
+#: one thread served more at 64 clients (397 vs 349 req/s from raw sockets, 340 vs 288 from
+#: an httpx client per caller), one worker of two threads more at 4 and 16 clients (240 vs
+#: 181 at 16) and from one shared httpx client (155 vs 112): one stays the default.
+DEFAULT_WORKERS = 1
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -95,8 +96,8 @@ def set_cpu_environment() -> dict[str, str]:
 def worker_plan(
     budget: int, *, device: str, task: str, workers: int | None, threads: int | None
 ) -> tuple[int, int]:
-    """(worker threads, torch threads) for a model: the settings where given, else one
-    worker per CPU up to :data:`DEFAULT_WORKERS` for :data:`PARALLEL_TASKS` on CPU, and the
+    """(worker threads, torch threads) for a model: the settings where given, else
+    :data:`DEFAULT_WORKERS` (at most one per CPU) for :data:`PARALLEL_TASKS` on CPU, and the
     CPUs shared out between them. On CUDA, and for other tasks, one worker.
 
     >>> worker_plan(8, device="cpu", task="feature-extraction", workers=2, threads=None)
