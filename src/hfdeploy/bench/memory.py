@@ -284,13 +284,20 @@ def memory_verdict(
         "fitted_growth_share": round(growth / base, 5),
         "samples": len(kept),
         "warmup_samples_dropped": len(samples) - len(kept),
-        "rule": f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit}, "
+        "rule": _rule(threshold, unit),
+    }
+
+
+def _rule(threshold: float, unit: str) -> str:
+    """The verdict rules in words, with this fit's threshold."""
+    return (
+        f"leak-suspected when the slope's 95% lower bound > {threshold:,.0f} {unit}, "
         f"the second half still grows that fast and the run grew > {GROWING_SHARE:.0%} of the "
         f"baseline; growing when the lower bound is > 0 and the growth > {GROWING_SHARE:.0%}; "
         f"stable when the upper bound is under the threshold or allows < {GROWING_SHARE:.0%} "
         f"growth; otherwise inconclusive, as is a fit under {SHORT_RUN_S:.0f} s that grew "
-        f"{SHORT_RUN_SHARE:.0%} or less",
-    }
+        f"{SHORT_RUN_SHARE:.0%} or less"
+    )
 
 
 def _too_few(
