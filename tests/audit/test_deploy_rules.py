@@ -13,6 +13,7 @@ import yaml
 
 from hfdeploy.audit import audit_paths, audit_texts
 from hfdeploy.audit.report import render
+from tests.audit._checks import assert_fires, findings_text
 from tests.audit._files import (
     COMPOSE_VLLM,
     ENDPOINT_VLLM,
@@ -45,13 +46,8 @@ GOOD = {
 }
 
 
-def _findings(files: dict[str, str]) -> list[str]:
-    return [f"{f.file}:{f.line} {f.rule_id} {f.severity} {f.message}"
-            for f in audit_texts(files).findings]  # fmt: skip
-
-
 def test_the_good_files_have_no_findings() -> None:
-    assert _findings(GOOD) == []
+    assert findings_text(GOOD) == []
     assert set(audit_texts(GOOD).files) == set(GOOD)
 
 
@@ -100,14 +96,7 @@ BROKEN = [
     ("rule_id", "path", "text", "says"), BROKEN, ids=[f"{r}-{p}" for r, p, _, _ in BROKEN]
 )
 def test_rule_fires_on_the_broken_file(rule_id: str, path: str, text: str, says: str) -> None:
-    assert text != GOOD[path]
-    found = [f for f in audit_texts({**GOOD, path: text}).findings if f.rule_id == rule_id]
-    assert found, _findings({**GOOD, path: text})
-    assert {f.file for f in found} == {path}
-    assert any(says in f.message for f in found), [f.message for f in found]
-    lines = text.splitlines()
-    for f in found:
-        assert 1 <= f.line <= len(lines)
+    assert_fires(GOOD, rule_id, path, text, says)
 
 
 def test_findings_point_at_the_value() -> None:
@@ -143,8 +132,8 @@ def test_folder_checks_match_the_nearest_folder() -> None:
 
 
 def test_an_autoscaler_on_a_workload_not_in_the_files_says_nothing() -> None:
-    assert _findings({"hpa.yaml": K8S_HPA.replace("vllm:", "llamacpp:")}) == []
-    assert _findings({"pdb.yaml": K8S_PDB}) == []
+    assert findings_text({"hpa.yaml": K8S_HPA.replace("vllm:", "llamacpp:")}) == []
+    assert findings_text({"pdb.yaml": K8S_PDB}) == []
 
 
 def test_triton_backend_metrics_are_vllm_s_too() -> None:

@@ -11,6 +11,7 @@ import yaml
 from hfdeploy.audit import audit_texts
 from hfdeploy.catalog.gpus import find_gpu
 from hfdeploy.plan.realtime import frame_step, reference_spec
+from tests.audit._checks import assert_fires, findings_text
 from tests.audit._duplex_files import (
     COMPOSE_MOSHI,
     DOCKERFILE_MOSHI,
@@ -32,13 +33,8 @@ GOOD = {
 }
 
 
-def _findings(files: dict[str, str]) -> list[str]:
-    return [f"{f.file}:{f.line} {f.rule_id} {f.severity} {f.message}"
-            for f in audit_texts(files).findings]  # fmt: skip
-
-
 def test_the_good_files_have_no_findings() -> None:
-    assert _findings(GOOD) == []
+    assert findings_text(GOOD) == []
 
 
 _PP_ARGS = "            - --port\n"
@@ -83,14 +79,7 @@ BROKEN = [
     ("rule_id", "path", "text", "says"), BROKEN, ids=[f"{r}-{p}" for r, p, _, _ in BROKEN]
 )
 def test_rule_fires_on_the_broken_file(rule_id: str, path: str, text: str, says: str) -> None:
-    assert text != GOOD[path]
-    found = [f for f in audit_texts({**GOOD, path: text}).findings if f.rule_id == rule_id]
-    assert found, _findings({**GOOD, path: text})
-    assert {f.file for f in found} == {path}
-    assert any(says in f.message for f in found), [f.message for f in found]
-    lines = text.splitlines()
-    for f in found:
-        assert 1 <= f.line <= len(lines)
+    assert_fires(GOOD, rule_id, path, text, says)
 
 
 def _only(rule_id: str, files: dict[str, str]) -> list[tuple[str, int, str, str]]:
