@@ -28,9 +28,8 @@ PARALLEL_TASKS = frozenset(
 )
 #: Default workers on CPU for those tasks. Measured on 2 CPUs shared with the client
 #: (benchmarks/serve_throughput.py --hfdeploy-arg=--workers --hfdeploy-arg=N): two workers of
-#: one thread served more at 64 clients (397 vs 349 req/s from raw sockets, 340 vs 288 from
-#: an httpx client per caller), one worker of two threads more at 4 and 16 clients (240 vs
-#: 181 at 16) and from one shared httpx client (155 vs 112): one stays the default.
+#: one thread served more at 64 clients, one worker of two threads more at 16
+#: (benchmarks/results/serve_throughput_workers{1,2}.json): one stays the default.
 DEFAULT_WORKERS = 1
 
 _CGROUP = Path("/sys/fs/cgroup")
