@@ -1,7 +1,9 @@
 """Validate Kubernetes manifests the way a strict API server would, custom resources included.
 
-Core kinds go to kubernetes-validate's strict schemas. InferenceService and LeaderWorkerSet
-go to the schemas under tests/data/crds (see its README for where each comes from), whose
+Core kinds go to kubernetes-validate's strict schemas. The custom kinds hfdeploy writes
+(InferenceService, LeaderWorkerSet, ScaledObject, TriggerAuthentication, InferencePool,
+HTTPRoute, RayService) go to the schemas under tests/data/crds (see its README for where
+each comes from), whose
 Kubernetes types are ``$ref``s into the same definitions kubernetes-validate uses. Any other
 custom kind raises kubernetes-validate's SchemaNotFoundError, never a silent pass.
 """
@@ -25,6 +27,14 @@ CUSTOM = {
         "leaderworkerset.x-k8s.io/v1",
         "LeaderWorkerSet",
     ): "leaderworkerset-leaderworkerset.x-k8s.io-v1",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-keda.sh-v1alpha1",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "triggerauthentication-keda.sh-v1alpha1",
+    (
+        "inference.networking.k8s.io/v1",
+        "InferencePool",
+    ): "inferencepool-inference.networking.k8s.io-v1",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute-gateway.networking.k8s.io-v1",
+    ("ray.io/v1", "RayService"): "rayservice-ray.io-v1",
 }
 
 

@@ -369,4 +369,6 @@ def test_sglang_runs_its_launcher(tmp_path: Path) -> None:
     generate_deployment(vllm, tmp_path / "vllm", lock=False)
     (svc,) = yaml.safe_load((tmp_path / "vllm/compose.yaml").read_text())["services"].values()
     assert "entrypoint" not in svc
-    assert not audit_paths([out]).findings
+    # Info only: the GPU node selector asks for a fit check, which a model on a volume
+    # (/repository in the pod) cannot have from the files alone.
+    assert [f.rule_id for f in audit_paths([out]).findings if f.severity != "info"] == []

@@ -34,6 +34,13 @@ class GPU:
     nvlink_gbps: float | None
     price_per_hour: float | None
     price_instance: str
+    #: (label, value) of the node labels that name this GPU: GPU feature discovery's
+    #: ``nvidia.com/gpu.product``, GKE's ``cloud.google.com/gke-accelerator``.
+    node_labels: tuple[tuple[str, str], ...] = ()
+
+    def node_label(self, key: str) -> str | None:
+        """This GPU's value of node label ``key``; None when it has none."""
+        return dict(self.node_labels).get(key)
 
     @property
     def memory_bytes(self) -> int:
@@ -60,6 +67,7 @@ class GPU:
             "nvlink_gbps": self.nvlink_gbps,
             "price_per_hour": self.price_per_hour,
             "price_instance": self.price_instance,
+            "node_labels": dict(self.node_labels),
         }
 
 
@@ -99,7 +107,11 @@ class GPUCatalog:
 def gpu_catalog() -> GPUCatalog:
     """The packaged GPU catalog."""
     raw = json.loads(resources.files("hfdeploy.catalog").joinpath("gpus.json").read_text("utf-8"))
-    gpus = tuple(GPU(**{**g, "aliases": tuple(g.get("aliases", ()))}) for g in raw["gpus"])
+    gpus = tuple(
+        GPU(**{**g, "aliases": tuple(g.get("aliases", ())),
+               "node_labels": tuple(sorted(g.get("node_labels", {}).items()))})
+        for g in raw["gpus"]
+    )  # fmt: skip
     return GPUCatalog(gpus=gpus, price_source=raw["price_source"], price_date=raw["price_date"])
 
 

@@ -16,9 +16,20 @@ from hfdeploy.cli.plan import (
     StorageClassOpt,
     parse_prefer,
 )
+from hfdeploy.cli.scale_out import (
+    AutoscalerOpt,
+    BenchOpt,
+    GatewayOpt,
+    GpuLabelOpt,
+    PriorityClassOpt,
+    PrometheusOpt,
+    PrometheusSecretOpt,
+    scale_out_options,
+)
 from hfdeploy.model.resolve import inspect_model
+from hfdeploy.plan.destination import DEFAULT_PROMETHEUS
 from hfdeploy.plan.planner import plan_deployment
-from hfdeploy.plan.result import TARGETS
+from hfdeploy.plan.result import SCALE_OUT_TARGETS, TARGETS
 from hfdeploy.render.generate import generate_deployment
 
 __all__ = ["generate_command"]
@@ -28,7 +39,14 @@ def generate_command(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Folder to write the deployment into.")],
     target: Annotated[
-        str, typer.Option(help="Comma-separated: " + ",".join(TARGETS) + ".")
+        str,
+        typer.Option(
+            help="Comma-separated: "
+            + ",".join(TARGETS)
+            + "; on request also "
+            + ",".join(SCALE_OUT_TARGETS)
+            + "."
+        ),
     ] = ",".join(TARGETS),
     engine: Annotated[str | None, typer.Option(help="Force an engine (default: planned).")] = None,
     gpu: Annotated[str | None, typer.Option(help="GPU name or alias, or 'cpu'.")] = None,
@@ -39,6 +57,13 @@ def generate_command(
     repo: RepoOpt = None,
     storage_class: StorageClassOpt = None,
     prefer: PreferOpt = "cost",
+    autoscaler: AutoscalerOpt = "hpa",
+    gpu_label: GpuLabelOpt = "gfd",
+    priority_class: PriorityClassOpt = None,
+    prometheus: PrometheusOpt = DEFAULT_PROMETHEUS,
+    prometheus_secret: PrometheusSecretOpt = None,
+    gateway: GatewayOpt = "inference-gateway",
+    bench: BenchOpt = None,
     no_lock: Annotated[
         bool, typer.Option("--no-lock", help="Do not hash a local model into model.lock.json.")
     ] = False,
@@ -52,6 +77,10 @@ def generate_command(
             inspect_model(model), gpu=gpu, engine=engine, context=context,
             concurrency=concurrency, traffic_rps=traffic, targets=targets, registry=registry,
             repo=repo, storage_class=storage_class, prefer=parse_prefer(prefer),
+            scale_out=scale_out_options(
+                autoscaler=autoscaler, gpu_label=gpu_label, priority_class=priority_class,
+                prometheus=prometheus, prometheus_secret=prometheus_secret, gateway=gateway,
+                bench=bench),
         )  # fmt: skip
         written = generate_deployment(plan, out, targets=targets, lock=not no_lock)
     rel = [str(p.relative_to(out)) for p in written]

@@ -10,8 +10,19 @@ from rich.table import Table
 
 from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import JsonOpt, ModelArg
+from hfdeploy.cli.scale_out import (
+    AutoscalerOpt,
+    BenchOpt,
+    GatewayOpt,
+    GpuLabelOpt,
+    PriorityClassOpt,
+    PrometheusOpt,
+    PrometheusSecretOpt,
+    scale_out_options,
+)
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.resolve import inspect_model
+from hfdeploy.plan.destination import DEFAULT_PROMETHEUS
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.plan.result import Plan
 from hfdeploy.plan.search import Prefer
@@ -168,13 +179,21 @@ def plan_command(
         str | None,
         typer.Option(
             help="Plan for these targets only (comma-separated: docker,compose,k8s,kserve,"
-            "hf-endpoint); multi-node plans need k8s."
+            "hf-endpoint, and on request keda,inference-pool,rayservice); multi-node plans "
+            "need k8s."
         ),
     ] = None,
     registry: RegistryOpt = None,
     repo: RepoOpt = None,
     storage_class: StorageClassOpt = None,
     prefer: PreferOpt = "cost",
+    autoscaler: AutoscalerOpt = "hpa",
+    gpu_label: GpuLabelOpt = "gfd",
+    priority_class: PriorityClassOpt = None,
+    prometheus: PrometheusOpt = DEFAULT_PROMETHEUS,
+    prometheus_secret: PrometheusSecretOpt = None,
+    gateway: GatewayOpt = "inference-gateway",
+    bench: BenchOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """The engine with reasons, GPUs and TP, engine flags, throughput ceiling, replicas, cost."""
@@ -195,7 +214,12 @@ def plan_command(
             repo=repo,
             storage_class=storage_class,
             prefer=parse_prefer(prefer),
-        )
+            scale_out=scale_out_options(
+                autoscaler=autoscaler, gpu_label=gpu_label, priority_class=priority_class,
+                prometheus=prometheus, prometheus_secret=prometheus_secret, gateway=gateway,
+                bench=bench,
+            ),
+        )  # fmt: skip
     if json_:
         out.data(plan.to_dict())
     else:

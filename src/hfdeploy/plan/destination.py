@@ -7,17 +7,79 @@ need it are not written, and the plan says why instead of writing a placeholder.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 
-__all__ = ["Destination", "destination"]
+__all__ = ["DEFAULT_PROMETHEUS", "Destination", "ScaleOut", "destination"]
 
 _REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.\-_:]*[a-z0-9])?(/[a-z0-9]([a-z0-9._\-]*[a-z0-9])?)*$")
 _REPO = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[A-Za-z0-9][\w.\-]{0,95}@[0-9a-f]{40}$")
 _STORAGE_CLASS = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+#: prometheus-operator's governing Service for a Prometheus in namespace ``monitoring``.
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+Autoscaler = Literal["hpa", "keda"]
+GpuLabel = Literal["gfd", "gke"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleOut:
+    """How the cluster scales and places the replicas: what no model can tell.
+
+    Attributes:
+        autoscaler: ``hpa`` (a Prometheus adapter serves the engine's queue metric) or
+            ``keda`` (a ScaledObject queries Prometheus itself).
+        gpu_label: the node label that places pods on the planned GPU: ``gfd`` (NVIDIA GPU
+            feature discovery's ``nvidia.com/gpu.product``, any cluster with the GPU operator)
+            or ``gke`` (``cloud.google.com/gke-accelerator``).
+        priority_class: a PriorityClass name for the serving pods.
+        prometheus: the Prometheus KEDA queries.
+        prometheus_secret: a Secret (key ``token``) holding a bearer token for it: KEDA gets a
+            TriggerAuthentication.
+        gateway: the Gateway an HTTPRoute to the InferencePool attaches to.
+        measured_rps: requests/s one replica served at its saturation knee (``hfdeploy
+            bench``'s sweep), which scales the autoscaling thresholds against the estimate.
+    """
+
+    autoscaler: Autoscaler = "hpa"
+    gpu_label: GpuLabel = "gfd"
+    priority_class: str | None = None
+    prometheus: str = DEFAULT_PROMETHEUS
+    prometheus_secret: str | None = None
+    gateway: str = "inference-gateway"
+    measured_rps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.autoscaler not in ("hpa", "keda"):
+            raise InvalidSettingError("autoscaler", self.autoscaler, "unknown",
+                                      hint="Use hpa or keda.")  # fmt: skip
+        if self.gpu_label not in ("gfd", "gke"):
+            raise InvalidSettingError("gpu_label", self.gpu_label, "unknown",
+                                      hint="Use gfd (GPU feature discovery) or gke.")  # fmt: skip
+        for name in ("priority_class", "prometheus_secret", "gateway"):
+            value = getattr(self, name)
+            if value is not None and not _STORAGE_CLASS.match(value):
+                raise InvalidSettingError(
+                    name, value, "not a Kubernetes object name",
+                    hint="Lower-case letters, digits, '-' and '.'.",
+                )  # fmt: skip
+        if not _URL.match(self.prometheus):
+            raise InvalidSettingError(
+                "prometheus", self.prometheus, "not an http(s) URL",
+                hint=f"Pass the URL KEDA reaches Prometheus at, e.g. {DEFAULT_PROMETHEUS}.",
+            )  # fmt: skip
+        if self.measured_rps is not None and not self.measured_rps > 0:
+            raise InvalidSettingError(
+                "measured_rps", str(self.measured_rps), "not positive",
+                hint="A bench sweep with a saturation knee gives it.",
+            )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +93,7 @@ class Destination:
     commit: str | None = None
     #: A storage class whose volumes many nodes can mount (ReadWriteMany).
     storage_class: str | None = None
+    scale_out: ScaleOut = field(default_factory=ScaleOut)
 
     def image(self, name: str, tag: str) -> str:
         """One of hfdeploy's images, in the registry when there is one."""
@@ -38,7 +101,8 @@ class Destination:
 
     def to_dict(self) -> dict[str, Any]:
         return {"registry": self.registry, "repo_id": self.repo_id, "commit": self.commit,
-                "storage_class": self.storage_class}  # fmt: skip
+                "storage_class": self.storage_class,
+                "scale_out": self.scale_out.to_dict()}  # fmt: skip
 
 
 def destination(
@@ -47,6 +111,7 @@ def destination(
     registry: str | None = None,
     repo: str | None = None,
     storage_class: str | None = None,
+    scale_out: ScaleOut | None = None,
 ) -> Destination:
     """Validate the destination flags once.
 
@@ -82,4 +147,5 @@ def destination(
             hint="Pass the name of a StorageClass that offers ReadWriteMany "
             "(`kubectl get storageclass`).",
         )  # fmt: skip
-    return Destination(registry.rstrip("/") if registry else None, repo_id, commit, storage_class)
+    return Destination(registry.rstrip("/") if registry else None, repo_id, commit, storage_class,
+                       scale_out or ScaleOut())  # fmt: skip

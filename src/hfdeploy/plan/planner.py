@@ -18,7 +18,7 @@ from hfdeploy.catalog.gpus import GPU
 from hfdeploy.errors import DoesNotFitError, InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.cost import Cost, cold_start, cost
-from hfdeploy.plan.destination import Destination, destination
+from hfdeploy.plan.destination import Destination, ScaleOut, destination
 from hfdeploy.plan.duplex import duplex_env, duplex_placement, duplex_scaling
 from hfdeploy.plan.endpoints import EndpointChoice, endpoint_instance, no_endpoint
 from hfdeploy.plan.engine_choice import EngineChoice, choose_engine
@@ -26,6 +26,7 @@ from hfdeploy.plan.envelope import plan_envelope
 from hfdeploy.plan.flags import engine_args
 from hfdeploy.plan.placement import Placement, candidate_gpus, fit_nodes, no_fit
 from hfdeploy.plan.result import (
+    ALL_TARGETS,
     MULTI_NODE_TARGETS,
     TARGETS,
     Command,
@@ -34,6 +35,7 @@ from hfdeploy.plan.result import (
     served_name,
 )
 from hfdeploy.plan.roofline import roofline, scaling
+from hfdeploy.plan.scale_out import scale_out_blocked
 from hfdeploy.plan.search import Prefer, explain, search
 from hfdeploy.sizing.report import SizeReport, size_model
 
@@ -66,6 +68,7 @@ def plan_deployment(
     repo: str | None = None,
     storage_class: str | None = None,
     prefer: Prefer = "cost",
+    scale_out: ScaleOut | None = None,
 ) -> Plan:
     """Choose engine, GPUs and flags for ``profile``; estimate throughput, replicas, cost.
 
@@ -81,7 +84,8 @@ def plan_deployment(
         InvalidSettingError, UnknownGPUError: bad inputs, naming the valid values.
     """
     _check_targets(targets)
-    dest = destination(profile, registry=registry, repo=repo, storage_class=storage_class)
+    dest = destination(profile, registry=registry, repo=repo, storage_class=storage_class,
+                       scale_out=_scale_out(scale_out, targets))  # fmt: skip
     cpu = gpu is not None and gpu.lower() == "cpu"
     choice = choose_engine(profile, engine, cpu=cpu)
     if profile.duplex is not None:
@@ -149,11 +153,11 @@ def plan_deployment(
 
 def _check_targets(targets: tuple[str, ...] | None) -> None:
     if targets is not None:
-        unknown = [t for t in targets if t not in TARGETS]
+        unknown = [t for t in targets if t not in ALL_TARGETS]
         if unknown or not targets:
             raise InvalidSettingError(
                 "target", ",".join(targets), "unknown" if unknown else "empty",
-                hint="Use a comma-separated subset of: " + ",".join(TARGETS),
+                hint="Use a comma-separated subset of: " + ",".join(ALL_TARGETS),
             )  # fmt: skip
 
 
@@ -277,11 +281,21 @@ def _blocked(
             "one volume, which needs a ReadWriteMany storage class: pass --storage-class"
         )
         out += [("k8s", why), ("kserve", why)]
-    # One reason per target, the first found; only the targets planned for (a multi-node
-    # plan runs on Kubernetes only: its note says so for the others).
+    out += scale_out_blocked(engine_catalog()[engine], profile, dest, pods, pp)
+    # One reason per target, the first found; only the targets planned for (the scale-out
+    # ones only when named; a multi-node plan runs on Kubernetes only: its note says so).
     first = dict(reversed(out))
+    planned = targets if targets is not None else TARGETS
     return [(t, first[t]) for t in dict.fromkeys(t for t, _ in out)
-            if (targets is None or t in targets) and (pp == 1 or t == "k8s")]  # fmt: skip
+            if t in planned and (pp == 1 or t in MULTI_NODE_TARGETS)]  # fmt: skip
+
+
+def _scale_out(options: ScaleOut | None, targets: tuple[str, ...] | None) -> ScaleOut:
+    """The scale-out options; asking for the ``keda`` target picks KEDA as the autoscaler."""
+    options = options or ScaleOut()
+    if targets is not None and "keda" in targets and options.autoscaler != "keda":
+        return dataclasses.replace(options, autoscaler="keda")
+    return options
 
 
 def _volume_note(dest: Destination, blocked: list[tuple[str, str]]) -> list[str]:

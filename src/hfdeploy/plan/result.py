@@ -22,7 +22,9 @@ from hfdeploy.sizing.estimate import MemoryEstimate
 from hfdeploy.sizing.report import SizeReport
 
 __all__ = [
+    "ALL_TARGETS",
     "MULTI_NODE_TARGETS",
+    "SCALE_OUT_TARGETS",
     "TARGETS",
     "Command",
     "Plan",
@@ -33,8 +35,12 @@ __all__ = [
 
 #: Deployment targets ``generate`` writes (and ``plan --target`` plans for).
 TARGETS = ("docker", "compose", "k8s", "kserve", "hf-endpoint")
-#: Targets that can run a multi-node plan: a LeaderWorkerSet on Kubernetes.
-MULTI_NODE_TARGETS = frozenset({"k8s"})
+#: Scale-out on engines a cluster already runs, written when asked for (``--target``): a KEDA
+#: ScaledObject, the Gateway API Inference Extension's InferencePool, a KubeRay RayService.
+SCALE_OUT_TARGETS = ("keda", "inference-pool", "rayservice")
+ALL_TARGETS = TARGETS + SCALE_OUT_TARGETS
+#: Targets that can run a multi-node plan: a LeaderWorkerSet on Kubernetes (and KEDA on it).
+MULTI_NODE_TARGETS = frozenset({"k8s", "keda"})
 
 _NO_ROOFLINE = "no GPU, or not a generator (throughput: measure it)"
 _NO_COST = "CPU deployment or no price in the catalog"

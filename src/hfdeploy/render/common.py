@@ -60,6 +60,16 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
+def _text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    """A string of several lines (an embedded config) as a ``|`` block, as a person writes it."""
+    block = "\n" in data and all(line == line.rstrip() for line in data.splitlines())
+    style = "|" if block else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_PlainDumper.add_representer(str, _text)
+
+
 def dump_yaml(*docs: dict[str, Any]) -> str:
     """Documents as plain YAML, keys in the order given, separated by ``---``."""
     return "---\n".join(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.lock import LOCK_NAME, LockedFile, ModelLock, hash_file
-from hfdeploy.plan.result import Plan
+from hfdeploy.plan.result import ALL_TARGETS, Plan
 from hfdeploy.render.common import WHEEL
 from hfdeploy.render.targets import TARGETS, needs_wheel, render_targets
 from hfdeploy.render.wheel import build_wheel
@@ -45,10 +45,10 @@ def generate_deployment(
     Raises:
         InvalidSettingError: an unknown target.
     """
-    unknown = [t for t in targets if t not in TARGETS]
+    unknown = [t for t in targets if t not in ALL_TARGETS]
     if unknown:
         raise InvalidSettingError(
-            "target", ",".join(unknown), "unknown", hint="Use: " + ",".join(TARGETS)
+            "target", ",".join(unknown), "unknown", hint="Use: " + ",".join(ALL_TARGETS)
         )
     model_lock = local_lock(plan) if lock else None
     files = render_targets(plan, targets, also=(LOCK_NAME,) if model_lock else ())

@@ -31,6 +31,7 @@ from hfdeploy.render.common import (
 )
 from hfdeploy.render.docker import IGNORE, fetch_dockerfile
 from hfdeploy.render.duplex import ingress, session_bound
+from hfdeploy.render.keda import keda_files, plan_thresholds, replica_range
 from hfdeploy.render.triton import triton_config_map, triton_repository
 
 __all__ = [
@@ -40,7 +41,10 @@ __all__ = [
     "fetches_in_cluster",
     "files",
     "kubernetes",
+    "placement",
+    "pod_metadata",
     "pod_spec",
+    "resources",
     "rolling_update",
     "volume_files",
 ]
@@ -101,7 +105,7 @@ def container(plan: Plan) -> dict[str, Any]:
                            "failureThreshold": 3, "timeoutSeconds": r.probe_timeout_s},
         "livenessProbe": {**_probe(plan, r.live), "periodSeconds": 15,
                           "failureThreshold": 4, "timeoutSeconds": max(5, r.probe_timeout_s)},
-        "resources": _resources(plan),
+        "resources": resources(plan),
         "volumeMounts": [{"name": "model", "mountPath": MODEL_DIR, "readOnly": True},
                          {"name": "cache", "mountPath": plan.deploy.cache_dir}],
         "securityContext": {"allowPrivilegeEscalation": False,
@@ -130,7 +134,7 @@ def _probe(plan: Plan, path: str) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "http"}}
 
 
-def _resources(plan: Plan) -> dict[str, Any]:
+def resources(plan: Plan) -> dict[str, Any]:
     weights = plan.profile.weights.bytes
     if plan.gpu is None:
         # CPU serving holds the weights in RAM, plus activations and the runtime.
@@ -163,7 +167,50 @@ def pod_spec(plan: Plan, name: str) -> dict[str, Any]:
     uid = plan.deploy.run_as_user
     if uid is not None:
         spec["securityContext"] = {"runAsNonRoot": True, "runAsUser": uid, "fsGroup": uid}
-    return spec
+    return spec | placement(plan, {"app.kubernetes.io/name": name})
+
+
+#: GPU nodes are commonly tainted so that only pods asking for GPUs land there.
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+_GPU_LABEL = {"gfd": "nvidia.com/gpu.product", "gke": "cloud.google.com/gke-accelerator"}
+
+
+def placement(plan: Plan, match: dict[str, str]) -> dict[str, Any]:
+    """Where the serving pods run: on nodes with the planned GPU (by the node label the
+    destination names), tolerating the GPU taint, spread across zones when there is more
+    than one replica, at the destination's priority class. Pod-spec fields."""
+    opts = plan.destination.scale_out
+    out: dict[str, Any] = {}
+    if plan.gpu is not None:
+        key = _GPU_LABEL[opts.gpu_label]
+        value = plan.gpu.node_label(key)
+        if value is not None:  # a GPU the label does not name (AMD, or none on GKE): no pin
+            out["nodeSelector"] = {key: value}
+        out["tolerations"] = [GPU_TOLERATION]
+    if plan.scaling.replicas > 1 or plan.destination.storage_class is not None:  # autoscaled
+        # ScheduleAnyway: a zone short of this GPU must not leave a replica pending.
+        out["topologySpreadConstraints"] = [{
+            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": match}}]  # fmt: skip
+    if opts.priority_class:
+        out["priorityClassName"] = opts.priority_class
+    return out
+
+
+def pod_metadata(plan: Plan, labels: dict[str, str]) -> dict[str, Any]:
+    """A serving pod template's metadata: its labels (with the engine type the Inference
+    Extension's endpoint picker reads its metrics by), and with KEDA the annotations that
+    common Prometheus configurations scrape pods by."""
+    meta: dict[str, Any] = {"labels": dict(labels)}
+    if plan.targets is not None and "inference-pool" in plan.targets:
+        meta["labels"]["inference.networking.k8s.io/engine-type"] = plan.engine.name
+    if plan.destination.scale_out.autoscaler == "keda":
+        r = plan.routes
+        meta["annotations"] = {"prometheus.io/scrape": "true",
+                               "prometheus.io/port": str(r.metrics_port or r.port),
+                               "prometheus.io/path": r.metrics}  # fmt: skip
+    return meta
 
 
 def kubernetes(plan: Plan) -> dict[str, str]:
@@ -191,6 +238,8 @@ def kubernetes(plan: Plan) -> dict[str, str]:
     })  # fmt: skip
     if session_bound(plan):  # conversations reach it over a WebSocket, through an ingress
         out["k8s/ingress.yaml"] = dump_yaml(ingress(plan, name, labels))
+    elif shared and plan.destination.scale_out.autoscaler == "keda":
+        out |= keda_files(plan)
     elif shared:  # more pods can mount the model: scale on the engine's queue
         out["k8s/hpa.yaml"] = dump_yaml(_hpa(plan, name, labels, target, replicas))
     if replicas > 1:  # with one replica, a PDB either allows the outage or blocks every drain
@@ -210,7 +259,7 @@ def _deployment(plan: Plan, name: str, labels: dict[str, str], replicas: int) ->
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "strategy": rolling_update(plan),
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec(plan, name)},
+            "template": {"metadata": pod_metadata(plan, labels), "spec": pod_spec(plan, name)},
         },
     }  # fmt: skip
 
@@ -242,16 +291,19 @@ def _pvc(plan: Plan, name: str, labels: dict[str, str]) -> dict[str, Any]:
 def _hpa(
     plan: Plan, name: str, labels: dict[str, str], target: dict[str, str], replicas: int
 ) -> dict[str, Any]:
+    low, high = replica_range(plan)
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name, "labels": labels},
         "spec": {
             "scaleTargetRef": target,
-            "minReplicas": replicas, "maxReplicas": max(2, replicas * 2),
+            # An HPA does not scale to zero (KEDA does: --autoscaler keda).
+            "minReplicas": max(1, low), "maxReplicas": high,
             # Queue length per pod, from the engine's metrics via a Prometheus adapter.
             "metrics": [{"type": "Pods", "pods": {
                 "metric": {"name": plan.routes.queue_metric},
-                "target": {"type": "AverageValue", "averageValue": "8"}}}],
+                "target": {"type": "AverageValue",
+                           "averageValue": str(plan_thresholds(plan).queue)}}}],
         },
     }  # fmt: skip
 
@@ -328,7 +380,7 @@ def _leader_worker_set(
             "leaderWorkerTemplate": {
                 "size": plan.pp,
                 "restartPolicy": "RecreateGroupOnPodRestart",
-                "leaderTemplate": {"metadata": {"labels": {**labels, "role": "leader"}},
+                "leaderTemplate": {"metadata": pod_metadata(plan, {**labels, "role": "leader"}),
                                    "spec": leader},
                 "workerTemplate": {"metadata": {"labels": {**labels, "role": "worker"}},
                                    "spec": worker},

@@ -1,5 +1,6 @@
 """Deployment files from a Plan, one module per target: Dockerfile, compose, Kubernetes,
-KServe, Inference Endpoints; ``plan.json`` and ``README.md`` for every deployment.
+KServe, Inference Endpoints, and on request KEDA, the Inference Extension's InferencePool and
+KubeRay's RayService; ``plan.json`` and ``README.md`` for every deployment.
 
 Pure: a Plan in, ``{relative path: text}`` out. Same plan, same bytes: YAML is dumped from
 dicts in a fixed order, without anchors, and nothing depends on the clock or the machine.
@@ -17,8 +18,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from hfdeploy.plan.result import TARGETS, Plan
-from hfdeploy.render import compose, docker, hf_endpoint, kserve, kubernetes
+from hfdeploy.plan.result import ALL_TARGETS, TARGETS, Plan
+from hfdeploy.render import (
+    compose,
+    docker,
+    hf_endpoint,
+    inference_pool,
+    keda,
+    kserve,
+    kubernetes,
+    rayservice,
+)
 from hfdeploy.render.common import WHEEL
 from hfdeploy.render.readme import readme
 
@@ -31,6 +41,9 @@ RENDERERS: dict[str, Callable[[Plan], dict[str, str]]] = {
     "k8s": kubernetes.files,
     "kserve": kserve.files,
     "hf-endpoint": hf_endpoint.files,
+    "keda": keda.files,
+    "inference-pool": inference_pool.files,
+    "rayservice": rayservice.files,
 }
 
 
@@ -46,7 +59,7 @@ def render_targets(
     out: dict[str, str] = {}
     for t in targets:
         if t not in RENDERERS:
-            raise ValueError(f"unknown target {t!r}: use {', '.join(TARGETS)}")
+            raise ValueError(f"unknown target {t!r}: use {', '.join(ALL_TARGETS)}")
         out |= RENDERERS[t](plan)
     out["plan.json"] = json.dumps(plan.to_dict(), indent=2) + "\n"
     # The images' Dockerfiles install hfdeploy's wheel, which generate writes beside them.
