@@ -50,11 +50,12 @@ def closure(root: str, extras: set[str]) -> dict[str, str]:
 
 
 def serve_closure() -> dict[str, str]:
-    """hfdeploy[serve]'s closure, from pyproject.toml's requirements (an editable install's
+    """hfdeploy[serve,ray]'s closure (the server's image, and its Ray image), from pyproject.toml's requirements (an editable install's
     own metadata can lag behind them) through the installed distributions."""
     project = tomllib.loads((OUT.parents[3] / "pyproject.toml").read_text())["project"]
     pins: dict[str, str] = {}
-    for line in [*project["dependencies"], *project["optional-dependencies"]["serve"]]:
+    extras = project["optional-dependencies"]
+    for line in [*project["dependencies"], *extras["serve"], *extras["ray"]]:
         req = Requirement(line)
         pins |= closure(req.name, set(req.extras))
     return pins
@@ -63,7 +64,7 @@ def serve_closure() -> dict[str, str]:
 def main() -> int:
     pins = serve_closure()
     lines = [
-        "# hfdeploy[serve]'s dependency closure at the versions its tests ran with;",
+        "# hfdeploy[serve,ray]'s dependency closure at the versions its tests ran with;",
         "# written by scripts/freeze_serve_constraints.py (Python 3.11, Linux x86-64).",
     ]
     for name, version in sorted(pins.items()):

@@ -72,6 +72,30 @@ StorageClass = Annotated[
     str | None,
     Field(description="A StorageClass offering ReadWriteMany, for more than one pod."),
 ]
+Autoscaler = Annotated[
+    Literal["hpa", "keda"],
+    Field(description="hpa (a Prometheus adapter serves the queue metric) or keda (a "
+          "ScaledObject queries Prometheus; the keda target implies it)."),
+]  # fmt: skip
+GpuLabel = Annotated[
+    Literal["gfd", "gke"],
+    Field(description="Node label placing pods on the planned GPU: gfd "
+          "(nvidia.com/gpu.product) or gke (cloud.google.com/gke-accelerator)."),
+]  # fmt: skip
+PriorityClass = Annotated[str | None, Field(description="PriorityClass of the serving pods.")]
+Prometheus = Annotated[str, Field(description="The Prometheus KEDA queries.")]
+PrometheusSecret = Annotated[
+    str | None,
+    Field(description="Secret (key `token`) with a bearer token for Prometheus."),
+]
+Gateway = Annotated[
+    str, Field(description="The Gateway the inference-pool target's HTTPRoute attaches to.")
+]
+MeasuredRps = Annotated[
+    float | None,
+    Field(description="Requests/s one replica served at its saturation knee (bench sweep's "
+          "knee_rate): scales the autoscaling thresholds.", gt=0),
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,8 +102,9 @@ def _serve_config(plan: Plan, low: int, high: int) -> dict[str, Any]:
             "engine_kwargs": flags_to_kwargs(plan.command.args),
             "deployment_config": {"autoscaling_config": autoscaling},
         }
-        app: dict[str, Any] = {"name": "llm", "route_prefix": "/", "import_path": "ray.serve.llm:build_openai_app",
-               "args": {"llm_configs": [llm]}}  # fmt: skip
+        app: dict[str, Any] = {
+            "name": "llm", "route_prefix": "/", "import_path": "ray.serve.llm:build_openai_app",
+            "args": {"llm_configs": [llm]}}  # fmt: skip
     else:
         args: dict[str, Any] = {"model": MODEL_DIR, **flags_to_kwargs(plan.command.args)}
         args["served_model_name"] = plan.served_name

@@ -9,6 +9,8 @@ from hfdeploy.plan.flags import MODEL_DIR
 from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import WHEEL, pinned_ref, slug
 from hfdeploy.render.duplex import is_built, session_bound
+from hfdeploy.render.keda import plan_thresholds
+from hfdeploy.render.scale_out_readme import inference_pool_steps, keda_notes, rayservice_steps
 
 __all__ = ["readme"]
 
@@ -39,6 +41,8 @@ def readme(plan: Plan, files: list[str]) -> str:
         *_compose_steps(plan, files),
         *_kubernetes_steps(plan, files),
         *_kserve_steps(plan, files),
+        *inference_pool_steps(plan, files),
+        *rayservice_steps(plan, files),
         *_endpoint_steps(plan, files),
         *_not_written(plan),
         "## Check it",
@@ -162,9 +166,12 @@ def _kubernetes_steps(plan: Plan, files: list[str]) -> list[str]:
     notes = []
     if "k8s/hpa.yaml" in files:
         notes.append(
-            f"- The HPA scales on `{plan.routes.queue_metric}` per pod: a Prometheus adapter "
-            "must serve it as a Pods metric."
+            f"- The HPA scales on `{plan.routes.queue_metric}` per pod (target "
+            f"{plan_thresholds(plan).queue}: {plan_thresholds(plan).basis}): a Prometheus "
+            "adapter must serve it as a Pods metric; `--autoscaler keda` queries Prometheus "
+            "directly instead."
         )
+    notes += keda_notes(plan, files)
     if plan.pp > 1:
         notes.append("- The LeaderWorkerSet controller must be installed in the cluster.")
     if "k8s/ingress.yaml" in files:

@@ -64,7 +64,10 @@ def probe_kills_loading_pod(rule: Rule, facts: FileFacts) -> Iterator[Finding]:
                 f"{need:g}s or more",
                 severity="warning",
             )
-        if not w.probes:
+        # KubeRay gives RayService pods probes of its own (Ray's health, and on workers
+        # Serve's /-/healthz) unless the template sets some; Serve routes to a replica only
+        # once it has started.
+        if not w.probes and w.kind != "RayService":
             yield rule.finding(
                 facts,
                 w.line,

@@ -71,6 +71,20 @@ def _pod_spec(doc: Doc) -> list[tuple[Path, dict[str, Any], str]]:
             tpl = (lw.get(part) or {}).get("spec")
             if isinstance(tpl, dict):
                 out.append((("spec", "leaderWorkerTemplate", part, "spec"), tpl, kind))
+    elif kind == "RayService":  # KubeRay: the head's and each worker group's pod template
+        cluster = spec.get("rayClusterConfig") or {}
+        groups = [(("headGroupSpec",), cluster.get("headGroupSpec"))] + [
+            (("workerGroupSpecs", i), g)
+            for i, g in enumerate(cluster.get("workerGroupSpecs") or [])
+        ]
+        for where, group in groups:
+            tpl = (
+                ((group or {}).get("template") or {}).get("spec")
+                if isinstance(group, dict)
+                else None
+            )
+            if isinstance(tpl, dict):
+                out.append((("spec", "rayClusterConfig", *where, "template", "spec"), tpl, kind))
     elif kind == "InferenceService":
         predictor = spec.get("predictor") or {}
         if isinstance(predictor, dict):
