@@ -1,7 +1,8 @@
 """The custom-resource schemas in tests/data/crds refuse what a strict API server refuses.
 
-Without this, a schema that accepts everything would make the generate tests pass for
-any InferenceService or LeaderWorkerSet.
+Without this, a schema that accepts everything would make the generate tests pass for any
+InferenceService, LeaderWorkerSet, ScaledObject, TriggerAuthentication, InferencePool,
+HTTPRoute or RayService.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from hfdeploy import inspect_model
+from hfdeploy.plan.destination import ScaleOut
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
 from tests._k8s import CRDS, validate_manifest
@@ -34,9 +36,24 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
     generate_deployment(
         plan_deployment(inspect_model(str(small)), gpu="h100"), root / "kserve", lock=False
     )
+    scale = ("k8s", "keda", "inference-pool", "rayservice")
+    out = plan_deployment(
+        inspect_model(str(small)), gpu="h100", storage_class="nfs", targets=scale,
+        scale_out=ScaleOut(prometheus_secret="prom"),
+    )  # fmt: skip
+    generate_deployment(out, root / "scale", targets=scale, lock=False)
+
+    def one(rel: str) -> dict[str, Any]:
+        return yaml.safe_load((root / "scale" / rel).read_text())
+
     return {
         "lws": yaml.safe_load((root / "lws/k8s/leaderworkerset.yaml").read_text()),
         "isvc": yaml.safe_load((root / "kserve/kserve.yaml").read_text()),
+        "so": one("k8s/scaledobject.yaml"),
+        "ta": one("k8s/keda-auth.yaml"),
+        "pool": one("inference-pool/inferencepool.yaml"),
+        "route": one("inference-pool/httproute.yaml"),
+        "rs": one("ray/rayservice.yaml"),
     }
 
 
@@ -68,6 +85,21 @@ BROKEN = [
     ("lws", "spec.rolloutStrategy", {"rollingUpdateConfiguration": {"maxSurge": 1}}),  # no type
     ("lws", "spec.networkConfig", {"subdomainPolicy": "PerPod"}),
     ("lws", "spec.startupPolicy", "WorkersFirst"),
+    ("so", "spec.scaleTargetRef", _DELETE),  # required
+    ("so", "spec.triggers.0.metadata.threshold", 26),  # metadata values are strings
+    ("so", "spec.minReplicas", 1),  # minReplicaCount, not the HPA's name
+    ("so", "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.window", 60),
+    ("ta", "spec.secretTargetRef.0.parameter", _DELETE),  # required
+    ("pool", "spec.targetPorts.0.number", 70000),  # a port
+    ("pool", "spec.selector", {"app": "l8b"}),  # pre-v1 shape: matchLabels only
+    ("pool", "spec.extensionRef", {"name": "x"}),  # the v1alpha2 name of endpointPickerRef
+    ("pool", "spec.endpointPickerRef.failureMode", "Open"),
+    ("route", "spec.rules.0.timeouts.request", "10 minutes"),  # Gateway API duration
+    ("route", "spec.rules.0.retry", {"attempts": 2}),  # experimental channel only
+    ("rs", "spec.serveConfigV2", {"applications": []}),  # a string in the CRD
+    ("rs", "spec.rayClusterConfig.workerGroupSpecs.0.groupName", _DELETE),  # required
+    ("rs", "spec.rayClusterConfig.headGroupSpec.template.spec.containers.0.gpus", 1),
+    ("rs", "spec.rayClusterConfig.workerGroupSpecs.0.maxReplicas", "8"),
 ]
 
 

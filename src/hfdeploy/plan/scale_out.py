@@ -114,11 +114,6 @@ def scale_out_blocked(
         out += [("keda", why), ("inference-pool", why), ("rayservice", why)]
     if routes is None or not routes.queue_metric:
         out.append(("keda", f"{name} exports no queue metric to scale on"))
-    if dest.storage_class is None:
-        who = "replicas" if pods > 1 else "replicas beyond one"
-        why = (f"{who} read the model from one volume, which needs a ReadWriteMany storage "
-               "class: pass --storage-class")  # fmt: skip
-        out += [("keda", why), ("inference-pool", why)]
     if name not in INFERENCE_POOL_ENGINES:
         out.append(("inference-pool", f"the endpoint picker reads vLLM's and SGLang's metrics, "
                                       f"not {name}'s"))  # fmt: skip
@@ -132,6 +127,12 @@ def scale_out_blocked(
         why = ("Ray runs hfdeploy's server from an image built from the generated "
                "ray.Dockerfile: push it and pass --registry")  # fmt: skip
         out.append(("rayservice", why))
+    # What the engine cannot do first; then what a flag would fix.
+    if dest.storage_class is None:
+        who = "replicas" if pods > 1 else "replicas beyond one"
+        why = (f"{who} read the model from one volume, which needs a ReadWriteMany storage "
+               "class: pass --storage-class")  # fmt: skip
+        out += [("keda", why), ("inference-pool", why)]
     return out
 
 
