@@ -50,8 +50,9 @@ def closure(root: str, extras: set[str]) -> dict[str, str]:
 
 
 def serve_closure() -> dict[str, str]:
-    """hfdeploy[serve,ray]'s closure (the server's image, and its Ray image), from pyproject.toml's requirements (an editable install's
-    own metadata can lag behind them) through the installed distributions."""
+    """hfdeploy[serve,ray]'s closure (the server's image and its Ray image), from
+    pyproject.toml's requirements (an editable install's own metadata can lag behind them)
+    through the installed distributions."""
     project = tomllib.loads((OUT.parents[3] / "pyproject.toml").read_text())["project"]
     pins: dict[str, str] = {}
     extras = project["optional-dependencies"]

@@ -7,6 +7,7 @@ from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import slug
 from hfdeploy.render.inference_pool import GAIE_VERSION, GATEWAY_API_VERSION
 from hfdeploy.render.keda import plan_thresholds, pod_regex, replica_range
+from hfdeploy.render.rayservice import RAY_LLM_IMAGE, ray_image
 
 __all__ = ["inference_pool_steps", "keda_notes", "rayservice_steps"]
 
@@ -23,9 +24,9 @@ def keda_notes(plan: Plan, files: list[str]) -> list[str]:
     opts = plan.destination.scale_out
     kv = f" or its KV cache is over {t.kv_cache:.0%} full on average" if t.kv_cache else ""
     notes = [
-        f"- KEDA (2.17 or later) scales `{slug(plan.served_name)}` between {low} and {high} "
-        f"replicas: a replica is added when more than {t.queue} requests wait per replica "
-        f"(`{plan.routes.queue_metric}`; {t.basis}){kv}.",
+        f"- KEDA (2.20, the version these files are checked against) scales "
+        f"`{slug(plan.served_name)}` between {low} and {high} replicas: a replica is added "
+        f"when more than {t.queue} requests wait per replica (`{plan.routes.queue_metric}`; {t.basis}){kv}.",
         f"- KEDA queries Prometheus at `{opts.prometheus}` for pods named "
         f"`{pod_regex(plan)}`. Prometheus must scrape them: the pod template carries the "
         "`prometheus.io/scrape`, `port` and `path` annotations that common scrape "
@@ -78,8 +79,6 @@ def rayservice_steps(plan: Plan, files: list[str]) -> list[str]:
     name = slug(plan.served_name)
     steps = ["KubeRay 1.7 (its operator and CRDs) in the cluster"]
     if "ray.Dockerfile" in files:
-        from hfdeploy.render.rayservice import ray_image
-
         steps.append(f"`docker build -f ray.Dockerfile -t {ray_image(plan)} . && docker push "
                      f"{ray_image(plan)}`")  # fmt: skip
     steps += [
@@ -88,4 +87,19 @@ def rayservice_steps(plan: Plan, files: list[str]) -> list[str]:
         f"rayservice/{name} --timeout=1h`",
         f"Requests go to the Service `{name}-serve-svc` on port 8000",
     ]
-    return ["### Ray Serve on KubeRay", "", *[f"{i}. {s}" for i, s in enumerate(steps, 1)], ""]
+    what = (
+        f"Ray Serve LLM on Ray's LLM image ({RAY_LLM_IMAGE}, with the vLLM that Ray release "
+        "pins), the plan's vLLM flags as engine arguments"
+        if plan.engine.name == "vllm"
+        else "hfdeploy's server as a Ray Serve app (`hfdeploy.serve.rayserve:build`), with "
+        "the same routes, metrics and readiness as `hfdeploy serve`"
+    )
+    return [
+        "### Ray Serve on KubeRay",
+        "",
+        f"Instead of the Kubernetes Deployment: {what}. Serve adds replicas as requests in "
+        "flight pass its target, and Ray's autoscaler adds a worker pod for each.",
+        "",
+        *[f"{i}. {s}" for i, s in enumerate(steps, 1)],
+        "",
+    ]
