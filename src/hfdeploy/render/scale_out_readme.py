@@ -26,7 +26,8 @@ def keda_notes(plan: Plan, files: list[str]) -> list[str]:
     notes = [
         f"- KEDA (2.20, the version these files are checked against) scales "
         f"`{slug(plan.served_name)}` between {low} and {high} replicas: a replica is added "
-        f"when more than {t.queue} requests wait per replica (`{plan.routes.queue_metric}`; {t.basis}){kv}.",
+        f"when more than {t.queue} requests wait per replica "
+        f"(`{plan.routes.queue_metric}`; {t.basis}){kv}.",
         f"- KEDA queries Prometheus at `{opts.prometheus}` for pods named "
         f"`{pod_regex(plan)}`. Prometheus must scrape them: the pod template carries the "
         "`prometheus.io/scrape`, `port` and `path` annotations that common scrape "
