@@ -160,6 +160,8 @@ def rayservice(plan: Plan) -> str:
     name = slug(plan.served_name)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
     low, high = replica_range(plan)
+    if plan.destination.storage_class is None:  # a ReadWriteOnce volume: one worker mounts it
+        low, high = min(low, 1), 1
     if plan.engine.name == "vllm":
         image, version = RAY_LLM_IMAGE, RAY_LLM_VERSION
     else:
