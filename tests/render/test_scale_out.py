@@ -223,3 +223,20 @@ def test_what_cannot_scale_out_says_why(tmp_path: Path, minilm_dir: Path) -> Non
         ScaleOut(autoscaler="vpa")  # type: ignore[arg-type]
     with pytest.raises(InvalidSettingError, match="prometheus"):
         ScaleOut(prometheus="prometheus:9090")
+
+
+def test_keda_scales_a_multi_node_group_by_its_leader(tmp_path: Path) -> None:
+    from tests._synthetic import LLAMA_405B
+
+    model = config_folder(tmp_path / "l405", LLAMA_405B)
+    plan = plan_deployment(inspect_model(str(model)), gpu="h100", context=32768, concurrency=32,
+                           storage_class="nfs", targets=("k8s", "keda"))  # fmt: skip
+    assert plan.pp > 1
+    generate_deployment(plan, tmp_path / "out", targets=("k8s", "keda"), lock=False)
+    docs = _docs(tmp_path / "out")
+    assert "k8s/hpa.yaml" not in docs
+    (so,) = docs["k8s/scaledobject.yaml"]
+    validate_manifest(so)
+    assert so["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
+    # Only leaders serve and export the engine's metrics: NAME-GROUP, not NAME-GROUP-WORKER.
+    assert 'pod=~"l405-[0-9]+"' in so["spec"]["triggers"][0]["metadata"]["query"]
