@@ -904,12 +904,15 @@ def _not_now(signum: int, _frame: Any) -> None:
     print(f"signal {signum} during the cleanup: finishing it first", file=sys.stderr)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--out", default=str(RESULTS), help="results JSON [%(default)s]")
+def parse_args(
+    argv: list[str] | None = None, *, doc: str | None = __doc__, results: Path = RESULTS,
+    logs: str = "/tmp/hfdeploy-container-check",
+) -> argparse.Namespace:  # fmt: skip
+    p = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    p.add_argument("--out", default=str(results), help="results JSON [%(default)s]")
     p.add_argument(
         "--log-dir",
-        default="/tmp/hfdeploy-container-check",
+        default=logs,
         help="build, dockerd, compose and server logs [%(default)s]",
     )
     p.add_argument("--keep-image", action="store_true", help="keep the built server image")
@@ -940,12 +943,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, *, kind: type[Check] | None = None,
+         args: argparse.Namespace | None = None) -> int:  # fmt: skip
+    """Run one check (``kind``, default :class:`Check`) with its cleanup and results file."""
+    args = args or parse_args(argv)
     if os.geteuid() != 0:
         print("error: run as root (apt, dockerd, debootstrap, chroot)", file=sys.stderr)
         return 2
-    check = Check(args)
+    check = (kind or Check)(args)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_on_signal)
     started = _now()
