@@ -219,9 +219,32 @@ def test_plan_and_generate_tools(tmp_path: Path, minilm_dir: Path) -> None:
         outside = await s.call_tool(
             "generate_deployment", {"model": str(minilm_dir), "out": str(tmp_path / "elsewhere")}
         )
-        return schemas, plan, gen, outside
+        keda = await s.call_tool(
+            "generate_deployment",
+            {
+                "model": str(minilm_dir),
+                "out": "keda",
+                "gpu": "cpu",
+                "target": "k8s,keda",
+                "storage_class": "nfs",
+                "scale_out": {"prometheus": "http://prom.mon.svc:9090"},
+            },
+        )
+        typo = await s.call_tool(
+            "plan_deployment",
+            {"model": str(minilm_dir), "scale_out": {"autoscaler": "keda", "gpu_lable": "gke"}},
+        )
+        return schemas, plan, gen, outside, keda, typo
 
-    schemas, plan, gen, outside = _session(body, "--allowed-root", str(root))
+    schemas, plan, gen, outside, keda, typo = _session(body, "--allowed-root", str(root))
+    # The scale-out options, as the CLI's flags: the same ScaledObject.
+    assert "k8s/scaledobject.yaml" in check(keda, schemas["generate_deployment"])["files"]
+    _cli_json("generate", str(minilm_dir), "--out", str(tmp_path / "cli"), "--gpu", "cpu",
+              "--target", "k8s,keda", "--storage-class", "nfs",
+              "--prometheus", "http://prom.mon.svc:9090")  # fmt: skip
+    for rel in ("k8s/scaledobject.yaml", "k8s/deployment.yaml"):
+        assert (root / "keda" / rel).read_text() == (tmp_path / "cli" / rel).read_text()
+    assert typo.is_error and "gpu_lable" in typo.content[0].text
     data = check(plan, schemas["plan_deployment"])
     assert data == _cli_json("plan", str(minilm_dir), "--gpu", "l4")
     assert data["engine"] == "tei"

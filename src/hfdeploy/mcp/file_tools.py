@@ -14,27 +14,21 @@ from hfdeploy.envelope import Envelope
 from hfdeploy.mcp.schemas import AuditOutput, GenerateOutput, LockOutput
 from hfdeploy.mcp.toolkit import (
     READ_ONLY,
-    Autoscaler,
     Ctx,
-    Gateway,
-    GpuLabel,
-    MeasuredRps,
     Model,
     Prefer,
-    PriorityClass,
-    Prometheus,
-    PrometheusSecret,
     Registry,
     Repo,
+    ScaleOutArg,
     StorageClass,
     answer,
     call,
     limits,
     tool,
 )
+from hfdeploy.mcp.toolkit import scale_out as _scale_out
 from hfdeploy.model.lock import ModelLock
 from hfdeploy.model.resolve import inspect_model as _inspect_model
-from hfdeploy.plan.destination import DEFAULT_PROMETHEUS, ScaleOut
 
 __all__ = ["audit_deployment", "fetch_model", "generate_deployment"]
 
@@ -59,13 +53,7 @@ async def generate_deployment(
     repo: Repo = None,
     storage_class: StorageClass = None,
     prefer: Prefer = "cost",
-    autoscaler: Autoscaler = "hpa",
-    gpu_label: GpuLabel = "gfd",
-    priority_class: PriorityClass = None,
-    prometheus: Prometheus = DEFAULT_PROMETHEUS,
-    prometheus_secret: PrometheusSecret = None,
-    gateway: Gateway = "inference-gateway",
-    measured_rps: MeasuredRps = None,
+    scale_out: ScaleOutArg = None,
     *,
     ctx: Ctx,
 ) -> Annotated[CallToolResult, GenerateOutput]:
@@ -82,11 +70,8 @@ async def generate_deployment(
     def run() -> Any:
         p = plan(_inspect_model(model), gpu=gpu, engine=engine, context=context,
                  concurrency=concurrency, targets=targets, registry=registry, repo=repo,
-                 storage_class=storage_class, prefer=prefer, scale_out=ScaleOut(
-                     autoscaler=autoscaler, gpu_label=gpu_label,
-                     priority_class=priority_class, prometheus=prometheus,
-                     prometheus_secret=prometheus_secret, gateway=gateway,
-                     measured_rps=measured_rps))  # fmt: skip
+                 storage_class=storage_class, prefer=prefer,
+                 scale_out=_scale_out(scale_out))  # fmt: skip
         written = generate(p, folder, targets=targets)
         return p, [str(w.relative_to(folder)) for w in written]
 

@@ -16,24 +16,18 @@ from hfdeploy.catalog.gpus import gpu_catalog
 from hfdeploy.mcp.schemas import EngineList, GpuList, InspectOutput, PlanOutput, SizeOutput
 from hfdeploy.mcp.toolkit import (
     READ_ONLY,
-    Autoscaler,
-    Gateway,
-    GpuLabel,
-    MeasuredRps,
     Model,
     Prefer,
-    PriorityClass,
-    Prometheus,
-    PrometheusSecret,
     Registry,
     Repo,
+    ScaleOutArg,
     StorageClass,
     answer,
     call,
     tool,
 )
+from hfdeploy.mcp.toolkit import scale_out as _scale_out
 from hfdeploy.model.resolve import inspect_model as _inspect_model
-from hfdeploy.plan.destination import DEFAULT_PROMETHEUS, ScaleOut
 from hfdeploy.sizing.report import size_model
 from hfdeploy.sizing.settings import DTYPES, KV_DTYPES, QUANTIZATIONS
 
@@ -137,13 +131,7 @@ async def plan_deployment(
     repo: Repo = None,
     storage_class: StorageClass = None,
     prefer: Prefer = "cost",
-    autoscaler: Autoscaler = "hpa",
-    gpu_label: GpuLabel = "gfd",
-    priority_class: PriorityClass = None,
-    prometheus: Prometheus = DEFAULT_PROMETHEUS,
-    prometheus_secret: PrometheusSecret = None,
-    gateway: Gateway = "inference-gateway",
-    measured_rps: MeasuredRps = None,
+    scale_out: ScaleOutArg = None,
 ) -> Annotated[CallToolResult, PlanOutput]:
     """The engine with reasons and rejected alternatives, GPU type and count, TP, engine
     flags, decode roofline, replicas, cold start and cost. The result is
@@ -154,10 +142,7 @@ async def plan_deployment(
     result = await call(lambda: plan(
         _inspect_model(model), gpu=gpu, engine=engine, context=context,
         concurrency=concurrency, traffic_rps=traffic, registry=registry, repo=repo,
-        storage_class=storage_class, prefer=prefer, scale_out=ScaleOut(
-            autoscaler=autoscaler, gpu_label=gpu_label, priority_class=priority_class,
-            prometheus=prometheus, prometheus_secret=prometheus_secret, gateway=gateway,
-            measured_rps=measured_rps),
+        storage_class=storage_class, prefer=prefer, scale_out=_scale_out(scale_out),
     ))  # fmt: skip
     return answer(result.to_dict(), result.envelope)
 

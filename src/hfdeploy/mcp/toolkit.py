@@ -19,15 +19,16 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hfdeploy.envelope import Envelope
 from hfdeploy.errors import HfDeployError
+from hfdeploy.plan.destination import DEFAULT_PROMETHEUS, ScaleOut
 
 __all__ = [
     "LOOPBACK", "READ_ONLY", "Ctx", "Limits", "Model", "Prefer", "RegisteredTool", "Registry",
-    "Repo",
-    "StorageClass", "answer", "call", "limits", "registered_tools", "tool",
+    "Repo", "ScaleOutArg", "ScaleOutArgs",
+    "StorageClass", "answer", "call", "limits", "registered_tools", "scale_out", "tool",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -72,30 +73,62 @@ StorageClass = Annotated[
     str | None,
     Field(description="A StorageClass offering ReadWriteMany, for more than one pod."),
 ]
-Autoscaler = Annotated[
-    Literal["hpa", "keda"],
-    Field(description="hpa (a Prometheus adapter serves the queue metric) or keda (a "
-          "ScaledObject queries Prometheus; the keda target implies it)."),
+
+
+class ScaleOutArgs(BaseModel):
+    """How the cluster scales and places the replicas (``ScaleOut``), as a tool argument."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    autoscaler: Annotated[
+        Literal["hpa", "keda"],
+        Field(
+            description="hpa (a Prometheus adapter serves the queue metric) or keda (a "
+            "ScaledObject queries Prometheus; the keda target implies it)."
+        ),
+    ] = "hpa"
+    gpu_label: Annotated[
+        Literal["gfd", "gke"],
+        Field(
+            description="Node label placing pods on the planned GPU: gfd "
+            "(nvidia.com/gpu.product) or gke (cloud.google.com/gke-accelerator)."
+        ),
+    ] = "gfd"
+    priority_class: Annotated[
+        str | None, Field(description="PriorityClass of the serving pods.")
+    ] = None
+    prometheus: Annotated[str, Field(description="The Prometheus KEDA queries.")] = (
+        DEFAULT_PROMETHEUS
+    )
+    prometheus_secret: Annotated[
+        str | None, Field(description="Secret (key `token`) with a bearer token for Prometheus.")
+    ] = None
+    gateway: Annotated[
+        str, Field(description="The Gateway the inference-pool target's HTTPRoute attaches to.")
+    ] = "inference-gateway"
+    measured_rps: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="Requests/s one replica served at its saturation knee (a bench "
+            "sweep's knee_rate): scales the autoscaling thresholds.",
+        ),
+    ] = None
+
+    def options(self) -> ScaleOut:
+        return ScaleOut(**self.model_dump())
+
+
+ScaleOutArg = Annotated[
+    ScaleOutArgs | None,
+    Field(description="Scale-out options: autoscaler, GPU node label, priority class, "
+          "Prometheus, Gateway, a measured rate (defaults when omitted)."),
 ]  # fmt: skip
-GpuLabel = Annotated[
-    Literal["gfd", "gke"],
-    Field(description="Node label placing pods on the planned GPU: gfd "
-          "(nvidia.com/gpu.product) or gke (cloud.google.com/gke-accelerator)."),
-]  # fmt: skip
-PriorityClass = Annotated[str | None, Field(description="PriorityClass of the serving pods.")]
-Prometheus = Annotated[str, Field(description="The Prometheus KEDA queries.")]
-PrometheusSecret = Annotated[
-    str | None,
-    Field(description="Secret (key `token`) with a bearer token for Prometheus."),
-]
-Gateway = Annotated[
-    str, Field(description="The Gateway the inference-pool target's HTTPRoute attaches to.")
-]
-MeasuredRps = Annotated[
-    float | None,
-    Field(description="Requests/s one replica served at its saturation knee (bench sweep's "
-          "knee_rate): scales the autoscaling thresholds.", gt=0),
-]  # fmt: skip
+
+
+def scale_out(arg: ScaleOutArgs | None) -> ScaleOut:
+    """The planner's ``ScaleOut`` for a tool's argument."""
+    return (arg or ScaleOutArgs()).options()
 
 
 @dataclass(frozen=True, slots=True)
