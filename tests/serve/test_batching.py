@@ -181,3 +181,32 @@ def test_one_worker_never_runs_two_batches_at_once() -> None:
 
     asyncio.run(main())
     assert overlaps and not any(overlaps)
+
+
+def test_a_lone_batch_is_told_it_runs_alone_and_two_that_they_share() -> None:
+    import threading
+
+    both = threading.Barrier(2, timeout=5)
+    told: list[tuple[str, int]] = []
+
+    def run(items: list[int]) -> list[int]:
+        if items[0] < 10:  # the first two batches meet: two run at once
+            both.wait()
+        return items
+
+    def on_start(running: int) -> None:  # on the worker thread, before its batch
+        told.append((threading.current_thread().name, running))
+
+    async def main() -> None:
+        b = _batcher(run, max_batch_size=2, workers=2, on_batch_start=on_start)
+        b.start()
+        try:
+            await asyncio.gather(*(b.run([i], timeout=10) for i in range(4)))
+            await b.run([10], timeout=10)  # alone now
+        finally:
+            await b.stop()
+
+    asyncio.run(main())
+    assert sorted(n for _, n in told[:2]) == [1, 2]  # the second started while the first ran
+    assert told[-1][1] == 1
+    assert all(name.startswith("hfdeploy-model") for name, _ in told)

@@ -98,10 +98,14 @@ class Batcher(Generic[P]):
         max_queue: int,
         observer: BatchObserver | None = None,
         workers: int = 1,
+        on_batch_start: Callable[[int], None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._run_batch = run_batch
+        #: Called on the worker thread before each batch with the number of batches running
+        #: (this one included): a lone batch may take every CPU, two share them.
+        self._on_batch_start = on_batch_start
         self.workers = workers
         self._busy = 0  # batches running
         self._running: set[asyncio.Task[None]] = set()
@@ -234,16 +238,23 @@ class Batcher(Generic[P]):
                 continue
             self._busy += 1
             self._last_size = len(batch)
-            task = asyncio.get_running_loop().create_task(self._run(batch))
+            task = asyncio.get_running_loop().create_task(self._run(batch, self._busy))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _run(self, batch: list[Work[P]]) -> None:
-        """One batch on a worker thread; its results to their requests; the worker freed."""
+    def _call(self, running: int, payloads: list[P]) -> Sequence[Any]:
+        """On the worker thread: tell the hook how many batches run, then run this one."""
+        if self._on_batch_start is not None:
+            self._on_batch_start(running)
+        return self._run_batch(payloads)
+
+    async def _run(self, batch: list[Work[P]], running: int) -> None:
+        """One batch on a worker thread (``running``: batches running as it starts, itself
+        included); its results to their requests; the worker freed."""
         started = time.perf_counter()
         try:
             results: Sequence[Any] = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._run_batch, [w.payload for w in batch]
+                self._executor, self._call, running, [w.payload for w in batch]
             )
             if len(results) != len(batch):
                 raise RuntimeError(f"runner gave {len(results)} results for {len(batch)}")

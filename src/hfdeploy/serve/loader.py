@@ -17,6 +17,7 @@ from hfdeploy.serve.runtime import (
     model_folder,
     resolve_task,
     setup_torch,
+    thread_share,
 )
 from hfdeploy.serve.settings import ServeSettings
 
@@ -90,6 +91,7 @@ def load_model(
     return LoadedModel(
         runner=runner, profile=profile, name=name, load_seconds=seconds,
         phases={k: round(v, 4) for k, v in phases.items() if v is not None}, workers=workers,
+        threads_for=thread_share(settings, workers),
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,6 +84,9 @@ class LoadedModel:
     phases: dict[str, float] = field(default_factory=dict)
     #: Worker threads running batches side by side (1: one batch at a time).
     workers: int = 1
+    #: Called on a worker thread before each batch with the batches running: sets that
+    #: thread's torch threads to its share of the CPUs (None: fixed threads).
+    threads_for: Callable[[int], None] | None = None
 
 
 #: Detected task -> the task hfdeploy's server runs for it.
@@ -163,6 +166,24 @@ def setup_torch(settings: ServeSettings, task: str = "") -> int:
             hint="Use --device cpu, or install a CUDA build of torch on a GPU machine.",
         )
     return workers
+
+
+def thread_share(settings: ServeSettings, workers: int) -> Callable[[int], None] | None:
+    """With several CPU workers and no ``--threads``: a function a worker thread calls
+    before each batch, giving it all the CPUs when its batch runs alone and an equal share
+    when others run (torch's thread count is per thread under OpenMP; MKL's is global, so a
+    batch that starts while another runs also narrows that one's matrix products)."""
+    if workers < 2 or settings.device != "cpu" or settings.threads is not None:
+        return None
+    torch = import_torch()
+    budget, _ = cpu_budget()
+
+    def share(running: int) -> None:
+        threads = max(1, budget // max(1, running))
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+    return share
 
 
 def torch_dtype(settings: ServeSettings, profile: ModelProfile) -> Any:

@@ -97,6 +97,7 @@ class ServerState:
             max_queue=s.max_queue,
             observer=self.metrics,
             workers=loaded.workers,
+            on_batch_start=loaded.threads_for,
         )
         self.batcher.start()
         self.metrics.load_seconds.set(loaded.load_seconds)
