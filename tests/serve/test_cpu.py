@@ -68,7 +68,7 @@ def test_openmp_is_told_to_sleep_unless_the_environment_chose() -> None:
 @pytest.mark.parametrize(
     ("budget", "device", "task", "workers", "threads", "plan"),
     [
-        (2, "cpu", "feature-extraction", None, None, (1, 2)),  # one pass over both CPUs
+        (2, "cpu", "feature-extraction", None, None, (2, 1)),  # two; a lone batch takes both
         (2, "cpu", "feature-extraction", 2, None, (2, 1)),  # two passes side by side
         (16, "cpu", "text-ranking", 2, None, (2, 8)),
         (1, "cpu", "feature-extraction", None, None, (1, 1)),  # never more workers than CPUs

@@ -59,7 +59,11 @@ ServedModelNameOpt = Annotated[
     str | None, typer.Option(help="Model name in /v1/models (default: the folder's).")
 ]
 ThreadsOpt = Annotated[
-    int | None, typer.Option(help="Torch threads per worker (default: CPUs / workers).")
+    int | None,
+    typer.Option(
+        help="Torch threads per worker, fixed (default: all the CPUs for a batch "
+        "alone, a share when batches run side by side)."
+    ),
 ]
 WorkersOpt = Annotated[
     int | None,

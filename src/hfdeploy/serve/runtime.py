@@ -155,9 +155,12 @@ def setup_torch(settings: ServeSettings, task: str = "") -> int:
         threads=settings.threads,
     )  # fmt: skip
     torch.set_num_threads(threads)
+    adaptive = workers > 1 and settings.device == "cpu" and settings.threads is None
+    shares = f"{budget} torch thread(s) for a batch alone, {threads} each side by side" if (
+        adaptive) else f"{threads} torch thread(s) each"  # fmt: skip
     log.info(
-        "%d model worker(s) x %d torch thread(s) (%s: %d CPUs); OMP_WAIT_POLICY=%s",
-        workers, threads, source, budget, os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "%d model worker(s), %s (%s: %d CPUs); OMP_WAIT_POLICY=%s",
+        workers, shares, source, budget, os.environ.get("OMP_WAIT_POLICY", "unset"),
     )  # fmt: skip
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(
