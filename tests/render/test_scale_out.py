@@ -240,3 +240,28 @@ def test_keda_scales_a_multi_node_group_by_its_leader(tmp_path: Path) -> None:
     assert so["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
     # Only leaders serve and export the engine's metrics: NAME-GROUP, not NAME-GROUP-WORKER.
     assert 'pod=~"l405-[0-9]+"' in so["spec"]["triggers"][0]["metadata"]["query"]
+
+
+def test_serving_selectors_leave_the_models_fetch_and_upload_pods_out(tmp_path: Path) -> None:
+    # The fetch Job and the upload pod share the model's name; were they selected, the
+    # Service would send requests to a pod that serves nothing while it runs.
+    llama = config_folder(tmp_path / "l8b", LLAMA3_8B)
+    targets = ("k8s", "inference-pool")
+    for name, dest in (("fetch", {"registry": "ghcr.io/acme", "repo": "acme/l8b@" + "a" * 40}),
+                       ("upload", {})):  # fmt: skip
+        plan = plan_deployment(inspect_model(str(llama)), gpu="h100", storage_class="nfs",
+                               targets=targets, traffic_rps=20, **dest)  # fmt: skip
+        generate_deployment(plan, tmp_path / name, targets=targets, lock=False)
+        docs = {d["kind"]: d for docs in _docs(tmp_path / name).values() for d in docs
+                if d["kind"] in ("Deployment", "Service", "PodDisruptionBudget", "InferencePool",
+                                 "Job", "Pod")}  # fmt: skip
+        other = docs["Job"]["spec"]["template"] if name == "fetch" else docs["Pod"]
+        others = other["metadata"]["labels"]
+        pods = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
+        for kind, selector in (
+            ("Service", docs["Service"]["spec"]["selector"]),
+            ("PodDisruptionBudget", docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]),
+            ("InferencePool", docs["InferencePool"]["spec"]["selector"]["matchLabels"]),
+        ):
+            assert selector.items() <= pods.items(), kind
+            assert not selector.items() <= others.items(), (kind, name)

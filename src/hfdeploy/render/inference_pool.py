@@ -16,6 +16,7 @@ from typing import Any
 
 from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import dump_yaml, slug
+from hfdeploy.render.kubernetes import serving_labels
 
 __all__ = ["EPP_IMAGE", "GAIE_VERSION", "GATEWAY_API_VERSION", "files", "inference_pool"]
 
@@ -120,7 +121,7 @@ def _rbac(name: str, labels: dict[str, str]) -> list[dict[str, Any]]:
 def inference_pool(plan: Plan) -> dict[str, str]:
     pool = slug(plan.served_name)
     epp = f"{pool}-epp"
-    labels = {"app.kubernetes.io/name": pool, "app.kubernetes.io/managed-by": "hfdeploy"}
+    labels = serving_labels(pool)
     epp_labels = {"app.kubernetes.io/name": epp, "app.kubernetes.io/managed-by": "hfdeploy"}
     pool_doc = {
         "apiVersion": f"{POOL_API}/v1", "kind": "InferencePool",

@@ -46,6 +46,7 @@ __all__ = [
     "pod_spec",
     "resources",
     "rolling_update",
+    "serving_labels",
     "volume_files",
 ]
 
@@ -68,11 +69,13 @@ def volume_files(plan: Plan) -> dict[str, str]:
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
     out = {"k8s/pvc.yaml": dump_yaml(_pvc(plan, name, labels))}
     if fetches_in_cluster(plan):
-        out["k8s/fetch-job.yaml"] = dump_yaml(_fetch_job(plan, name, labels))
+        fetch = {**labels, "app.kubernetes.io/component": "fetch"}
+        out["k8s/fetch-job.yaml"] = dump_yaml(_fetch_job(plan, name, fetch))
         out |= {"fetch.Dockerfile": fetch_dockerfile(), CONSTRAINTS: constraints(),
                 ".dockerignore": IGNORE}  # fmt: skip
     else:
-        out["k8s/model-upload-pod.yaml"] = dump_yaml(_upload_pod(name, labels))
+        upload = {**labels, "app.kubernetes.io/component": "model-upload"}
+        out["k8s/model-upload-pod.yaml"] = dump_yaml(_upload_pod(name, upload))
     return out
 
 
@@ -213,11 +216,18 @@ def pod_metadata(plan: Plan, labels: dict[str, str]) -> dict[str, Any]:
     return meta
 
 
+def serving_labels(name: str) -> dict[str, str]:
+    """The serving pods' labels, which the Service, PDB and InferencePool select by: the
+    ``server`` component keeps the model's fetch Job and upload pod (same name) out."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy",
+            "app.kubernetes.io/component": "server"}  # fmt: skip
+
+
 def kubernetes(plan: Plan) -> dict[str, str]:
     """The workload's manifests (Deployment or LeaderWorkerSet, Service, HPA, PDB, Triton's
     ConfigMap), by path under the deployment folder; the volume's are ``volume_files``."""
     name = slug(plan.served_name)
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
+    labels = serving_labels(name)
     replicas = plan.scaling.replicas
     shared = plan.destination.storage_class is not None
     out = {"k8s/deployment.yaml": dump_yaml(_deployment(plan, name, labels, replicas))}
