@@ -1,2 +1,3 @@
-"""hfdeploy's server for full-duplex speech models: the streaming parts, built on
-Transformers' Moshi and Mimi classes (work in progress: the streaming Mimi decoder)."""
+"""hfdeploy's server for full-duplex speech models, built on Transformers' Moshi and Mimi
+classes. In progress: the lockstep LM step and the streaming Mimi decoder are here and tested;
+the WebSocket route, the frame loop and the plan's engine are not yet."""

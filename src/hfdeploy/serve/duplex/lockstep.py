@@ -1,0 +1,173 @@
+"""One Moshi step for every conversation at once: the temporal transformer and the depth
+transformer of Transformers' ``MoshiForConditionalGeneration``, stepped in lockstep.
+
+Each conversation is a row. Rows join and leave between steps. A joining row gets an empty
+past: a zero row in the shared KV cache and a zero row in the attention mask, so it attends
+only to its own frames, at its own positions. Sampling is per row, with the row's own
+settings and noise drawn from a generator seeded by (the row's seed, its frame, the
+stream), never the global RNG. So a conversation's tokens do not depend on which other
+conversations are stepped beside it; batching changes the cost, not the answers.
+
+Token layout (Moshi's acoustic delay): text and codebook 0 are not delayed; codebooks
+1..K-1 of both audio streams are one frame late. Step ``s`` takes the user's codebook 0 of
+frame ``s`` and codebooks 1..K-1 of frame ``s - 1``. It gives the text token and codebook 0
+of frame ``s + 1``, and codebooks 1..K-1 of frame ``s``. Frame ``s``'s codes are complete
+after step ``s``; step 0 has no frame to give (warm-up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["LockstepLM", "Sampling", "StepOutput"]
+
+_MIX = (1_000_003, 7_919, 104_729)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """A conversation's sampling: temperature 0 is greedy."""
+
+    temp: float = 0.8
+    top_k: int = 250
+    temp_text: float = 0.7
+    top_k_text: int = 25
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput:
+    """One row's step: its text token, and its frame's audio codes (None at warm-up)."""
+
+    text: int
+    codes: list[int] | None
+
+
+@dataclass(slots=True)
+class _Row:
+    sampling: Sampling
+    frame: int
+    text: int  # the text token the next step takes
+    moshi: list[int]  # the delayed Moshi codes the next step takes
+    user_prev: list[int]  # the user's codes of the previous frame (for the delayed ones)
+
+
+class LockstepLM:
+    """The temporal and depth steps for a batch of conversations (rows)."""
+
+    def __init__(self, model: Any) -> None:
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        self._torch = torch
+        self._cache_type = DynamicCache
+        self.model = model
+        cfg = model.config
+        self.config = cfg
+        self.codebooks = int(cfg.num_codebooks)
+        self.text_start = int(cfg.vocab_size)  # the initial text token
+        self.audio_start = int(cfg.audio_vocab_size)  # the initial (and BOS) audio token
+        self.rows: list[_Row] = []
+        self._cache: Any = None
+        self._mask: Any = None
+        self._device = next(model.parameters()).device
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def join(self, sampling: Sampling | None = None) -> int:
+        """Add a conversation with an empty past; its row (rows are kept in join order)."""
+        torch = self._torch
+        k = self.codebooks
+        self.rows.append(_Row(sampling or Sampling(), 0, self.text_start, [self.audio_start] * k,
+                              [self.audio_start] * k))  # fmt: skip
+        if self._cache is not None:
+            for layer in self._cache.layers:
+                if getattr(layer, "keys", None) is not None and layer.keys.numel():
+                    z = torch.zeros_like(layer.keys[:1])
+                    layer.keys = torch.cat([layer.keys, z])
+                    layer.values = torch.cat([layer.values, z.clone()])
+            self._mask = torch.cat([self._mask, self._mask.new_zeros(1, self._mask.shape[1])])
+        return len(self.rows) - 1
+
+    def leave(self, row: int) -> None:
+        """Drop a conversation; the rows after it move up by one."""
+        del self.rows[row]
+        if self._cache is not None:
+            keep = self._torch.tensor([i for i in range(len(self.rows) + 1) if i != row])
+            self._cache.batch_select_indices(keep)
+            self._mask = self._mask[keep]
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def _generator(self, seed: int, frame: int, stream: int) -> Any:
+        value = (seed * _MIX[0] + frame * _MIX[1] + stream * _MIX[2]) % (2**63 - 1)
+        return self._torch.Generator(device=self._device).manual_seed(value)
+
+    def _sample(self, logits: Any, temps: list[float], top_ks: list[int], stream: int) -> Any:
+        """One token per row, each row with its own settings and noise."""
+        torch = self._torch
+        out = []
+        for i, row in enumerate(self.rows):
+            lg = logits[i]
+            if temps[i] <= 0:
+                out.append(int(lg.argmax()))
+                continue
+            values, index = lg.topk(min(top_ks[i], lg.shape[-1]))
+            probs = torch.softmax(values / temps[i], dim=-1)
+            noise = torch.empty_like(probs).exponential_(
+                1.0, generator=self._generator(row.sampling.seed, row.frame, stream)
+            )
+            out.append(int(index[(probs / noise).argmax()]))
+        return torch.tensor(out, device=self._device)
+
+    # -- one step --------------------------------------------------------------------------
+
+    def step(self, user_codes: Any) -> list[StepOutput]:
+        """One frame for every row: ``user_codes`` [rows, codebooks], the user's codes of each
+        row's current frame → each row's text token and (after warm-up) its frame's codes."""
+        torch = self._torch
+        n, k = len(self.rows), self.codebooks
+        if tuple(user_codes.shape) != (n, k):
+            raise ValueError(f"expected [{n}, {k}] user codes, got {tuple(user_codes.shape)}")
+        user = user_codes.to(self._device).long()
+        prev = torch.tensor([r.user_prev for r in self.rows], device=self._device)
+        delayed_user = torch.cat([user[:, :1], prev[:, 1:]], dim=1)  # cb0 now, the rest late
+        text = torch.tensor([[r.text] for r in self.rows], device=self._device)
+        moshi = torch.tensor([r.moshi for r in self.rows], device=self._device)
+        if self._cache is None:
+            self._cache = self._cache_type(config=self.config)
+            self._mask = torch.zeros(n, 0, dtype=torch.long, device=self._device)
+        self._mask = torch.cat([self._mask, self._mask.new_ones(n, 1)], dim=1)
+        positions = torch.tensor([[r.frame] for r in self.rows], device=self._device)
+        out = self.model(
+            input_ids=text, user_audio_codes=delayed_user[..., None],
+            moshi_audio_codes=moshi[..., None], cache=self._cache, use_cache=True,
+            attention_mask=self._mask, decoder_position_ids=positions,
+        )  # fmt: skip
+        self._cache = out.cache
+        s = [r.sampling for r in self.rows]
+        text_next = self._sample(out.logits[:, -1], [x.temp_text for x in s],
+                                 [x.top_k_text for x in s], stream=0)  # fmt: skip
+        hidden = out.last_hidden_state[:, -1:]
+        depth_cache = self._cache_type(config=self.model.depth_decoder.config)
+        ids = text_next[:, None]
+        codes = []
+        for book in range(k):
+            o = self.model.depth_decoder(input_ids=ids, last_hidden_state=hidden,
+                                         cache=depth_cache, use_cache=True)  # fmt: skip
+            depth_cache = o.cache
+            ids = self._sample(o.logits[:, -1], [x.temp for x in s], [x.top_k for x in s],
+                               stream=1 + book)[:, None]  # fmt: skip
+            codes.append(ids[:, 0])
+        delayed = torch.stack(codes, dim=1)  # cb0 of the next frame, cb1.. of this one
+        results = []
+        for i, row in enumerate(self.rows):
+            frame_codes = None
+            if row.frame > 0:  # cb0 came from the previous step (this step's input)
+                frame_codes = [row.moshi[0], *(int(c) for c in delayed[i, 1:])]
+            results.append(StepOutput(int(text_next[i]), frame_codes))
+            row.text, row.moshi = int(text_next[i]), [int(c) for c in delayed[i]]
+            row.user_prev = [int(c) for c in user[i]]
+            row.frame += 1
+        return results
