@@ -88,3 +88,18 @@ def test_user_codes_must_match_the_rows(model: MoshiForConditionalGeneration) ->
     lm.join()
     with pytest.raises(ValueError, match="expected"):
         lm.step(torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_the_delayed_layout_is_transformers_own(model: MoshiForConditionalGeneration) -> None:
+    from hfdeploy.serve.duplex.lockstep import delayed
+
+    frames = 5
+    codes = torch.stack([_user(7, f) for f in range(frames)], dim=1)[None]  # [1, K, T]
+    bos = model.config.audio_vocab_size
+    want, _ = model.build_delay_pattern_mask(codes, bos_token_id=bos, pad_token_id=-2,
+                                             max_length=frames + 1)  # fmt: skip
+    previous = torch.full((1, 4), bos)
+    for f in range(frames):
+        step_input = delayed(codes[..., f], previous)
+        assert step_input[0].tolist() == want[0, :, f].tolist(), f
+        previous = codes[..., f]

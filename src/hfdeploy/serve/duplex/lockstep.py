@@ -20,9 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LockstepLM", "Sampling", "StepOutput"]
+__all__ = ["LockstepLM", "Sampling", "StepOutput", "delayed"]
 
 _MIX = (1_000_003, 7_919, 104_729)
+
+
+def delayed(current: Any, previous: Any) -> Any:
+    """A step's audio input in Moshi's delayed layout: codebook 0 of this frame, codebooks
+    1..K-1 of the previous one (the initial token before the first frame). [rows, K] each."""
+    import torch
+
+    return torch.cat([current[:, :1], previous[:, 1:]], dim=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +140,7 @@ class LockstepLM:
             raise ValueError(f"expected [{n}, {k}] user codes, got {tuple(user_codes.shape)}")
         user = user_codes.to(self._device).long()
         prev = torch.tensor([r.user_prev for r in self.rows], device=self._device)
-        delayed_user = torch.cat([user[:, :1], prev[:, 1:]], dim=1)  # cb0 now, the rest late
+        delayed_user = delayed(user, prev)
         text = torch.tensor([[r.text] for r in self.rows], device=self._device)
         moshi = torch.tensor([r.moshi for r in self.rows], device=self._device)
         if self._cache is None:
@@ -160,14 +168,14 @@ class LockstepLM:
             ids = self._sample(o.logits[:, -1], [x.temp for x in s], [x.top_k for x in s],
                                stream=1 + book)[:, None]  # fmt: skip
             codes.append(ids[:, 0])
-        delayed = torch.stack(codes, dim=1)  # cb0 of the next frame, cb1.. of this one
+        produced = torch.stack(codes, dim=1)  # cb0 of the next frame, cb1.. of this one
         results = []
         for i, row in enumerate(self.rows):
             frame_codes = None
             if row.frame > 0:  # cb0 came from the previous step (this step's input)
-                frame_codes = [row.moshi[0], *(int(c) for c in delayed[i, 1:])]
+                frame_codes = [row.moshi[0], *(int(c) for c in produced[i, 1:])]
             results.append(StepOutput(int(text_next[i]), frame_codes))
-            row.text, row.moshi = int(text_next[i]), [int(c) for c in delayed[i]]
+            row.text, row.moshi = int(text_next[i]), [int(c) for c in produced[i]]
             row.user_prev = [int(c) for c in user[i]]
             row.frame += 1
         return results
