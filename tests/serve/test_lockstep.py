@@ -9,14 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers.models.moshi")
 
-from transformers import MoshiConfig, MoshiForConditionalGeneration  # noqa: E402
+from transformers import MoshiForConditionalGeneration  # noqa: E402
 
 from hfdeploy.serve.duplex.lockstep import LockstepLM, Sampling, StepOutput  # noqa: E402
+from tests.serve._duplex import tiny_moshi  # noqa: E402
 
-MIMI = dict(hidden_size=16, num_filters=4, upsampling_ratios=[8, 6, 5, 4], num_hidden_layers=1,
-            num_attention_heads=2, num_key_value_heads=2, intermediate_size=32, codebook_size=32,
-            codebook_dim=8, vector_quantization_hidden_dimension=8, num_quantizers=4,
-            upsample_groups=16)  # fmt: skip
 FRAMES = 9
 JOINS = {0: 0, 1: 3, 2: 1}  # conversation -> the frame it joins at
 LEAVES = {2: 6}
@@ -26,14 +23,7 @@ SAMPLING = {0: Sampling(seed=11), 1: Sampling(temp=1.2, top_k=8, seed=22),
 
 @pytest.fixture(scope="module")
 def model() -> MoshiForConditionalGeneration:
-    torch.manual_seed(0)
-    cfg = MoshiConfig(
-        vocab_size=48, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, ffn_dim=32,
-        num_codebooks=4, sliding_window=5, audio_encoder_config=MIMI,
-        depth_decoder_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                  ffn_dim=32, sliding_window=4, max_position_embeddings=5),
-    )  # fmt: skip
-    return MoshiForConditionalGeneration(cfg).eval().double()
+    return tiny_moshi()
 
 
 def _user(conv: int, frame: int) -> torch.Tensor:

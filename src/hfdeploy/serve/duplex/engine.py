@@ -1,0 +1,89 @@
+"""One 80 ms frame for every conversation: user audio in, Moshi's audio and text out.
+
+The frame: each conversation's 1920 samples are encoded by Mimi (per conversation, with its
+own streaming state: a first version; batching the encoder is the next step), the temporal and
+depth transformers step all conversations together (:class:`LockstepLM`), and Mimi decodes all
+the frames that are complete (:class:`StreamingMimiDecoder`). A conversation's first step is
+warm-up (Moshi's acoustic delay) and gives no audio; every later step gives one frame.
+
+Conversations are keys the caller chooses; they join and leave between frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hfdeploy.serve.duplex.lockstep import LockstepLM, Sampling
+from hfdeploy.serve.duplex.mimi_stream import StreamingMimiDecoder
+
+__all__ = ["DuplexEngine", "FrameOutput"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameOutput:
+    """A conversation's frame: its text token and audio samples (None at warm-up)."""
+
+    text: int
+    audio: Any
+
+
+class DuplexEngine:
+    """Frames for a batch of conversations on one Transformers ``MoshiForConditionalGeneration``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.codec = model.audio_encoder
+        self.frame_samples = int(self.codec.config.frame_size)
+        self.lm = LockstepLM(model)
+        self.decoder = StreamingMimiDecoder(self.codec)
+        self._keys: list[Any] = []  # the LM's rows
+        self._decoding: list[Any] = []  # the decoder's rows (from a conversation's 1st frame)
+        self._encoders: dict[Any, tuple[Any, Any]] = {}
+
+    @property
+    def conversations(self) -> list[Any]:
+        return list(self._keys)
+
+    def join(self, key: Any, sampling: Sampling | None = None) -> None:
+        if key in self._encoders:
+            raise ValueError(f"conversation {key!r} is already in the batch")
+        self.lm.join(sampling)
+        self._keys.append(key)
+        self._encoders[key] = (None, None)
+
+    def leave(self, key: Any) -> None:
+        self.lm.leave(self._keys.index(key))
+        self._keys.remove(key)
+        if key in self._decoding:
+            self.decoder.leave(self._decoding.index(key))
+            self._decoding.remove(key)
+        del self._encoders[key]
+
+    def _encode(self, key: Any, pcm: Any) -> Any:
+        encoder_cache, padding_cache = self._encoders[key]
+        out = self.codec.encode(
+            pcm.reshape(1, 1, -1), num_quantizers=self.lm.codebooks,
+            encoder_cache=encoder_cache, padding_cache=padding_cache, use_streaming=True,
+        )  # fmt: skip
+        self._encoders[key] = (out.encoder_cache, out.padding_cache)
+        return out.audio_codes[0, :, 0]
+
+    def step(self, pcm: dict[Any, Any]) -> dict[Any, FrameOutput]:
+        """``pcm``: each conversation's frame of samples (all conversations in the batch)."""
+        import torch
+
+        if set(pcm) != set(self._keys):
+            raise ValueError("one frame for every conversation in the batch, and only those")
+        codes = torch.stack([self._encode(k, pcm[k]) for k in self._keys])
+        outs = dict(zip(self._keys, self.lm.step(codes), strict=True))
+        for key, out in outs.items():  # a conversation's first frame joins the decoder
+            if out.codes is not None and key not in self._decoding:
+                self.decoder.join()
+                self._decoding.append(key)
+        audio: dict[Any, Any] = {}
+        if self._decoding:
+            frame = torch.tensor([outs[k].codes for k in self._decoding])[..., None]
+            decoded = self.decoder.step(frame)
+            audio = {k: decoded[i, 0] for i, k in enumerate(self._decoding)}
+        return {k: FrameOutput(o.text, audio.get(k)) for k, o in outs.items()}
