@@ -92,3 +92,40 @@ def test_a_batch_that_does_not_match_the_rows_is_refused(mimi: MimiModel) -> Non
     dec.join()
     with pytest.raises(ValueError, match="expected"):
         dec.step(_codes(1, 1).repeat(2, 1, 1))
+
+
+def test_encoding_rows_in_a_batch_equals_each_alone(mimi: MimiModel) -> None:
+    from hfdeploy.serve.duplex.mimi_stream import StreamingMimiEncoder
+
+    def pcm(stream: int, frame: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(100 * stream + frame)
+        return torch.randn(1, 1, 1920, generator=g, dtype=torch.float64)
+
+    joins, leaves = {0: 0, 1: 2, 2: 1, 3: 2}, {2: 4}
+    lengths = {s: leaves.get(s, FRAMES) - j for s, j in joins.items()}
+    with torch.no_grad():
+        alone = {}
+        for s, n in lengths.items():
+            enc = StreamingMimiEncoder(mimi, 4)
+            enc.join()
+            alone[s] = []
+            for f in range(n):
+                code = enc.step(pcm(s, f))[0]
+                alone[s].append((code, enc.latents[0]))
+        enc = StreamingMimiEncoder(mimi, 4)
+        rows: list[int] = []
+        got: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {s: [] for s in joins}
+        for frame in range(FRAMES):
+            for s in [s for s, at in leaves.items() if at == frame]:
+                enc.leave(rows.index(s))
+                rows.remove(s)
+            for s in [s for s, at in joins.items() if at == frame]:
+                assert enc.join() == len(rows)
+                rows.append(s)
+            codes = enc.step(torch.cat([pcm(s, frame - joins[s]) for s in rows]))
+            for i, s in enumerate(rows):
+                got[s].append((codes[i], enc.latents[i]))
+    for s in joins:
+        assert [c.tolist() for c, _ in got[s]] == [c.tolist() for c, _ in alone[s]], s
+        for (_, a), (_, b) in zip(got[s], alone[s], strict=True):
+            assert torch.allclose(a, b, atol=1e-10, rtol=0), s

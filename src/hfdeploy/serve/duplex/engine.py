@@ -1,9 +1,9 @@
 """One 80 ms frame for every conversation: user audio in, Moshi's audio and text out.
 
-The frame: each conversation's 1920 samples are encoded by Mimi (per conversation, with its
-own streaming state: a first version; batching the encoder is the next step), the temporal and
-depth transformers step all conversations together (:class:`LockstepLM`), and Mimi decodes all
-the frames that are complete (:class:`StreamingMimiDecoder`). A conversation's first step is
+The frame: Mimi encodes every conversation's 1920 samples together
+(:class:`StreamingMimiEncoder`), the temporal and depth transformers step all conversations
+together (:class:`LockstepLM`), and Mimi decodes all the frames that are complete
+(:class:`StreamingMimiDecoder`). A conversation's first step is
 warm-up (Moshi's acoustic delay) and gives no audio; every later step gives one frame.
 
 Conversations are keys the caller chooses; they join and leave between frames.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hfdeploy.serve.duplex.lockstep import LockstepLM, Sampling
-from hfdeploy.serve.duplex.mimi_stream import StreamingMimiDecoder
+from hfdeploy.serve.duplex.mimi_stream import StreamingMimiDecoder, StreamingMimiEncoder
 
 __all__ = ["DuplexEngine", "FrameOutput"]
 
@@ -36,38 +36,30 @@ class DuplexEngine:
         self.codec = model.audio_encoder
         self.frame_samples = int(self.codec.config.frame_size)
         self.lm = LockstepLM(model)
+        self.encoder = StreamingMimiEncoder(self.codec, self.lm.codebooks)
         self.decoder = StreamingMimiDecoder(self.codec)
-        self._keys: list[Any] = []  # the LM's rows
+        self._keys: list[Any] = []  # the encoder's and the LM's rows
         self._decoding: list[Any] = []  # the decoder's rows (from a conversation's 1st frame)
-        self._encoders: dict[Any, tuple[Any, Any]] = {}
 
     @property
     def conversations(self) -> list[Any]:
         return list(self._keys)
 
     def join(self, key: Any, sampling: Sampling | None = None) -> None:
-        if key in self._encoders:
+        if key in self._keys:
             raise ValueError(f"conversation {key!r} is already in the batch")
         self.lm.join(sampling)
+        self.encoder.join()
         self._keys.append(key)
-        self._encoders[key] = (None, None)
 
     def leave(self, key: Any) -> None:
-        self.lm.leave(self._keys.index(key))
+        row = self._keys.index(key)
+        self.lm.leave(row)
+        self.encoder.leave(row)
         self._keys.remove(key)
         if key in self._decoding:
             self.decoder.leave(self._decoding.index(key))
             self._decoding.remove(key)
-        del self._encoders[key]
-
-    def _encode(self, key: Any, pcm: Any) -> Any:
-        encoder_cache, padding_cache = self._encoders[key]
-        out = self.codec.encode(
-            pcm.reshape(1, 1, -1), num_quantizers=self.lm.codebooks,
-            encoder_cache=encoder_cache, padding_cache=padding_cache, use_streaming=True,
-        )  # fmt: skip
-        self._encoders[key] = (out.encoder_cache, out.padding_cache)
-        return out.audio_codes[0, :, 0]
 
     def step(self, pcm: dict[Any, Any]) -> dict[Any, FrameOutput]:
         """``pcm``: each conversation's frame of samples (all conversations in the batch)."""
@@ -75,7 +67,7 @@ class DuplexEngine:
 
         if set(pcm) != set(self._keys):
             raise ValueError("one frame for every conversation in the batch, and only those")
-        codes = torch.stack([self._encode(k, pcm[k]) for k in self._keys])
+        codes = self.encoder.step(torch.stack([pcm[k].reshape(1, -1) for k in self._keys]))
         outs = dict(zip(self._keys, self.lm.step(codes), strict=True))
         for key, out in outs.items():  # a conversation's first frame joins the decoder
             if out.codes is not None and key not in self._decoding:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["StreamingMimiDecoder"]
+__all__ = ["StreamingMimiDecoder", "StreamingMimiEncoder"]
 
 
 class StreamingMimiDecoder:
@@ -153,3 +153,98 @@ class StreamingMimiDecoder:
         self._cache = out.cache
         self._pos = self._pos + steps
         return self._seanet(out.last_hidden_state.transpose(1, 2))
+
+
+class StreamingMimiEncoder:
+    """Mimi encoding one frame per row for a batch of streams, with rows joining between
+    frames. A row's first frame is encoded on its own (the downsampling convolution pads with
+    the row's first value), then its state joins the batch: its convolution context, and its
+    transformer cache entries at the newest positions with everything before them masked."""
+
+    def __init__(self, mimi: Any, codebooks: int) -> None:
+        import torch
+
+        self._torch = torch
+        self.mimi = mimi
+        self.codebooks = codebooks
+        self.rows = 0
+        self._pending = 0  # rows that joined since the last frame (the last rows)
+        self._padding: Any = None
+        self._cache: Any = None
+        self._mask: Any = None
+        self._pos: Any = None
+        self.latents: Any = None
+
+    def join(self) -> int:
+        self.rows += 1
+        self._pending += 1
+        return self.rows - 1
+
+    def leave(self, row: int) -> None:
+        if row >= self.rows - self._pending:  # left before its first frame
+            self._pending -= 1
+            self.rows -= 1
+            return
+        keep = [i for i in range(self.rows - self._pending) if i != row]
+        index = self._torch.tensor(keep, dtype=self._torch.long)
+        self._padding.padding_cache = [t[index] for t in self._padding.padding_cache]
+        self._cache.batch_select_indices(index)
+        self._mask, self._pos = self._mask[index], self._pos[index]
+        self.rows -= 1
+
+    def _encode(self, pcm: Any, padding: Any, cache: Any, mask: Any, pos: Any) -> Any:
+        torch = self._torch
+        steps = 2  # the encoder transformer's steps per frame (25 Hz before the downsample)
+        positions = pos[:, None] + torch.arange(steps, device=pcm.device)[None]
+        # The encoder model (not MimiModel.encode) so that the latents stay visible.
+        return self.mimi.encoder(
+            pcm, cache=cache, padding_cache=padding, use_streaming=True,
+            attention_mask=mask, position_ids=positions,
+        )  # fmt: skip
+
+    def step(self, pcm: Any) -> Any:
+        """One frame per row: ``pcm`` [rows, 1, 1920] → codes [rows, codebooks]."""
+        torch = self._torch
+        if pcm.shape[0] != self.rows:
+            raise ValueError(f"expected {self.rows} rows of audio, got {pcm.shape[0]}")
+        old = self.rows - self._pending
+        steps = 2
+        latents = []
+        if old:
+            self._mask = torch.cat([self._mask, self._mask.new_ones(old, steps)], dim=1)
+            out = self._encode(pcm[:old], self._padding, self._cache, self._mask, self._pos)
+            self._padding, self._cache = out.padding_cache, out.cache
+            self._pos = self._pos + steps
+            latents.append(out.latents)
+        for r in range(old, self.rows):  # first frames, each alone, then merged in
+            ones = torch.ones(1, steps, dtype=torch.long, device=pcm.device)
+            zero = torch.zeros(1, dtype=torch.long, device=pcm.device)
+            out = self._encode(pcm[r : r + 1], None, None, ones, zero)
+            latents.append(out.latents)
+            self._merge(out.padding_cache, out.cache, steps)
+        self._pending = 0
+        #: The last frame's latents [rows, dim, 1], before quantization.
+        self.latents = torch.cat(latents)
+        codes = self.mimi.quantizer.encode(self.latents, self.codebooks).transpose(0, 1)
+        return codes[..., 0]
+
+    def _merge(self, padding: Any, cache: Any, steps: int) -> None:
+        torch = self._torch
+        if self._cache is None:
+            self._padding, self._cache = padding, cache
+            self._mask = torch.ones(1, steps, dtype=torch.long)
+            self._pos = torch.full((1,), steps, dtype=torch.long)
+            return
+        self._padding.padding_cache = [torch.cat([a, b]) for a, b in
+                                       zip(self._padding.padding_cache, padding.padding_cache,
+                                           strict=True)]  # fmt: skip
+        for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
+            pad = mine.keys.shape[-2] - theirs.keys.shape[-2]
+            shape = (1, *theirs.keys.shape[1:-2], pad, theirs.keys.shape[-1])
+            z = theirs.keys.new_zeros(shape)
+            mine.keys = torch.cat([mine.keys, torch.cat([z, theirs.keys], dim=-2)])
+            mine.values = torch.cat([mine.values, torch.cat([z.clone(), theirs.values], dim=-2)])
+        row = self._mask.new_zeros(1, self._mask.shape[1])
+        row[:, -steps:] = 1
+        self._mask = torch.cat([self._mask, row])
+        self._pos = torch.cat([self._pos, self._pos.new_full((1,), steps)])
