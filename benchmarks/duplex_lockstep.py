@@ -117,13 +117,13 @@ def main() -> None:
                 ("frames", args.frames),
                 ("threads", args.threads),
             )
-        ),  # fmt: skip
+        ),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {
             "cpus": torch.get_num_threads(),
             "platform": platform.platform(),
             "torch": torch.__version__,
-        },  # fmt: skip
+        },
         "model": {
             "parameters": sum(p.numel() for p in m.parameters()),
             "dtype": "float32",
