@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hfdeploy.serve.duplex.rows import add_empty_row, keep_rows
+
 __all__ = ["LockstepLM", "Sampling", "StepOutput", "delayed"]
 
 _MIX = (1_000_003, 7_919, 104_729)
@@ -85,17 +87,11 @@ class LockstepLM:
 
     def join(self, sampling: Sampling | None = None) -> int:
         """Add a conversation with an empty past; its row (rows are kept in join order)."""
-        torch = self._torch
         k = self.codebooks
         self.rows.append(_Row(sampling or Sampling(), 0, self.text_start, [self.audio_start] * k,
                               [self.audio_start] * k))  # fmt: skip
         if self._cache is not None:
-            for layer in self._cache.layers:
-                if getattr(layer, "keys", None) is not None and layer.keys.numel():
-                    z = torch.zeros_like(layer.keys[:1])
-                    layer.keys = torch.cat([layer.keys, z])
-                    layer.values = torch.cat([layer.values, z.clone()])
-            self._mask = torch.cat([self._mask, self._mask.new_zeros(1, self._mask.shape[1])])
+            self._mask = add_empty_row(self._cache, self._mask)
         return len(self.rows) - 1
 
     def leave(self, row: int) -> None:
@@ -103,8 +99,7 @@ class LockstepLM:
         del self.rows[row]
         if self._cache is not None:
             keep = self._torch.tensor([i for i in range(len(self.rows) + 1) if i != row])
-            self._cache.batch_select_indices(keep)
-            self._mask = self._mask[keep]
+            self._mask = keep_rows(self._cache, self._mask, keep)
 
     # -- sampling --------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hfdeploy.serve.duplex.rows import add_empty_row, keep_rows
+
 __all__ = ["StreamingMimiDecoder", "StreamingMimiEncoder"]
 
 
@@ -70,12 +72,7 @@ class StreamingMimiDecoder:
             new = self._zeros(1, m.conv.out_channels, k - s)
             self._tail[id(m)] = torch.cat([self._tail[id(m)], new]) if id(m) in self._tail else new
         if self._cache is not None:
-            for layer in self._cache.layers:
-                if getattr(layer, "keys", None) is not None and layer.keys.numel():
-                    z = torch.zeros_like(layer.keys[:1])
-                    layer.keys = torch.cat([layer.keys, z])
-                    layer.values = torch.cat([layer.values, z.clone()])
-            self._mask = torch.cat([self._mask, self._mask.new_zeros(1, self._mask.shape[1])])
+            self._mask = add_empty_row(self._cache, self._mask)
             self._pos = torch.cat([self._pos, self._pos.new_zeros(1)])
         self.rows += 1
         return self.rows - 1
@@ -89,8 +86,8 @@ class StreamingMimiDecoder:
         for key, t in self._tail.items():
             self._tail[key] = t[index]
         if self._cache is not None:
-            self._cache.batch_select_indices(index)
-            self._mask, self._pos = self._mask[index], self._pos[index]
+            self._mask = keep_rows(self._cache, self._mask, index)
+            self._pos = self._pos[index]
         self.rows -= 1
 
     # -- one frame -------------------------------------------------------------------------
@@ -188,8 +185,8 @@ class StreamingMimiEncoder:
         keep = [i for i in range(self.rows - self._pending) if i != row]
         index = self._torch.tensor(keep, dtype=self._torch.long)
         self._padding.padding_cache = [t[index] for t in self._padding.padding_cache]
-        self._cache.batch_select_indices(index)
-        self._mask, self._pos = self._mask[index], self._pos[index]
+        self._mask = keep_rows(self._cache, self._mask, index)
+        self._pos = self._pos[index]
         self.rows -= 1
 
     def _encode(self, pcm: Any, padding: Any, cache: Any, mask: Any, pos: Any) -> Any:
