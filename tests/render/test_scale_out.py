@@ -15,7 +15,6 @@ import yaml
 from hfdeploy import inspect_model
 from hfdeploy.audit import audit_paths
 from hfdeploy.audit.gpus import gpu_from_label
-from hfdeploy.bench.phases import sweep_verdict
 from hfdeploy.catalog.gpus import gpu_catalog
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.plan.destination import ScaleOut
@@ -157,6 +156,12 @@ def test_rayservice_runs_the_plan(generated: dict[str, Path]) -> None:
     auto = llm["deployment_config"]["autoscaling_config"]
     assert (worker["minReplicas"], worker["maxReplicas"]) == (auto["min_replicas"],
                                                              auto["max_replicas"])  # fmt: skip
+    # Ray's workers are not the k8s target's serving pods: its Service never reaches them.
+    (svc,) = _docs(generated["vllm"])["k8s/service.yaml"]
+    worker_labels = worker["template"]["metadata"]["labels"]
+    assert not svc["spec"]["selector"].items() <= worker_labels.items()
+    spread = worker["template"]["spec"]["topologySpreadConstraints"][0]["labelSelector"]
+    assert spread["matchLabels"].items() <= worker_labels.items()
     head = rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert {"name": "serve", "containerPort": 8000} in head["ports"]  # KubeRay's serve Service
 
@@ -166,6 +171,13 @@ def test_flags_become_engine_arguments() -> None:
             "--gpu-memory-utilization", "0.9", "--enforce-eager", "--port", "8000")  # fmt: skip
     assert flags_to_kwargs(args) == {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.9,
                                      "enforce_eager": True}  # fmt: skip
+
+
+def test_hfdeploys_default_batch_is_the_servers() -> None:
+    from hfdeploy.plan.scale_out import HFDEPLOY_BATCH
+    from hfdeploy.serve.settings import ServeSettings
+
+    assert ServeSettings(model="/m").max_batch_size == HFDEPLOY_BATCH
 
 
 def test_queue_threshold_follows_the_batch_and_a_measurement(tmp_path: Path) -> None:
@@ -205,7 +217,10 @@ def test_measured_rate_from_a_bench_sweep(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(InvalidSettingError, match="bench"):
         scale_out_options(bench=path)
-    assert callable(sweep_verdict)  # the function that writes "sweep"
+    # A sweep that never bent: its highest throughput stands in for the knee.
+    assert measured_rps({"sweep": {"knee_rate": None, "max_throughput": 9.0}}) == 9.0
+    with pytest.raises(InvalidSettingError, match="no saturation"):
+        measured_rps({"sweep": {"knee_rate": None, "max_throughput": None}})
 
 
 def test_what_cannot_scale_out_says_why(tmp_path: Path, minilm_dir: Path) -> None:

@@ -13,6 +13,7 @@ target, so the autoscaler adds replicas sooner.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.destination import Destination
 
 __all__ = [
+    "HFDEPLOY_BATCH",
     "INFERENCE_POOL_ENGINES",
     "KV_METRICS",
     "Thresholds",
@@ -36,10 +38,11 @@ INFERENCE_POOL_ENGINES = frozenset({"vllm", "sglang"})
 KV_METRICS = {"vllm": "vllm:kv_cache_usage_perc", "sglang": "sglang:token_usage"}
 #: A replica's KV cache this full on average: add one (preemptions start near 1.0).
 KV_TARGET = 0.8
-#: Batch flags by engine, read from the plan's command when no capacity is estimated.
-_BATCH_FLAGS = {"hfdeploy": "--max-batch-size", "tei": "--max-batch-requests",
-                "vllm": "--max-num-seqs", "sglang": "--max-running-requests"}  # fmt: skip
-_DEFAULT_BATCH = {"hfdeploy": 32, "vllm": 256, "sglang": 256}
+#: The flags (by meaning, in the engine catalog) that cap a replica's batch.
+_BATCH_MEANINGS = ("max_seqs", "batch_size")
+#: hfdeploy serve's batch when its command sets none (``ServeSettings.max_batch_size``; the
+#: plan may not import the server, and a test keeps the two equal).
+HFDEPLOY_BATCH = 32
 #: Measured over estimated capacity is trusted within this range (a wrong bench file, or a
 #: sweep that never saturated, must not scale to 1 or to 1000).
 _RATIO = (0.25, 4.0)
@@ -55,20 +58,17 @@ class Thresholds:
     ratio: float | None
     basis: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"queue_per_replica": self.queue, "kv_cache_usage": self.kv_cache,
-                "batch_per_replica": self.batch, "measured_over_estimated": self.ratio,
-                "basis": self.basis}  # fmt: skip
 
-
-def _batch(engine: str, args: tuple[str, ...], estimated: int | None) -> tuple[int, str]:
+def _batch(
+    engine: str, flags: Mapping[str, str], args: tuple[str, ...], estimated: int | None
+) -> tuple[int, str]:
     if estimated:
         return estimated, "the plan's estimated batch per replica"
-    flag = _BATCH_FLAGS.get(engine)
-    if flag and flag in args[:-1]:
-        return int(args[args.index(flag) + 1]), f"the server's {flag}"
-    if engine in _DEFAULT_BATCH:
-        return _DEFAULT_BATCH[engine], f"{engine}'s default batch"
+    for flag in (flags[m] for m in _BATCH_MEANINGS if m in flags):
+        if flag in args[:-1]:
+            return int(args[args.index(flag) + 1]), f"the server's {flag}"
+    if engine == "hfdeploy":
+        return HFDEPLOY_BATCH, "hfdeploy serve's default batch"
     return 32, "no batch known: 32 assumed"
 
 
@@ -76,6 +76,7 @@ def thresholds(
     engine: str,
     args: tuple[str, ...],
     *,
+    flags: Mapping[str, str] | None = None,
     batch_estimate: int | None,
     rps_estimate: float | None,
     measured_rps: float | None,
@@ -88,7 +89,7 @@ def thresholds(
     >>> thresholds("vllm", (), batch_estimate=64, rps_estimate=10.0, measured_rps=5.0).queue
     16
     """
-    batch, basis = _batch(engine, args, batch_estimate)
+    batch, basis = _batch(engine, flags or {}, args, batch_estimate)
     ratio = None
     if measured_rps and rps_estimate:
         ratio = min(_RATIO[1], max(_RATIO[0], measured_rps / rps_estimate))

@@ -24,6 +24,7 @@ __all__ = [
     "env",
     "gib",
     "healthcheck",
+    "labels",
     "pinned_ref",
     "shm",
     "slug",
@@ -43,6 +44,13 @@ CONSTRAINTS = "constraints.txt"
 def constraints() -> str:
     """The text of ``constraints.txt``."""
     return resources.files("hfdeploy.render").joinpath("serve-constraints.txt").read_text("utf-8")
+
+
+def labels(name: str, component: str | None = None) -> dict[str, str]:
+    """The labels of every object hfdeploy writes for ``name``; ``component`` tells apart the
+    pods that share the name (the serving pods, the fetch Job, Ray's workers)."""
+    out = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
+    return out | ({"app.kubernetes.io/component": component} if component else {})
 
 
 def slug(name: str) -> str:

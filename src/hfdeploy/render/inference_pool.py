@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from hfdeploy.plan.result import Plan
-from hfdeploy.render.common import dump_yaml, slug
+from hfdeploy.render.common import dump_yaml, labels, slug
 from hfdeploy.render.kubernetes import serving_labels
 
 __all__ = ["EPP_IMAGE", "GAIE_VERSION", "GATEWAY_API_VERSION", "files", "inference_pool"]
@@ -121,14 +121,14 @@ def _rbac(name: str, labels: dict[str, str]) -> list[dict[str, Any]]:
 def inference_pool(plan: Plan) -> dict[str, str]:
     pool = slug(plan.served_name)
     epp = f"{pool}-epp"
-    labels = serving_labels(pool)
-    epp_labels = {"app.kubernetes.io/name": epp, "app.kubernetes.io/managed-by": "hfdeploy"}
+    server = serving_labels(pool)
+    epp_labels = labels(epp)
     pool_doc = {
         "apiVersion": f"{POOL_API}/v1", "kind": "InferencePool",
-        "metadata": {"name": pool, "labels": labels},
+        "metadata": {"name": pool, "labels": server},
         "spec": {
             # The serving pods (the k8s target's Deployment), on the engine's port.
-            "selector": {"matchLabels": labels},
+            "selector": {"matchLabels": server},
             "targetPorts": [{"number": plan.routes.port}],
             # FailOpen: with the picker down, the gateway still routes (without scoring).
             "endpointPickerRef": {"name": epp, "port": {"number": _GRPC},
@@ -137,7 +137,7 @@ def inference_pool(plan: Plan) -> dict[str, str]:
     }  # fmt: skip
     route = {
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": pool, "labels": labels},
+        "metadata": {"name": pool, "labels": server},
         "spec": {
             "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                             "name": plan.destination.scale_out.gateway}],

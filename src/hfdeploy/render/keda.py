@@ -14,7 +14,7 @@ from typing import Any
 
 from hfdeploy.plan.result import Plan
 from hfdeploy.plan.scale_out import KV_METRICS, Thresholds, thresholds
-from hfdeploy.render.common import dump_yaml, slug
+from hfdeploy.render.common import dump_yaml, labels, slug
 
 __all__ = ["files", "keda_files", "plan_thresholds", "pod_regex", "replica_range"]
 
@@ -36,7 +36,7 @@ def plan_thresholds(plan: Plan) -> Thresholds:
     """The plan's per-replica autoscaling targets."""
     cap = plan.scaling.capacity
     return thresholds(
-        plan.engine.name, plan.command.args,
+        plan.engine.name, plan.command.args, flags=plan.deploy.flags,
         batch_estimate=cap.batch_per_replica if cap else None,
         rps_estimate=cap.rps_per_replica if cap else None,
         measured_rps=plan.destination.scale_out.measured_rps,
@@ -64,7 +64,7 @@ def _query(metric: str, plan: Plan) -> str:
 
 def keda_files(plan: Plan) -> dict[str, str]:
     name = slug(plan.served_name)
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
+    meta = labels(name)
     opts = plan.destination.scale_out
     t = plan_thresholds(plan)
     auth = {"authModes": "bearer"} if opts.prometheus_secret else {}
@@ -95,11 +95,11 @@ def keda_files(plan: Plan) -> dict[str, str]:
         spec["cooldownPeriod"] = round(plan.cost.idle_timeout_s)
     out = {"k8s/scaledobject.yaml": dump_yaml({
         "apiVersion": API, "kind": "ScaledObject",
-        "metadata": {"name": name, "labels": labels}, "spec": spec})}  # fmt: skip
+        "metadata": {"name": name, "labels": meta}, "spec": spec})}  # fmt: skip
     if opts.prometheus_secret:
         out["k8s/keda-auth.yaml"] = dump_yaml({
             "apiVersion": API, "kind": "TriggerAuthentication",
-            "metadata": {"name": f"{name}-prometheus", "labels": labels},
+            "metadata": {"name": f"{name}-prometheus", "labels": meta},
             "spec": {"secretTargetRef": [
                 {"parameter": "bearerToken", "name": opts.prometheus_secret, "key": "token"}]},
         })  # fmt: skip

@@ -25,6 +25,7 @@ from hfdeploy.render.common import (
     dump_yaml,
     env,
     gib,
+    labels,
     pinned_ref,
     shm,
     slug,
@@ -66,16 +67,15 @@ def volume_files(plan: Plan) -> dict[str, str]:
     """The model's volume and how the model gets into it: a fetch Job (with its image's
     Dockerfile) or an upload pod. KServe's predictor mounts the same volume."""
     name = slug(plan.served_name)
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
-    out = {"k8s/pvc.yaml": dump_yaml(_pvc(plan, name, labels))}
+    out = {"k8s/pvc.yaml": dump_yaml(_pvc(plan, name, labels(name)))}
     if fetches_in_cluster(plan):
-        fetch = {**labels, "app.kubernetes.io/component": "fetch"}
-        out["k8s/fetch-job.yaml"] = dump_yaml(_fetch_job(plan, name, fetch))
+        out["k8s/fetch-job.yaml"] = dump_yaml(_fetch_job(plan, name, labels(name, "fetch")))
         out |= {"fetch.Dockerfile": fetch_dockerfile(), CONSTRAINTS: constraints(),
                 ".dockerignore": IGNORE}  # fmt: skip
     else:
-        upload = {**labels, "app.kubernetes.io/component": "model-upload"}
-        out["k8s/model-upload-pod.yaml"] = dump_yaml(_upload_pod(name, upload))
+        out["k8s/model-upload-pod.yaml"] = dump_yaml(
+            _upload_pod(name, labels(name, "model-upload"))
+        )
     return out
 
 
@@ -219,44 +219,43 @@ def pod_metadata(plan: Plan, labels: dict[str, str]) -> dict[str, Any]:
 def serving_labels(name: str) -> dict[str, str]:
     """The serving pods' labels, which the Service, PDB and InferencePool select by: the
     ``server`` component keeps the model's fetch Job and upload pod (same name) out."""
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy",
-            "app.kubernetes.io/component": "server"}  # fmt: skip
+    return labels(name, "server")
 
 
 def kubernetes(plan: Plan) -> dict[str, str]:
     """The workload's manifests (Deployment or LeaderWorkerSet, Service, HPA, PDB, Triton's
     ConfigMap), by path under the deployment folder; the volume's are ``volume_files``."""
     name = slug(plan.served_name)
-    labels = serving_labels(name)
+    server = serving_labels(name)
     replicas = plan.scaling.replicas
     shared = plan.destination.storage_class is not None
-    out = {"k8s/deployment.yaml": dump_yaml(_deployment(plan, name, labels, replicas))}
+    out = {"k8s/deployment.yaml": dump_yaml(_deployment(plan, name, server, replicas))}
     if plan.engine.name == "triton":
-        out["k8s/triton-config.yaml"] = dump_yaml(triton_config_map(plan, name, labels))
+        out["k8s/triton-config.yaml"] = dump_yaml(triton_config_map(plan, name, server))
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
     if plan.pp > 1:
-        lws = _leader_worker_set(plan, name, labels, replicas)
+        lws = _leader_worker_set(plan, name, server, replicas)
         out = {"k8s/leaderworkerset.yaml": dump_yaml(lws)}
         target = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
                   "name": name}  # fmt: skip
     # Only the leader serves HTTP in a multi-node group; workers run Ray and hold stages.
-    selector = {**labels, "role": "leader"} if plan.pp > 1 else labels
+    selector = {**server, "role": "leader"} if plan.pp > 1 else server
     out["k8s/service.yaml"] = dump_yaml({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": server},
         "spec": {"selector": selector,
                  "ports": [{"name": "http", "port": plan.routes.port, "targetPort": "http"}]},
     })  # fmt: skip
     if session_bound(plan):  # conversations reach it over a WebSocket, through an ingress
-        out["k8s/ingress.yaml"] = dump_yaml(ingress(plan, name, labels))
+        out["k8s/ingress.yaml"] = dump_yaml(ingress(plan, name, server))
     elif shared and plan.destination.scale_out.autoscaler == "keda":
         out |= keda_files(plan)
     elif shared:  # more pods can mount the model: scale on the engine's queue
-        out["k8s/hpa.yaml"] = dump_yaml(_hpa(plan, name, labels, target, replicas))
+        out["k8s/hpa.yaml"] = dump_yaml(_hpa(plan, name, server, target, replicas))
     if replicas > 1:  # with one replica, a PDB either allows the outage or blocks every drain
         out["k8s/pdb.yaml"] = dump_yaml({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
+            "metadata": {"name": name, "labels": server},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": server}},
         })  # fmt: skip
     return out
 

@@ -24,6 +24,7 @@ from hfdeploy.render.common import (
     WHEEL,
     constraints,
     dump_yaml,
+    labels,
     shm,
     slug,
 )
@@ -145,10 +146,13 @@ def _worker(plan: Plan, image: str, name: str, low: int, high: int) -> dict[str,
         "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "HF_HOME", "value": "/tmp/hf"}],
         "resources": resources(plan), "volumeMounts": mounts,
     }  # fmt: skip
-    spec = {"containers": [container], "volumes": volumes,
-            **placement(plan, {"ray.io/group": "worker"})}  # fmt: skip
+    # Their own component: the k8s target's Service (component server) must not reach them,
+    # and the zone spread counts this service's workers only.
+    workers = labels(name, "ray-worker")
+    spec = {"containers": [container], "volumes": volumes, **placement(plan, workers)}
     return {"groupName": "worker", "replicas": low, "minReplicas": low, "maxReplicas": high,
-            "rayStartParams": {}, "template": {"spec": spec}}  # fmt: skip
+            "rayStartParams": {},
+            "template": {"metadata": {"labels": workers}, "spec": spec}}  # fmt: skip
 
 
 def ray_image(plan: Plan) -> str:
@@ -158,7 +162,7 @@ def ray_image(plan: Plan) -> str:
 
 def rayservice(plan: Plan) -> str:
     name = slug(plan.served_name)
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "hfdeploy"}
+    meta = labels(name)
     low, high = replica_range(plan)
     if plan.destination.storage_class is None:  # a ReadWriteOnce volume: one worker mounts it
         low, high = min(low, 1), 1
@@ -173,7 +177,7 @@ def rayservice(plan: Plan) -> str:
                 "workerGroupSpecs": [_worker(plan, image, name, low, high)]}  # fmt: skip
     return dump_yaml({
         "apiVersion": "ray.io/v1", "kind": "RayService",
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {"name": name, "labels": meta},
         "spec": {"serveConfigV2": dump_yaml(_serve_config(plan, low, high)),
                  "rayClusterConfig": cluster},
     })  # fmt: skip

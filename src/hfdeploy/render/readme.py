@@ -165,9 +165,10 @@ def _kubernetes_steps(plan: Plan, files: list[str]) -> list[str]:
     ]
     notes = []
     if "k8s/hpa.yaml" in files:
+        t = plan_thresholds(plan)
         notes.append(
             f"- The HPA scales on `{plan.routes.queue_metric}` per pod (target "
-            f"{plan_thresholds(plan).queue}: {plan_thresholds(plan).basis}): a Prometheus "
+            f"{t.queue}: {t.basis}): a Prometheus "
             "adapter must serve it as a Pods metric; `--autoscaler keda` queries Prometheus "
             "directly instead."
         )

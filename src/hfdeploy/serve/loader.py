@@ -17,7 +17,6 @@ from hfdeploy.serve.runtime import (
     model_folder,
     resolve_task,
     setup_torch,
-    thread_share,
 )
 from hfdeploy.serve.settings import ServeSettings
 
@@ -60,7 +59,7 @@ def load_model(
     started = time.perf_counter()
     folder, profile, task = checked or preflight(settings)
     t_imports = time.perf_counter()
-    workers = setup_torch(settings, task)
+    workers, threads_for = setup_torch(settings, task)
     t_model = time.perf_counter()
     if workers > 1:
         # Forward passes of all workers together stay within the padded-token budget: the
@@ -91,7 +90,7 @@ def load_model(
     return LoadedModel(
         runner=runner, profile=profile, name=name, load_seconds=seconds,
         phases={k: round(v, 4) for k, v in phases.items() if v is not None}, workers=workers,
-        threads_for=thread_share(settings, workers),
+        threads_for=threads_for,
     )  # fmt: skip
 
 

@@ -142,9 +142,12 @@ def check_weights(profile: ModelProfile, settings: ServeSettings) -> None:
         )
 
 
-def setup_torch(settings: ServeSettings, task: str = "") -> int:
+ThreadShare = Callable[[int], None]
+
+
+def setup_torch(settings: ServeSettings, task: str = "") -> tuple[int, ThreadShare | None]:
     """Import torch, set its threads for this machine and the workers, check the device;
-    the number of model workers."""
+    the number of model workers, and what each calls before a batch (:func:`thread_share`)."""
     torch = import_torch()
     from transformers.utils import logging as hf_logging
 
@@ -155,9 +158,9 @@ def setup_torch(settings: ServeSettings, task: str = "") -> int:
         threads=settings.threads,
     )  # fmt: skip
     torch.set_num_threads(threads)
-    adaptive = workers > 1 and settings.device == "cpu" and settings.threads is None
+    share = thread_share(settings, workers, budget)
     shares = f"{budget} torch thread(s) for a batch alone, {threads} each side by side" if (
-        adaptive) else f"{threads} torch thread(s) each"  # fmt: skip
+        share) else f"{threads} torch thread(s) each"  # fmt: skip
     log.info(
         "%d model worker(s), %s (%s: %d CPUs); OMP_WAIT_POLICY=%s",
         workers, shares, source, budget, os.environ.get("OMP_WAIT_POLICY", "unset"),
@@ -168,10 +171,10 @@ def setup_torch(settings: ServeSettings, task: str = "") -> int:
             "--device cuda asked but torch sees no CUDA device",
             hint="Use --device cpu, or install a CUDA build of torch on a GPU machine.",
         )
-    return workers
+    return workers, share
 
 
-def thread_share(settings: ServeSettings, workers: int) -> Callable[[int], None] | None:
+def thread_share(settings: ServeSettings, workers: int, budget: int) -> ThreadShare | None:
     """With several CPU workers and no ``--threads``: a function a worker thread calls
     before each batch, giving it all the CPUs when its batch runs alone and an equal share
     when others run (torch's thread count is per thread under OpenMP; MKL's is global, so a
@@ -179,7 +182,6 @@ def thread_share(settings: ServeSettings, workers: int) -> Callable[[int], None]
     if workers < 2 or settings.device != "cpu" or settings.threads is not None:
         return None
     torch = import_torch()
-    budget, _ = cpu_budget()
 
     def share(running: int) -> None:
         threads = max(1, budget // max(1, running))

@@ -164,6 +164,10 @@ class StreamingMimiEncoder:
         self._torch = torch
         self.mimi = mimi
         self.codebooks = codebooks
+        cfg = mimi.config
+        #: The encoder transformer's steps per frame: it runs before the downsampling
+        #: (25 Hz for Mimi's 12.5 Hz frames).
+        self.steps = round(cfg.encodec_frame_rate / cfg.frame_rate)
         self.rows = 0
         self._pending = 0  # rows that joined since the last frame (the last rows)
         self._padding: Any = None
@@ -191,7 +195,7 @@ class StreamingMimiEncoder:
 
     def _encode(self, pcm: Any, padding: Any, cache: Any, mask: Any, pos: Any) -> Any:
         torch = self._torch
-        steps = 2  # the encoder transformer's steps per frame (25 Hz before the downsample)
+        steps = self.steps
         positions = pos[:, None] + torch.arange(steps, device=pcm.device)[None]
         # The encoder model (not MimiModel.encode) so that the latents stay visible.
         return self.mimi.encoder(
@@ -205,7 +209,7 @@ class StreamingMimiEncoder:
         if pcm.shape[0] != self.rows:
             raise ValueError(f"expected {self.rows} rows of audio, got {pcm.shape[0]}")
         old = self.rows - self._pending
-        steps = 2
+        steps = self.steps
         latents = []
         if old:
             self._mask = torch.cat([self._mask, self._mask.new_ones(old, steps)], dim=1)
@@ -218,15 +222,15 @@ class StreamingMimiEncoder:
             zero = torch.zeros(1, dtype=torch.long, device=pcm.device)
             out = self._encode(pcm[r : r + 1], None, None, ones, zero)
             latents.append(out.latents)
-            self._merge(out.padding_cache, out.cache, steps)
+            self._merge(out.padding_cache, out.cache)
         self._pending = 0
         #: The last frame's latents [rows, dim, 1], before quantization.
         self.latents = torch.cat(latents)
         codes = self.mimi.quantizer.encode(self.latents, self.codebooks).transpose(0, 1)
         return codes[..., 0]
 
-    def _merge(self, padding: Any, cache: Any, steps: int) -> None:
-        torch = self._torch
+    def _merge(self, padding: Any, cache: Any) -> None:
+        torch, steps = self._torch, self.steps
         if self._cache is None:
             self._padding, self._cache = padding, cache
             self._mask = torch.ones(1, steps, dtype=torch.long)
