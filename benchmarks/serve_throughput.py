@@ -14,8 +14,17 @@ transformers 4.x), so each gets its own virtual environment under ``--venvs``;
     python benchmarks/serve_throughput.py                  # ~6 minutes
     python benchmarks/serve_throughput.py --only hfdeploy --duration 10
 
-The load generator speaks HTTP/1.1 keep-alive over raw asyncio streams, so that
-its own CPU use (on the same 2 cores) stays small and equal for every server.
+Each server meets several clients, all running in this script on the same 2 cores as the
+server (``--client``):
+
+- ``raw``: HTTP/1.1 keep-alive over raw asyncio streams, so that its own CPU use stays
+  small and equal for every server;
+- ``httpx``: one shared ``httpx.AsyncClient`` (httpx 0.28, httpcore 1.0 pool), C connections;
+- ``httpx2``: one shared ``httpx2.AsyncClient``, the maintained fork whose pool the openai
+  SDK 3 and huggingface_hub now use;
+- ``httpx-each``: one httpx ``AsyncClient`` (one connection) per simulated caller;
+- ``openai``: one shared ``openai.AsyncOpenAI`` client calling ``embeddings.create``, for
+  the servers with an OpenAI embeddings route (hfdeploy and Infinity).
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
+import openai
 
 from _results import header
 
@@ -186,10 +197,10 @@ def _request(path: str, body: dict[str, Any], port: int) -> bytes:
 
 
 async def _httpx_client(
-    client: httpx.AsyncClient, path: str, body: dict[str, Any], stop_at: float,
+    client: Any, path: str, body: dict[str, Any], stop_at: float,
     warm_until: float, lat: list[float],
 ) -> tuple[int, int]:  # fmt: skip
-    """The same loop through httpx's AsyncClient, as a Python service calling the server."""
+    """The same loop through an httpx (or httpx2) AsyncClient, as a Python service would."""
     ok = errors = 0
     while True:
         t = time.perf_counter()
@@ -199,7 +210,31 @@ async def _httpx_client(
             r = await client.post(path, json=body)
             r.json()
             good = r.status_code == 200
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx2.HTTPError):
+            good = False
+        done = time.perf_counter()
+        if t >= warm_until:
+            if good:
+                ok += 1
+                lat.append(done - t)
+            else:
+                errors += 1
+    return ok, errors
+
+
+async def _openai_client(
+    client: openai.AsyncOpenAI, model: str, stop_at: float, warm_until: float, lat: list[float]
+) -> tuple[int, int]:
+    """The same loop through the openai SDK, as an application calling an embeddings API."""
+    ok = errors = 0
+    while True:
+        t = time.perf_counter()
+        if t >= stop_at:
+            break
+        try:
+            out = await client.embeddings.create(model=model, input=SENTENCE)
+            good = len(out.data) == 1
+        except openai.OpenAIError:
             good = False
         done = time.perf_counter()
         if t >= warm_until:
@@ -220,6 +255,7 @@ def load(
     seconds: float,
     warmup: float,
     kind: str = "raw",
+    openai_route: tuple[str, str] | None = None,
 ) -> Run:
     async def main() -> Run:
         lat: list[float] = []
@@ -228,9 +264,10 @@ def load(
         stop_at = warm_until + seconds
         req = _request(path, body, port)
         cpu0 = time.process_time()
-        if kind == "httpx":  # one AsyncClient shared by all: its pool holds C connections
-            limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-            async with httpx.AsyncClient(
+        if kind in ("httpx", "httpx2"):  # one AsyncClient shared by all: C connections
+            lib: Any = httpx if kind == "httpx" else httpx2
+            limits = lib.Limits(max_connections=clients, max_keepalive_connections=clients)
+            async with lib.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
             ) as client:
                 results = await asyncio.gather(
@@ -239,6 +276,17 @@ def load(
                         for _ in range(clients)
                     )
                 )
+        elif kind == "openai":  # the SDK's own client, its default pool
+            assert openai_route is not None
+            prefix, model = openai_route
+            async with openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}{prefix}", api_key="-", timeout=60,
+                max_retries=0,
+            ) as client:  # fmt: skip
+                results = await asyncio.gather(
+                    *(_openai_client(client, model, stop_at, warm_until, lat)
+                      for _ in range(clients))
+                )  # fmt: skip
         elif kind == "httpx-each":  # one AsyncClient (one connection) per simulated caller
 
             async def caller() -> tuple[int, int]:
@@ -328,8 +376,10 @@ def server_specs(venvs: Path, tmp: Path) -> dict[str, dict[str, Any]]:
     return {
         "hfdeploy": {
             "cmd": lambda m, p: [str(hfdeploy), "serve", m, "--port", str(p), "--max-batch-size",
-                                 str(BATCH), "--log-level", "warning"],
+                                 str(BATCH), "--served-model-name", "minilm",
+                                 "--log-level", "warning"],
             "python": PY, "health": "/ready", "path": "/embed", "body": {"inputs": SENTENCE},
+            "openai": ("/v1", "minilm"),
         },
         "litserve": {
             "cmd": lambda m, p: [str(lit_py), str(tmp / "lit_app.py"), m, str(p)],
@@ -341,6 +391,7 @@ def server_specs(venvs: Path, tmp: Path) -> dict[str, dict[str, Any]]:
                                  "--served-model-name", "minilm", "--log-level", "warning"],
             "python": venvs / "infinity" / "bin" / "python", "health": "/health",
             "path": "/embeddings", "body": {"input": [SENTENCE], "model": "minilm"},
+            "openai": ("", "minilm"),
         },
         # A server that does nothing (answers at once): what each client can drive at all.
         "null": {
@@ -384,9 +435,10 @@ def main() -> None:
     ap.add_argument("--only", default="null,hfdeploy,litserve,infinity,fastapi,inprocess")
     ap.add_argument(
         "--client",
-        default="raw,httpx,httpx-each",
-        help="raw (minimal asyncio streams), httpx (one AsyncClient, C connections in its "
-        "pool), httpx-each (one AsyncClient per caller)",
+        default="raw,httpx,httpx2,httpx-each,openai",
+        help="raw (minimal asyncio streams), httpx / httpx2 (one shared AsyncClient, C "
+        "connections in its pool), httpx-each (one AsyncClient per caller), openai (one "
+        "shared AsyncOpenAI client)",
     )
     ap.add_argument(
         "--hfdeploy-env",
@@ -433,12 +485,14 @@ def main() -> None:
             started = time.perf_counter() - t
             try:
                 for kind in kinds:
+                    if kind == "openai" and "openai" not in spec:
+                        continue  # no OpenAI embeddings route in this app
                     for c in clients:
                         run = load(name, port, spec["path"], spec["body"], c, args.duration,
-                                   args.warmup, kind)  # fmt: skip
+                                   args.warmup, kind, spec.get("openai"))  # fmt: skip
                         runs.append(run)
                         print(
-                            f"{name:9s} {kind:5s} clients={c:3d} {run.rps:8.1f} req/s  "
+                            f"{name:9s} {kind:10s} clients={c:3d} {run.rps:8.1f} req/s  "
                             f"p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
                             f"errors {run.errors}  client CPU {run.client_cpu_ms} ms/req  "
                             f"(ready in {started:.1f}s)", flush=True,
@@ -481,7 +535,11 @@ def main() -> None:
             "closed_loop": True,
             "clients": {
                 "raw": "HTTP/1.1 keep-alive over raw asyncio streams (minimal CPU)",
-                "httpx": "httpx.AsyncClient, one keep-alive connection per client",
+                "httpx": f"one shared httpx {httpx.__version__} AsyncClient, C connections",
+                "httpx2": f"one shared httpx2 {httpx2.__version__} AsyncClient, C connections",
+                "httpx-each": "one httpx AsyncClient (one connection) per caller",
+                "openai": f"one shared openai {openai.__version__} AsyncOpenAI client, its "
+                "default pool, embeddings.create",
             },
             "client_process": "this script, on the same CPUs as the server",
             "hfdeploy_env": args.hfdeploy_env,
