@@ -24,3 +24,22 @@ def tiny_moshi() -> Any:
                                   ffn_dim=32, sliding_window=4, max_position_embeddings=5),
     )  # fmt: skip
     return MoshiForConditionalGeneration(cfg).eval().double()
+
+
+def tiny_moshi_folder(path: Any) -> Any:
+    """The tiny Moshi saved as a Transformers folder (float32 safetensors, config, and a
+    word-level tokenizer whose ids 0-3 are special): what ``hfdeploy serve`` loads."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    model = tiny_moshi().float()
+    model.save_pretrained(path, safe_serialization=True)
+    special = ["<unk>", "<s>", "</s>", "<pad>"]
+    vocab = {tok: i for i, tok in enumerate(special + [f"▁w{i}" for i in range(4, 48)])}
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<unk>")),
+        unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+    )  # fmt: skip
+    tok.save_pretrained(path)
+    return path

@@ -65,3 +65,22 @@ def test_a_frame_for_every_conversation_and_no_other(model: Any) -> None:
         engine.join("a")
     with pytest.raises(ValueError, match="every conversation"):
         engine.step({"b": _pcm("b", 0)})
+
+
+def test_a_conversation_after_the_batch_emptied_equals_it_alone(model: Any) -> None:
+    """Every conversation leaves; the next one starts a fresh timeline (it used to crash on
+    the empty index, and a stale empty cache would not have taken the new row)."""
+    engine = DuplexEngine(model)
+    with torch.no_grad():
+        for k in "ab":
+            engine.join(k, Sampling(seed=ord(k)))
+        for f in range(3):
+            engine.step({k: _pcm(k, f) for k in "ab"})
+        engine.leave("a")
+        engine.leave("b")
+        engine.join("c", Sampling(seed=ord("c")))
+        got = [engine.step({"c": _pcm("c", f)})["c"] for f in range(4)]
+    alone = _alone(model, "c", 4)
+    assert [o.text for o in got] == [o.text for o in alone]
+    for a, b in zip(got[1:], alone[1:], strict=True):
+        assert torch.allclose(a.audio, b.audio, atol=1e-10, rtol=0)

@@ -77,8 +77,14 @@ LogFormatOpt = Annotated[str | None, typer.Option(help="text or json (default: t
 JsonLogsOpt = Annotated[bool, typer.Option("--json", help="Same as --log-format json.")]
 LogLevelOpt = Annotated[str | None, typer.Option(help="debug, info, warning (default: info).")]
 DrainTimeoutOpt = Annotated[
-    float | None, typer.Option(help="Seconds to drain in-flight requests on SIGTERM [30].")
+    float | None,
+    typer.Option(help="Seconds to drain in-flight requests (and conversations) on SIGTERM [30]."),
 ]
+MaxSessionsOpt = Annotated[
+    int | None,
+    typer.Option(help="Full-duplex conversations at once; beyond: 503 (default: measured at "
+                 "warm-up)."),
+]  # fmt: skip
 
 
 def serve_command(
@@ -107,8 +113,10 @@ def serve_command(
     json_logs: JsonLogsOpt = False,
     log_level: LogLevelOpt = None,
     drain_timeout: DrainTimeoutOpt = None,
+    max_sessions: MaxSessionsOpt = None,
 ) -> None:
-    """Serve a model with dynamic batching, warmup, readiness, metrics, TEI and OpenAI APIs.
+    """Serve a model with dynamic batching, warmup, readiness, metrics, TEI and OpenAI APIs;
+    a full-duplex speech model (Moshi) with conversations on /api/chat, stepped together.
 
     Never downloads: HF_HUB_OFFLINE=1 is set for the process.
     """
@@ -138,6 +146,7 @@ def serve_command(
             log_format="json" if json_logs else log_format,
             log_level=log_level,
             drain_timeout=drain_timeout,
+            max_sessions=max_sessions,
         )
     raise typer.Exit(code)
 

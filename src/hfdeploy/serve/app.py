@@ -22,6 +22,8 @@ from hfdeploy.serve.metrics import ServerMetrics
 from hfdeploy.serve.middleware import ServeMiddleware
 from hfdeploy.serve.openapi import install_openapi
 from hfdeploy.serve.responses import install_error_handlers
+from hfdeploy.serve.duplex.runner import DUPLEX_TASK
+from hfdeploy.serve.routes import duplex as duplex_routes
 from hfdeploy.serve.routes import health as health_routes
 from hfdeploy.serve.routes import openai as openai_routes
 from hfdeploy.serve.routes import tei as tei_routes
@@ -84,7 +86,7 @@ def create_app(
     """
     if task is None:
         _, _, task = preflight(settings)
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(duplex=task == DUPLEX_TASK)
     state = ServerState(settings, metrics, task=task)
     api = FastAPI(
         title="hfdeploy serve",
@@ -99,6 +101,7 @@ def create_app(
     health_routes.register(api, state)
     tei_routes.register(api, state, task)
     openai_routes.register(api, state, task)
+    duplex_routes.register(api, state, task)
     install_openapi(api, state)
 
     paths = {getattr(r, "path", "") for r in api.routes}

@@ -10,6 +10,7 @@ from pathlib import Path
 from hfdeploy.errors import HfDeployError, ModelLoadError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.model.resolve import inspect_model
+from hfdeploy.serve.duplex.runner import check_duplex
 from hfdeploy.serve.runtime import (
     LoadedModel,
     Runner,
@@ -36,6 +37,7 @@ def preflight(settings: ServeSettings) -> tuple[Path, ModelProfile, str]:
     folder = model_folder(settings)
     profile = inspect_model(str(folder), environ={"HF_HUB_OFFLINE": "1"})
     check_weights(profile, settings)
+    check_duplex(profile)
     return folder, profile, resolve_task(profile, settings)
 
 
@@ -112,6 +114,10 @@ def _runner(task: str, folder: Path, settings: ServeSettings, profile: ModelProf
             from hfdeploy.serve.generate import GenerateRunner
 
             return GenerateRunner(folder, settings, profile)
+        case "audio-to-audio":
+            from hfdeploy.serve.duplex.runner import DuplexRunner
+
+            return DuplexRunner(folder, settings, profile)  # type: ignore[return-value]
         case _:
             from hfdeploy.serve.speech import SpeechRunner
 

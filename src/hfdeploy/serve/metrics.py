@@ -12,6 +12,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from hfdeploy.serve.duplex.metrics import DuplexMetrics
+
 # The *_created series double the output for no use on a dashboard.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -27,9 +29,11 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 class ServerMetrics:
     """Request, queue, batch, token and start-up metrics, named ``hfdeploy_*``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, duplex: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        #: Full-duplex conversations' metrics, for a duplex model's server only.
+        self.duplex = DuplexMetrics(r) if duplex else None
         self.requests = Counter(
             "hfdeploy_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
         )

@@ -99,6 +99,7 @@ SERVED_TASKS = {
     "token-classification": "token-classification",
     "text-generation": "text-generation",
     "automatic-speech-recognition": "automatic-speech-recognition",
+    "audio-to-audio": "audio-to-audio",
 }
 
 

@@ -125,6 +125,12 @@ def run_server(settings: ServeSettings) -> int:
             if isinstance(captured, list) and sig == signal.SIGTERM:
                 captured[:] = [s for s in captured if s != signal.SIGTERM]
 
+        async def shutdown(self, sockets: list[Any] | None = None) -> None:
+            # Before uvicorn cuts every WebSocket (1012): conversations run on for the
+            # drain timeout, then end with a close frame of their own.
+            await state.drain_conversations()
+            await super().shutdown(sockets)
+
     server = _Server(config)
 
     def on_failure(_: BaseException) -> None:

@@ -28,6 +28,7 @@ TASKS = (
     "token-classification",
     "text-generation",
     "automatic-speech-recognition",
+    "audio-to-audio",
 )
 
 _ENV_PREFIX = "HFDEPLOY_"
@@ -52,6 +53,8 @@ class ServeSettings:
         request_timeout: seconds before a request gets 504 and frees its slot.
         api_key: when set, every route but health and readiness needs
             ``Authorization: Bearer <key>``.
+        max_sessions: full-duplex conversations at once at most (default: what the
+            warm-up measures to step within a frame); past it, 503 + Retry-After.
     """
 
     model: str
@@ -78,6 +81,7 @@ class ServeSettings:
     log_format: LogFormat = "text"
     log_level: str = "info"
     drain_timeout: float = 30.0
+    max_sessions: int | None = None
 
     def __post_init__(self) -> None:
         _check(self)
@@ -100,7 +104,7 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False) -> No
 def _check(s: ServeSettings) -> None:
     for name in ("max_batch_size", "max_batch_tokens", "max_queue", "max_client_batch_size"):
         _positive(name, getattr(s, name))
-    for name in ("max_input_tokens", "max_payload_bytes", "threads", "workers"):
+    for name in ("max_input_tokens", "max_payload_bytes", "threads", "workers", "max_sessions"):
         _positive(name, getattr(s, name), allow_none=True)
     _positive("request_timeout", s.request_timeout)
     if s.max_wait_ms < 0:
@@ -144,7 +148,7 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
         raise InvalidSettingError(_ENV_PREFIX + name.upper(), raw, "use true or false")
     try:
         if isinstance(default, int) or name in (
-            "max_input_tokens", "max_payload_bytes", "threads", "workers",
+            "max_input_tokens", "max_payload_bytes", "threads", "workers", "max_sessions",
         ):  # fmt: skip
             return int(raw)
         if isinstance(default, float):

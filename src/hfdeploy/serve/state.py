@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from hfdeploy.errors import HfDeployError, ModelLoadError, NotReadyError
 from hfdeploy.serve.batching import Batcher
+from hfdeploy.serve.duplex.frames import FrameLoop
+from hfdeploy.serve.duplex.runner import DuplexRunner
 from hfdeploy.serve.metrics import ServerMetrics
 from hfdeploy.serve.runtime import LoadedModel
 from hfdeploy.serve.settings import ServeSettings
@@ -42,18 +44,25 @@ class ServerState:
         self.error: BaseException | None = None
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher[Any] | None = None
+        #: A full-duplex model's frame loop (in place of the batcher).
+        self.frames: FrameLoop | None = None
         self.started = time.time()
         self.on_failure: Callable[[BaseException], None] | None = None
         #: Called on the event loop once the model is loaded, before warmup.
         self.on_loaded: Callable[[LoadedModel], None] | None = None
 
-    def require(self) -> tuple[LoadedModel, Batcher[Any]]:
-        """The model and its batcher, or 503 while loading, warming up or draining."""
+    def require_model(self) -> LoadedModel:
+        """The loaded model, or 503 while loading, warming up or draining."""
         if self.phase != "ready" and self.phase != "draining":
             raise NotReadyError(self.phase)
         assert self.loaded is not None
+        return self.loaded
+
+    def require(self) -> tuple[LoadedModel, Batcher[Any]]:
+        """The model and its batcher, or 503 while loading, warming up or draining."""
+        loaded = self.require_model()
         assert self.batcher is not None
-        return self.loaded, self.batcher
+        return loaded, self.batcher
 
     async def start(self, loader: Loader) -> None:
         """Load, start the batcher, warm up; on failure record it (and tell ``on_failure``)."""
@@ -68,10 +77,13 @@ class ServerState:
                 )
             if self.on_loaded is not None:
                 self.on_loaded(loaded)
-            batcher = self._start_batcher(loaded)
-            if self.settings.warmup:
-                self.phase = "warming"
-                await self._warm_up(loaded, batcher)
+            if isinstance(loaded.runner, DuplexRunner):
+                await self._start_frames(loaded, loaded.runner)
+            else:
+                batcher = self._start_batcher(loaded)
+                if self.settings.warmup:
+                    self.phase = "warming"
+                    await self._warm_up(loaded, batcher)
             # Everything loaded so far (torch, transformers, the model) lives as long as
             # the process: keep it out of the cyclic GC's full passes, whose pauses
             # showed as p99 spikes under load.
@@ -100,11 +112,36 @@ class ServerState:
             on_batch_start=loaded.threads_for,
         )
         self.batcher.start()
+        self._record_load(loaded)
+        return self.batcher
+
+    def _record_load(self, loaded: LoadedModel) -> None:
         self.metrics.load_seconds.set(loaded.load_seconds)
         for phase, seconds in loaded.phases.items():
             self.metrics.startup_phase.labels(phase).set(seconds)
-        self.metrics.info.labels(loaded.name, runner.task).set(1)
-        return self.batcher
+        self.metrics.info.labels(loaded.name, loaded.runner.task).set(1)
+
+    def _record_warmup(self, loaded: LoadedModel, seconds: float) -> None:
+        loaded.warmup_seconds = seconds
+        self.metrics.warmup_seconds.set(seconds)
+        loaded.phases["warmup"] = round(seconds, 4)
+        self.metrics.startup_phase.labels("warmup").set(seconds)
+        log.info("warmup done in %.2fs", seconds)
+
+    async def _start_frames(self, loaded: LoadedModel, runner: DuplexRunner) -> None:
+        """Keep the loaded model; warm up (always: it measures the session limit); start the
+        frame loop."""
+        assert self.metrics.duplex is not None
+        self.loaded = loaded
+        self._record_load(loaded)
+        frames = FrameLoop(runner, self.metrics.duplex)
+        self.phase = "warming"
+        started = time.perf_counter()
+        await frames.warm()
+        self._record_warmup(loaded, time.perf_counter() - started)
+        loaded.warmup_shapes = [f"{n} session(s)" for n in runner.step_seconds]
+        frames.start()
+        self.frames = frames
 
     async def _warm_up(self, loaded: LoadedModel, batcher: Batcher[Any]) -> None:
         """Run the runner's warmup shapes on the model thread; record the time taken."""
@@ -115,11 +152,7 @@ class ServerState:
             await batcher.call(partial(runner.warm, shape))
             log.info("warmup %s (batch x tokens): %.3fs", shape, time.perf_counter() - t)
             loaded.warmup_shapes.append(str(shape))
-        loaded.warmup_seconds = time.perf_counter() - started
-        self.metrics.warmup_seconds.set(loaded.warmup_seconds)
-        loaded.phases["warmup"] = round(loaded.warmup_seconds, 4)
-        self.metrics.startup_phase.labels("warmup").set(loaded.warmup_seconds)
-        log.info("warmup done in %.2fs", loaded.warmup_seconds)
+        self._record_warmup(loaded, time.perf_counter() - started)
 
     def _fail(self, e: Exception) -> None:
         self.phase = "failed"
@@ -139,3 +172,12 @@ class ServerState:
         self.metrics.ready.set(0)
         if self.batcher is not None:
             await self.batcher.stop()
+        if self.frames is not None:
+            await self.frames.drain(0)
+            await self.frames.stop()
+
+    async def drain_conversations(self) -> None:
+        """On SIGTERM, before the server closes its connections: open conversations run on
+        for up to the drain timeout, then end with a close frame (1001)."""
+        if self.frames is not None:
+            await self.frames.drain(self.settings.drain_timeout)

@@ -97,8 +97,12 @@ class LockstepLM:
     def leave(self, row: int) -> None:
         """Drop a conversation; the rows after it move up by one."""
         del self.rows[row]
+        if not self.rows:  # the batch is empty: the next conversation starts a new timeline
+            self._cache = self._mask = None
         if self._cache is not None:
-            keep = self._torch.tensor([i for i in range(len(self.rows) + 1) if i != row])
+            keep = self._torch.tensor(
+                [i for i in range(len(self.rows) + 1) if i != row], dtype=self._torch.long
+            )
             self._mask = keep_rows(self._cache, self._mask, keep)
 
     # -- sampling --------------------------------------------------------------------------

@@ -89,6 +89,8 @@ class StreamingMimiDecoder:
             self._mask = keep_rows(self._cache, self._mask, index)
             self._pos = self._pos[index]
         self.rows -= 1
+        if self.rows == 0:  # the batch is empty: the next row starts a new timeline
+            self._cache = self._mask = self._pos = None
 
     # -- one frame -------------------------------------------------------------------------
 
@@ -192,6 +194,8 @@ class StreamingMimiEncoder:
         self._mask = keep_rows(self._cache, self._mask, index)
         self._pos = self._pos[index]
         self.rows -= 1
+        if self.rows == 0:  # the batch is empty: the next row starts a new timeline
+            self._padding = self._cache = self._mask = self._pos = None
 
     def _encode(self, pcm: Any, padding: Any, cache: Any, mask: Any, pos: Any) -> Any:
         torch = self._torch

@@ -37,7 +37,7 @@ def check_count(state: ServerState, n: int, field: str) -> None:
 
 def runner_of(state: ServerState, kind: type[R]) -> R:
     """The loaded runner, a ``kind`` (503 until the model is ready)."""
-    loaded, _ = state.require()
+    loaded = state.require_model()
     runner = loaded.runner
     if not isinstance(runner, kind):  # the app mounts a task's routes only: a bug if here
         raise TypeError(f"a {kind.__name__} route reached a {runner.task} model")

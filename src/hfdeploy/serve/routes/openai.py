@@ -35,7 +35,7 @@ CHAT_PATH = "/v1/chat/completions"
 
 
 def _check_model(state: ServerState, asked: str | None) -> str:
-    loaded, _ = state.require()
+    loaded = state.require_model()
     names = {loaded.name, loaded.profile.repo_id, loaded.profile.location}
     if asked is not None and asked not in names:
         raise ModelNotServedError(asked, loaded.name)
@@ -69,7 +69,7 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
         responses=ok_response(ModelList, "the one model served") | error_responses(503),
     )
     async def models_route() -> Response:
-        loaded, _ = state.require()
+        loaded = state.require_model()
         return json_response(
             {
                 "object": "list",
@@ -185,7 +185,7 @@ def _register_transcriptions(app: FastAPI, state: ServerState) -> None:
         language: str | None = Form(None),
         response_format: Literal["json", "text"] = Form("json"),
     ) -> Response:
-        loaded, _ = state.require()
+        loaded = state.require_model()
         if model is not None and model not in {loaded.name, loaded.profile.repo_id}:
             raise ModelNotServedError(model, loaded.name)
         text = await transcribe(state, await file.read(), language=language)
