@@ -16,13 +16,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from hfdeploy._version import __version__
+from hfdeploy.serve.duplex.runner import DUPLEX_TASK
 from hfdeploy.serve.generate import GenerateRunner
 from hfdeploy.serve.loader import load_model, preflight
 from hfdeploy.serve.metrics import ServerMetrics
 from hfdeploy.serve.middleware import ServeMiddleware
 from hfdeploy.serve.openapi import install_openapi
 from hfdeploy.serve.responses import install_error_handlers
-from hfdeploy.serve.duplex.runner import DUPLEX_TASK
 from hfdeploy.serve.routes import duplex as duplex_routes
 from hfdeploy.serve.routes import health as health_routes
 from hfdeploy.serve.routes import openai as openai_routes

@@ -6,11 +6,13 @@ resolved, then :func:`run_server`.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from types import FrameType
@@ -18,10 +20,13 @@ from typing import Any
 
 from hfdeploy.errors import HfDeployError, MissingDependencyError
 from hfdeploy.serve.cpu import set_cpu_environment
+from hfdeploy.serve.duplex.runner import DUPLEX_TASK
 from hfdeploy.serve.settings import ServeSettings, resolve_serve_settings
 
 __all__ = ["JsonFormatter", "configure_logging", "require_serve_extra", "run_server", "serve_model"]
 
+#: Bytes the kernel may hold for a full-duplex client (Linux doubles it): ~4 frames of PCM.
+DUPLEX_SEND_BUFFER = 16384
 _FIELDS = ("request_id", "method", "path", "status", "duration_ms")
 #: The ``serve`` extra's modules the server imports.
 _SERVE_MODULES = ("fastapi", "uvicorn", "prometheus_client", "orjson", "torch", "transformers")
@@ -112,6 +117,9 @@ def run_server(settings: ServeSettings) -> int:
         timeout_graceful_shutdown=int(settings.drain_timeout) or None,
         lifespan="on",
         server_header=False,
+        # Audio frames do not deflate; compressing each one for every conversation is CPU
+        # taken from the frame step, and it hides a stalled client from the flow control.
+        ws_per_message_deflate=False,
     )
 
     class _Server(uvicorn.Server):
@@ -128,8 +136,18 @@ def run_server(settings: ServeSettings) -> int:
         async def shutdown(self, sockets: list[Any] | None = None) -> None:
             # Before uvicorn cuts every WebSocket (1012): conversations run on for the
             # drain timeout, then end with a close frame of their own.
-            await state.drain_conversations()
+            if await state.drain_conversations():
+                await self._closing_handshakes()
             await super().shutdown(sockets)
+
+        async def _closing_handshakes(self) -> None:
+            # A socket closed with the client's audio still unread is reset, and a reset
+            # can lose the close frame: give clients a moment to answer it.
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and any(
+                "WebSocket" in type(c).__name__ for c in self.server_state.connections
+            ):
+                await asyncio.sleep(0.02)
 
     server = _Server(config)
 
@@ -137,12 +155,21 @@ def run_server(settings: ServeSettings) -> int:
         server.should_exit = True
 
     state.on_failure = on_failure
-    server.run()
+    server.run(sockets=_duplex_sockets(config) if checked[2] == DUPLEX_TASK else None)
     if state.phase == "failed" and state.error is not None:
         if isinstance(state.error, HfDeployError):
             raise state.error
         return 1
     return 0
+
+
+def _duplex_sockets(config: Any) -> list[socket.socket]:
+    """The listening socket with a small send buffer, which accepted connections inherit:
+    a client that stops reading then blocks the server's sends within a few seconds of
+    audio (and its conversation is closed) instead of after megabytes of kernel buffer."""
+    sock = config.bind_socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DUPLEX_SEND_BUFFER)
+    return [sock]
 
 
 def require_serve_extra() -> None:

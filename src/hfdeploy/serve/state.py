@@ -176,8 +176,9 @@ class ServerState:
             await self.frames.drain(0)
             await self.frames.stop()
 
-    async def drain_conversations(self) -> None:
+    async def drain_conversations(self) -> int:
         """On SIGTERM, before the server closes its connections: open conversations run on
-        for up to the drain timeout, then end with a close frame (1001)."""
-        if self.frames is not None:
-            await self.frames.drain(self.settings.drain_timeout)
+        for up to the drain timeout, then end with a close frame (1001); how many did."""
+        if self.frames is None:
+            return 0
+        return await self.frames.drain(self.settings.drain_timeout)

@@ -35,6 +35,8 @@ log = logging.getLogger("hfdeploy.serve")
 
 #: Frames a client may send ahead of the steps (the oldest go past it): 640 ms.
 INBOX_FRAMES = 8
+#: Seconds a handler may take to send its close frame.
+_CLOSE_WAIT_S = 1.0
 #: Messages (audio and text) waiting for a client that reads slowly: ~2.5 s of frames.
 OUTBOX_MESSAGES = 64
 
@@ -55,6 +57,8 @@ class Session:
     #: Set when the server ends the conversation: (WebSocket close code, reason).
     ended: tuple[int, str] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set by the connection's handler once it has sent its close frame (or given up).
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FrameLoop:
@@ -204,16 +208,20 @@ class FrameLoop:
 
         return np.zeros(self.runner.frame_samples, dtype=np.float32)
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float) -> int:
         """Stop taking conversations; let open ones run up to ``timeout`` seconds, then end
-        them (close code 1001) and stop the loop."""
+        them (close code 1001); how many were ended."""
         self.closing = True
         deadline = time.monotonic() + timeout
         while self.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for s in list(self.sessions.values()):
+        ending = list(self.sessions.values())
+        for s in ending:
             self.end(s, 1001, "server shutting down", "drain")
-        await asyncio.sleep(0)  # let the handlers send their close frames
+        if ending:  # the handlers send their close frames
+            await asyncio.wait([asyncio.create_task(s.finished.wait()) for s in ending],
+                               timeout=_CLOSE_WAIT_S * 2)  # fmt: skip
+        return len(ending)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -190,5 +190,5 @@ class DuplexRunner:
             "sample_rate": self.sample_rate,
             "max_sessions": self.session_limit,
             "max_sessions_source": self.limit_source,
-            "warmup_step_seconds": dict(self.step_seconds),
+            "warmup_step_seconds": {str(n): s for n, s in self.step_seconds.items()},
         }

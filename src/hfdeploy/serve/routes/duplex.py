@@ -121,6 +121,7 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
             pass
         finally:
             frames.close(session, "client")
+            session.finished.set()
 
 
 async def _converse(ws: WebSocket, frames: FrameLoop, s: Session) -> None:
