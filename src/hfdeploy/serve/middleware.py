@@ -75,6 +75,13 @@ class ServeMiddleware:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.expected is not None:
+            if not self._authorized(scope):  # refused before the upgrade, like HTTP's 401
+                await _reply(
+                    send, 401, error_body("missing or wrong API key", "invalid_api_key"),
+                    [(b"www-authenticate", b"Bearer")], prefix="websocket.",
+                )  # fmt: skip
+                return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -189,11 +196,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _reply(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    prefix: str = "",
 ) -> None:
+    """An HTTP answer; ``prefix="websocket."``: the answer to a refused WebSocket upgrade."""
     await send(
         {
-            "type": "http.response.start",
+            "type": prefix + "http.response.start",
             "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
@@ -202,4 +215,4 @@ async def _reply(
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": prefix + "http.response.body", "body": body})
