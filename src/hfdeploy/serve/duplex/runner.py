@@ -30,8 +30,9 @@ FRAME_S = 0.08
 STEP_BUDGET = 0.75
 #: Session counts the warm-up times (up to the limit asked, when there is one).
 _LADDER = (1, 2, 4, 8, 16, 32, 64, 128)
-#: Frames stepped per rung; the last one is timed (the first has no audio to decode).
-_RUNG_STEPS = 3
+#: Frames stepped per rung; the median of the last three is kept (the first steps of a
+#: batch join its rows and allocate, and the first has no audio to decode).
+_RUNG_STEPS = 6
 
 
 def check_duplex(profile: ModelProfile) -> None:
@@ -145,12 +146,13 @@ class DuplexRunner:
                 break
             keys = list(range(-n, 0))  # warm-up keys never clash with sessions' (>= 0)
             joins = [Joining(k, Sampling(seed=k), "pcm16") for k in keys]
-            seconds = 0.0
+            times = []
             for i in range(_RUNG_STEPS):
                 started = time.perf_counter()
                 self.step(joins if i == 0 else [], [], dict.fromkeys(keys, silence))
-                seconds = time.perf_counter() - started
+                times.append(time.perf_counter() - started)
             self.step([], keys, {})
+            seconds = sorted(times[-3:])[1]
             self.step_seconds[n] = round(seconds, 5)
             log.info("warmup: %d session(s) step in %.1f ms", n, seconds * 1000)
             if seconds > STEP_BUDGET * FRAME_S:
