@@ -35,10 +35,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from duplex_lockstep import FRAME_MS, model, one_by_one  # noqa: E402
-
-from hfdeploy.bench.duplex import run_duplex_bench  # noqa: E402
-from hfdeploy.bench.duplex_config import DuplexConfig  # noqa: E402
+from duplex_lockstep import FRAME_MS, model, one_by_one
+from hfdeploy.bench.duplex import run_duplex_bench
+from hfdeploy.bench.duplex_config import DuplexConfig
 
 HERE = Path(__file__).resolve().parent
 HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
@@ -85,10 +84,10 @@ def serve_phases(url: str, sessions: list[int], duration: float) -> list[dict[st
     rows = []
     for b in sessions:
         before = _metrics(url)
-        result = run_duplex_bench(
-            DuplexConfig(url=url, profile=f"concurrent:{b}", duration=duration, codec="pcm",
-                         max_sessions=b)  # fmt: skip
+        cfg = DuplexConfig(
+            url=url, profile=f"concurrent:{b}", duration=duration, codec="pcm", max_sessions=b
         )
+        result = run_duplex_bench(cfg)
         after = _metrics(url)
         phase = result.phases[0]
         keep = ("served", "refused", "realtime_sessions", "realtime", "first_audio_ms",
@@ -157,8 +156,11 @@ def main() -> None:
         "benchmark": "duplex_serve",
         "command": "python benchmarks/duplex_serve.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),
-                    "torch": torch.__version__},  # fmt: skip
+        "machine": {
+            "cpus": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
         "model": "random-weight Moshi at small widths (duplex_lockstep.py), float32, CPU",
         "server_warmup": info,
         "phases": served,

@@ -219,30 +219,61 @@ def test_a_client_that_stops_reading_is_closed_without_stalling_others(server: s
     assert _metric(server, 'hfdeploy_duplex_frames_dropped_total{reason="output_overflow"}') > 0
 
 
-def test_opus_without_its_library_gets_an_error_message_and_a_close(server: str) -> None:
-    pytest.importorskip("numpy")
-    try:
-        import sphn  # noqa: F401
+def test_ogg_opus_in_is_answered_in_ogg_opus(server: str) -> None:
+    sphn = pytest.importorskip("sphn")
+    frames = 12
 
-        pytest.skip("sphn is installed: Ogg-Opus is served")
-    except ImportError:
-        pass
+    async def main() -> tuple[list[bytes], int]:
+        writer = sphn.OpusStreamWriter(24000)
+        reader = sphn.OpusStreamReader(24000)
+        audio: list[bytes] = []
+        samples = 0
+        async with connect(_ws(server, "seed=3")) as ws:
+            assert await ws.recv() == b"\x00"
 
-    async def main() -> tuple[list[bytes], int | None]:
-        got: list[bytes] = []
-        async with connect(_ws(server)) as ws:
-            await ws.recv()
-            await ws.send(b"\x01OggS" + bytes(60))
-            try:
+            async def read() -> None:
+                nonlocal samples
                 async for m in ws:
-                    got.append(m)
-            except ConnectionClosed:
-                pass
-            return got, ws.close_code
+                    if m[0] == 1:
+                        audio.append(m)
+                        samples += len(reader.append_bytes(m[1:]))
 
-    got, code = asyncio.run(main())
-    assert code == 1003
-    assert got and got[-1][:1] == b"\x05" and b"sphn" in got[-1]
+            task = asyncio.create_task(read())
+            start = time.monotonic()
+            for k in range(frames):
+                pcm = np.random.default_rng(k).standard_normal(FRAME).astype("float32") * 0.1
+                await ws.send(b"\x01" + bytes(writer.append_pcm(pcm)))
+                await asyncio.sleep(max(0.0, start + (k + 1) * 0.08 - time.monotonic()))
+            await asyncio.sleep(0.3)
+            task.cancel()
+        return audio, samples
+
+    audio, samples = asyncio.run(main())
+    assert audio[0][1:5] == b"OggS", "the answer is an Ogg stream"
+    assert (frames - 1) * FRAME <= samples <= (frames + 8) * FRAME
+
+
+def test_audio_in_refuses_ogg_opus_without_its_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from hfdeploy.serve.duplex.protocol import AudioFormatError, AudioIn, detect_format
+
+    real = builtins.__import__
+
+    def no_sphn(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "sphn":
+            raise ModuleNotFoundError("No module named 'sphn'", name="sphn")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sphn)
+    assert detect_format(b"OggS\x00\x02") == "ogg-opus"
+    with pytest.raises(AudioFormatError, match=r"hfdeploy\[opus\].*16-bit PCM"):
+        AudioIn("ogg-opus", FRAME, 24000)
+    pcm = AudioIn("pcm16", FRAME, 24000)  # PCM needs no library; odd bytes carry over
+    data = (np.arange(FRAME * 2) % 100).astype("<i2").tobytes()
+    got = pcm.feed(data[:1001]) + pcm.feed(data[1001:])
+    assert [len(f) for f in got] == [FRAME, FRAME]
+    assert np.allclose(np.concatenate(got) * 32768, np.arange(FRAME * 2) % 100)
 
 
 async def _read_all(ws: Any) -> None:

@@ -75,13 +75,13 @@ class ServeMiddleware:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and self.expected is not None:
-            if not self._authorized(scope):  # refused before the upgrade, like HTTP's 401
-                await _reply(
-                    send, 401, error_body("missing or wrong API key", "invalid_api_key"),
-                    [(b"www-authenticate", b"Bearer")], prefix="websocket.",
-                )  # fmt: skip
-                return
+        if scope["type"] == "websocket" and self.expected and not self._authorized(scope):
+            # Refused before the upgrade, as HTTP's 401.
+            await _reply(
+                send, 401, error_body("missing or wrong API key", "invalid_api_key"),
+                [(b"www-authenticate", b"Bearer")], prefix="websocket.",
+            )  # fmt: skip
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

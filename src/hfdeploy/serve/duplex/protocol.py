@@ -70,8 +70,8 @@ class AudioIn:
         """The whole frames this message completes (none, one or several)."""
         np = self._np
         if self._reader is not None:
-            self._reader.append_bytes(payload)
-            samples = np.asarray(self._reader.read_pcm(), dtype=np.float32).reshape(-1)
+            # sphn 0.2: the samples the bytes complete come back from the call.
+            samples = np.asarray(self._reader.append_bytes(payload), dtype=np.float32).reshape(-1)
         else:
             data = self._odd + payload
             cut = len(data) - len(data) % 2
