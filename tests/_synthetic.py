@@ -188,3 +188,27 @@ def kyutai_checkpoint(
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return folder
+
+
+def transformers_moshi_checkpoint(folder: Path) -> Path:
+    """Moshi in the Transformers layout at its published 7B shape (``MoshiConfig``'s
+    defaults, Mimi's as the codec): config.json and a sparse bf16 safetensors file whose
+    header lists every tensor of ``MoshiForConditionalGeneration``, built on the meta
+    device."""
+    import torch
+    from transformers import MoshiConfig, MoshiForConditionalGeneration
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = MoshiConfig(audio_encoder_config={"model_type": "mimi"})
+    with torch.device("meta"):
+        model = MoshiForConditionalGeneration(config)
+    tensors = {
+        name: {"dtype": "BF16", "shape": list(t.shape), "nbytes": t.numel() * 2}
+        for name, t in model.state_dict().items()
+    }
+    write_safetensors_header(folder / "model.safetensors", tensors)
+    data = config.to_dict() | {"architectures": ["MoshiForConditionalGeneration"],
+                               "torch_dtype": "bfloat16"}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(data))
+    (folder / "tokenizer.json").write_text("{}")
+    return folder

@@ -139,3 +139,34 @@ def test_an_interrupt_stops_the_server_and_exits_cleanly(
     assert "interrupted: the local server was stopped" in err
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in server)
     assert not _listening(port)
+
+
+def test_up_on_a_tiny_moshi_holds_conversations_here(tmp_path: Path) -> None:
+    """A full-duplex model: planned for a GPU, served here on CPU by hfdeploy's server (the
+    tiny model holds real time), measured with the duplex bench over its WebSocket."""
+    pytest.importorskip("transformers.models.moshi")
+    from tests.serve._duplex import tiny_moshi_folder
+
+    model = tiny_moshi_folder(tmp_path / "tiny-moshi")
+    out = tmp_path / "deploy"
+    port = free_port()
+    res = runner.invoke(
+        app, ["up", str(model), "--out", str(out), "--port", str(port),
+              "--bench-duration", "4", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [s["name"] for s in data["steps"]] == STEPS
+    assert all(s["status"] == "ok" for s in data["steps"]), data["steps"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["plan"]["engine"] == "hfdeploy"
+    assert "--max-sessions" in report["plan"]["command"]["args"]
+    duplex = report["duplex_bench"]
+    assert [p["concurrency"] for p in duplex["phases"]] == [1, 2]
+    assert duplex["largest_realtime_sessions"] == 2
+    assert all(p["summary"]["served"] == p["concurrency"] for p in duplex["phases"])
+    assert "conversation(s) held in real time" in report["envelope"]["result"]
+    assert any("not the planned" in f for f in report["envelope"]["uncertainty_factors"])
+    md = (out / "report.md").read_text()
+    assert "Conversations held in real time: 2" in md
+    assert report["serve"]["exit_code"] == 0 and not _listening(port)

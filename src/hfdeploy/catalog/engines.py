@@ -26,6 +26,7 @@ __all__ = [
     "Routes",
     "StaticFraction",
     "default_engine",
+    "duplex_engine",
     "engine_catalog",
     "engines_envelope",
     "find_engine",
@@ -163,6 +164,14 @@ class EngineSizing:
     #: one process holds at once (None: not session-bound).
     codec_instances: int = 1
     sessions_per_process: int | None = None
+    #: Full-duplex speech served by stepping every conversation together each frame
+    #: (hfdeploy serve): the conversations per process are planned from the frame step.
+    lockstep_sessions: bool = False
+
+    @property
+    def duplex(self) -> bool:
+        """Serves full-duplex speech models (one conversation per process, or in lockstep)."""
+        return self.sessions_per_process is not None or self.lockstep_sessions
 
     def defaults_on(self, name: str | None, memory_gib: float | None) -> GpuDefaults | None:
         """The rule for a GPU (None: no GPU, or no rule matches)."""
@@ -199,6 +208,9 @@ class Routes:
     port_env: str | None = None
     #: The WebSocket route a conversation holds open (full-duplex servers); "" for none.
     session: str = ""
+    #: The session route of a server that serves full-duplex models among other tasks
+    #: (hfdeploy): ``session`` for a plan of such a model.
+    duplex_session: str = ""
 
     @property
     def image_port(self) -> int:
@@ -420,3 +432,11 @@ def engines_envelope() -> Envelope:
         tuple(f"{e.name}: {e.note}" for e in catalog.values()),
         ("hfdeploy size MODEL --engine NAME --json", "the engine's own start-up log"),
     )
+
+
+def duplex_engine(variant: str, layout: str) -> str:
+    """The server that loads a full-duplex checkpoint: hfdeploy's for Transformers' Moshi
+    layout, else the reference server of its variant (Kyutai's files)."""
+    if layout == "transformers" and variant == "moshi":
+        return "hfdeploy"
+    return "personaplex" if variant == "personaplex" else "moshi"

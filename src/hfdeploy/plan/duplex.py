@@ -1,10 +1,13 @@
 """Plans for full-duplex speech models: a GPU that holds the model and runs a frame in real
-time, one replica per concurrent conversation. Pure.
+time, and the conversations each replica holds. Pure.
 
 A GPU is planned only when the estimate fits it and the predicted frame step
 (``plan.realtime``) holds real time; a GPU that fits but is too slow is refused with its
 step, not planned. The reference servers hold one session per process, so replicas are the
-concurrent sessions, and the cost is per session-hour.
+concurrent sessions. hfdeploy's server steps every conversation of a replica together: a
+replica holds the most conversations whose step (eager, each conversation's tokens drawn
+on their own) still holds real time and whose KV caches still fit. The GPU chosen is the
+cheapest per conversation-hour.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from hfdeploy.sizing.report import SizeReport, size_model
 __all__ = ["DuplexChoice", "duplex_env", "duplex_placement", "duplex_scaling"]
 
 _HOURS_PER_MONTH = 730
+#: Conversations per replica tried for a lockstep server (the server's own warm-up ladder).
+_LADDER = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,8 @@ class DuplexChoice:
     reasons: tuple[str, ...]
     alternatives: tuple[Alternative, ...]
     notes: tuple[str, ...]
+    #: Conversations one replica holds.
+    sessions: int = 1
 
 
 def _blocked_arch(spec: EngineSpec, gpu: GPU) -> str | None:
@@ -53,38 +60,70 @@ def _blocked_arch(spec: EngineSpec, gpu: GPU) -> str | None:
     return None
 
 
+_Looked = tuple[GPU, SizeReport, Realtime, str | None, int]
+
+
+def _one(
+    profile: ModelProfile, spec: EngineSpec, g: GPU, context: int | None, sessions: int
+) -> _Looked:
+    """A replica of ``sessions`` conversations on ``g``: its estimate, step, and why not."""
+    assert spec.sizing is not None
+    assert profile.duplex is not None
+    lockstep = spec.sizing.lockstep_sessions
+    report = size_model(profile, engine=spec.name, gpu=g.name, context=context,
+                        concurrency=sessions)  # fmt: skip
+    rt = frame_step(profile.duplex, g, batch=sessions,
+                    context_frames=report.estimate.settings.context,
+                    codec_instances=spec.sizing.codec_instances,
+                    mode="eager" if lockstep else "cuda-graphs",
+                    sampled_per_row=lockstep)  # fmt: skip
+    why = _blocked_arch(spec, g)
+    if why is None and not report.fits[0].fits:
+        why = (f"{report.estimate.total_bytes / 2**30:.1f} GiB per replica over its "
+               f"{g.memory_bytes / 2**30:.0f} GiB")  # fmt: skip
+    if why is None and not rt.ok:
+        why = (f"not real time: a frame step of {rt.step_ms:g} ms predicted (rtf "
+               f"{rt.rtf:g}) over the {rt.frame_ms} ms frame's budget")  # fmt: skip
+    return g, report, rt, why, sessions
+
+
+def _replica(profile: ModelProfile, spec: EngineSpec, g: GPU, context: int | None) -> _Looked:
+    """The largest replica ``g`` holds: a fixed one for a one-conversation server, the top
+    of the ladder that still fits and holds real time for a lockstep one."""
+    assert spec.sizing is not None
+    if not spec.sizing.lockstep_sessions:
+        return _one(profile, spec, g, context, spec.sizing.sessions_per_process or 1)
+    best = _one(profile, spec, g, context, 1)
+    if best[3] is not None:
+        return best
+    for n in _LADDER[1:]:
+        tried = _one(profile, spec, g, context, n)
+        if tried[3] is not None:
+            break
+        best = tried
+    return best
+
+
+def _per_session(x: _Looked) -> float:
+    return (x[0].price_per_hour or math.inf) / x[4]
+
+
 def duplex_placement(
     profile: ModelProfile, spec: EngineSpec, gpu: str | None, context: int | None
 ) -> DuplexChoice:
-    """The cheapest GPU that holds one replica's sessions and runs a frame in real time.
+    """The cheapest GPU per conversation that holds a replica's sessions in real time.
 
     Raises:
         DoesNotFitError: no GPU does (or the one asked for does not), with each one's reason.
     """
     assert spec.sizing is not None
     assert profile.duplex is not None
-    per_replica = spec.sizing.sessions_per_process or 1
-    looked: list[tuple[GPU, SizeReport, Realtime, str | None]] = []
-    for g in candidate_gpus(gpu):
-        report = size_model(profile, engine=spec.name, gpu=g.name, context=context,
-                            concurrency=per_replica)  # fmt: skip
-        rt = frame_step(profile.duplex, g, batch=per_replica,
-                        context_frames=report.estimate.settings.context,
-                        codec_instances=spec.sizing.codec_instances)  # fmt: skip
-        fit = report.fits[0]
-        why = _blocked_arch(spec, g)
-        if why is None and not fit.fits:
-            why = (f"{report.estimate.total_bytes / 2**30:.1f} GiB per replica over its "
-                   f"{g.memory_bytes / 2**30:.0f} GiB")  # fmt: skip
-        if why is None and not rt.ok:
-            why = (f"not real time: a frame step of {rt.step_ms:g} ms predicted (rtf "
-                   f"{rt.rtf:g}) over the {rt.frame_ms} ms frame's budget")  # fmt: skip
-        looked.append((g, report, rt, why))
+    looked = [_replica(profile, spec, g, context) for g in candidate_gpus(gpu)]
     able = [x for x in looked if x[3] is None and x[0].price_per_hour]
     able = able or [x for x in looked if x[3] is None]
     if not able:
         only = f" ({looked[0][3]})" if gpu and looked else ""
-        options = [f"{g.name}: {why}" for g, _, _, why in looked]
+        options = [f"{g.name}: {why}" for g, _, _, why, _ in looked]
         if gpu:  # the GPU asked for cannot: name the cheapest one that can
             try:
                 best = duplex_placement(profile, spec, None, context)
@@ -98,18 +137,29 @@ def duplex_placement(
             f"a real-time {spec.name} replica on {gpu or 'any catalog GPU'}{only}",
             options or ["no GPU in the catalog to plan on"],
         )  # fmt: skip
-    g, report, rt, _ = min(able, key=lambda x: x[0].price_per_hour or math.inf)
+    g, report, rt, _, n = min(able, key=_per_session)
+    lockstep = spec.sizing.lockstep_sessions
     reasons = [
-        f"1 x {g.name}: {report.estimate.total_bytes / 2**30:.1f} GiB for {per_replica} "
+        f"1 x {g.name}: {report.estimate.total_bytes / 2**30:.1f} GiB for {n} "
         f"session(s); a frame step of {rt.step_ms:g} ms predicted, {rt.rtf:.0%} of the "
         f"{rt.frame_ms} ms frame (real time)"
-        + ("" if gpu else "; the cheapest GPU that holds the model and real time")
-    ]
+        + (f"; {n} conversations stepped together, the most that hold real time and fit"
+           if lockstep else "")
+        + ("" if gpu else "; the cheapest GPU per conversation that holds the model and "
+           "real time")
+    ]  # fmt: skip
     notes = []
     if rt.rtf > 0.7:
         notes.append(
             f"{g.name} is predicted at {rt.rtf:.0%} of the frame: little margin for jitter; "
             "measure a session with `hfdeploy bench URL --api duplex` before relying on it"
+        )
+    if lockstep:
+        notes.append(
+            f"{n} conversations per replica is a prediction from priors (eager steps, "
+            "per-conversation sampling); the server measures its own limit at warm-up and "
+            "`--max-sessions` (set to it here) caps it: check `/info` and "
+            "`hfdeploy bench URL --api duplex --profile concurrent:...` on the GPU"
         )
     alternatives = tuple(
         Alternative(
@@ -117,27 +167,29 @@ def duplex_placement(
             fits=why is None,
             per_month=(x.price_per_hour or 0) * _HOURS_PER_MONTH,
             chosen=x is g,
-            why=why or f"frame step {r.step_ms:g} ms, {gib_of(rep):.1f} GiB",
+            why=why or f"frame step {r.step_ms:g} ms for {k} session(s), {gib_of(rep):.1f} GiB",
         )
-        for x, rep, r, why in looked
+        for x, rep, r, why, k in looked
     )
-    return DuplexChoice(g, report, rt, tuple(reasons), alternatives, tuple(notes))
+    return DuplexChoice(g, report, rt, tuple(reasons), alternatives, tuple(notes), n)
 
 
 def gib_of(report: SizeReport) -> float:
     return report.estimate.total_bytes / 2**30
 
 
-def duplex_scaling(spec: EngineSpec, sessions: int) -> Scaling:
-    """One replica per ``sessions_per_process`` concurrent conversations."""
-    per_replica = (spec.sizing.sessions_per_process if spec.sizing else None) or 1
+def duplex_scaling(spec: EngineSpec, sessions: int, per_replica: int = 1) -> Scaling:
+    """One replica per ``per_replica`` concurrent conversations."""
     replicas = max(1, math.ceil(sessions / per_replica))
+    how = ("steps every conversation of a replica together; past its limit a new one is "
+           "refused with 503" if spec.sizing and spec.sizing.lockstep_sessions
+           else "holds one conversation per process; a second client waits")  # fmt: skip
     return Scaling(
         traffic_rps=None, replicas=replicas,
         basis=f"{sessions} concurrent session(s) at {per_replica} per replica ({spec.name} "
-        "holds one conversation per process; a second client waits)",
-        direction="horizontal: one replica per concurrent conversation; scale on sessions "
-        "in use, not on CPU or GPU utilisation",
+        f"{how})",
+        direction=f"horizontal: one replica per {per_replica} concurrent conversation(s); "
+        "scale on sessions in use, not on CPU or GPU utilisation",
         sessions=sessions, sessions_per_replica=per_replica,
     )  # fmt: skip
 

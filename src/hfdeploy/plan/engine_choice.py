@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hfdeploy.catalog.engines import EngineSpec, engine_catalog, find_engine
+from hfdeploy.catalog.engines import EngineSpec, duplex_engine, engine_catalog, find_engine
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 
@@ -84,41 +84,56 @@ def _asked(p: ModelProfile, asked: str) -> EngineChoice:
     if p.duplex is not None and e.name != _duplex_server(p):
         raise InvalidSettingError(
             "engine", asked,
-            f"a {p.duplex.variant} checkpoint ({p.duplex.dep_q} depformer steps) runs on "
-            f"{_duplex_server(p)}'s server: {e.name}'s loads another shape"
-            + (" and has no voice or persona prompts" if p.duplex.variant == "personaplex" else ""),
+            f"a {p.duplex.variant} checkpoint in the {p.duplex.layout} layout "
+            f"({p.duplex.dep_q} depformer steps) runs on {_duplex_server(p)}'s server: "
+            f"{e.name}'s loads " + _loads(e.name),
             hint=f"Use --engine {_duplex_server(p)}, or let `hfdeploy plan` choose.",
         )  # fmt: skip
     return EngineChoice(e, [f"asked for with --engine {e.name}"], [])
 
 
 def _duplex_server(p: ModelProfile) -> str:
-    return "personaplex" if p.duplex and p.duplex.variant == "personaplex" else "moshi"
+    assert p.duplex is not None
+    return duplex_engine(p.duplex.variant, p.duplex.layout)
+
+
+def _loads(engine: str) -> str:
+    """What each full-duplex server loads (why it cannot load another checkpoint)."""
+    return {
+        "hfdeploy": "the Transformers layout of Moshi (config.json, MoshiForConditionalGeneration)",
+        "moshi": "Kyutai's layout of Moshi (the LM, Mimi and SentencePiece files; 8 depformer "
+        "steps)",
+        "personaplex": "Kyutai's layout with PersonaPlex's 16 depformer steps and prompts",
+    }.get(engine, "no full-duplex model (a conversation per WebSocket)")
 
 
 def _duplex(p: ModelProfile, *, cpu: bool) -> EngineChoice:
-    """Full-duplex speech: the reference server for the checkpoint, one conversation each."""
+    """Full-duplex speech: the one server that loads the checkpoint's layout."""
     if cpu:
         raise InvalidSettingError(
             "gpu", "cpu",
-            "a full-duplex model must run an 80 ms frame in under 80 ms: not on CPU "
-            "(--cpu-offload exists, and is far from real time)",
+            "a full-duplex model must run an 80 ms frame in under 80 ms: a GPU is planned, "
+            "not on CPU (only a very small Moshi holds real time on CPU; `hfdeploy serve DIR` "
+            "measures it)",
             hint="Pass --gpu (e.g. --gpu H100), or none to let the plan choose one.",
         )  # fmt: skip
-    catalog = engine_catalog()
     name = _duplex_server(p)
-    other = "moshi" if name == "personaplex" else "personaplex"
-    rejected = [
-        (other, "its server loads another depformer shape"
-         + ("; no voice or persona prompts" if name == "personaplex" else " (16 steps)")),
-        ("vllm", "no full-duplex session serving (a WebSocket conversation per process)"),
-        ("hfdeploy", "full-duplex serving is not in hfdeploy serve yet"),
-    ]  # fmt: skip
-    reasons = [
-        f"full-duplex speech ({p.duplex.variant if p.duplex else name}): {name}'s own server, "
-        "one conversation per process over a WebSocket"
-    ]
-    return EngineChoice(catalog[name], reasons, rejected)
+    rejected = [(n, "loads " + _loads(n)) for n in ("hfdeploy", "moshi", "personaplex")
+                if n != name]  # fmt: skip
+    rejected.append(("vllm", "no full-duplex session serving (a WebSocket conversation)"))
+    assert p.duplex is not None
+    if name == "hfdeploy":
+        reasons = [
+            f"full-duplex speech (Moshi, {p.duplex.layout} layout): hfdeploy serve steps "
+            "every conversation of a replica together, so a GPU holds several (the reference "
+            "servers hold one per process)"
+        ]
+    else:
+        reasons = [
+            f"full-duplex speech ({p.duplex.variant}, {p.duplex.layout} layout): {name}'s own "
+            "server, one conversation per process over a WebSocket"
+        ]
+    return EngineChoice(engine_catalog()[name], reasons, rejected)
 
 
 def _generator(p: ModelProfile, *, cpu: bool) -> EngineChoice:

@@ -327,7 +327,9 @@ def _plan_duplex(
     report = where.report
     args = engine_args(spec, profile, report, tp=1, pp=1, quant=None, gpu=where.gpu,
                        served=served_name(profile))  # fmt: skip
-    scale = duplex_scaling(spec, concurrency)
+    if spec.sizing is not None and spec.sizing.lockstep_sessions:
+        args += ["--max-sessions", str(where.sessions)]
+    scale = duplex_scaling(spec, concurrency, where.sessions)
     cold = cold_start(spec.name, d, profile)
     money = cost(where.gpu, 1, scale, cold, hours)
     notes = list(where.notes)

@@ -33,6 +33,9 @@ __all__ = ["DEPFORMER_STEP_FLOOR_MS", "Realtime", "frame_step", "reference_spec"
 DEPFORMER_STEP_FLOOR_MS = {"cuda-graphs": 1.2, "eager": 4.1}
 #: Mimi's encode plus decode of one frame, per codec instance (prior, batch 1).
 CODEC_MS = 1.5
+#: One token drawn for one conversation by hfdeploy's engine (top-k, softmax, its own seeded
+#: noise: a handful of small kernels, bound by launches). Prior, not measured on a GPU yet.
+SAMPLE_ROW_MS = 0.05
 #: Sessions held in real time keep a margin: a step over this share of the frame is refused
 #: (jitter, Python overhead and the network eat the rest).
 REALTIME_BUDGET = 0.85
@@ -87,9 +90,12 @@ def frame_step(
     codec_instances: int = 1,
     element_bytes: float = 2.0,
     mode: str = "cuda-graphs",
+    sampled_per_row: bool = False,
 ) -> Realtime:
     """The predicted frame step of ``batch`` sessions in lockstep on one ``gpu``, with every
-    session's ring buffer full (the worst case, reached after ``context_frames`` frames)."""
+    session's ring buffer full (the worst case, reached after ``context_frames`` frames).
+    ``sampled_per_row``: each conversation's tokens are drawn on their own (hfdeploy's
+    engine: a text token and ``dep_q`` codes per conversation, :data:`SAMPLE_ROW_MS` each)."""
     frames = context_frames or spec.context_frames
     eff = decode_efficiency("memory-bound", spec.dim)
     bw = gpu.bandwidth_gbps * 1e9 * eff  # bytes per second reached
@@ -99,13 +105,20 @@ def frame_step(
     floor = DEPFORMER_STEP_FLOOR_MS.get(mode, DEPFORMER_STEP_FLOOR_MS["eager"])
     depformer = spec.dep_q * max(_bytes(per_step, element_bytes) / bw * 1000, floor)
     codec = codec_instances * CODEC_MS * (1 + 0.1 * (batch - 1))
-    step = temporal + depformer + codec
+    sampling = batch * (1 + spec.dep_q) * SAMPLE_ROW_MS if sampled_per_row else 0.0
+    step = temporal + depformer + codec + sampling
     rtf = step / FRAME_MS
     basis = (
         f"temporal transformer: weights + {batch} x KV ring buffer ({frames:,} frames) over "
         f"{gpu.bandwidth_gbps:,.0f} GB/s x {eff} (measured decode efficiency); depformer: "
         f"{spec.dep_q} steps at max(bytes, {floor} ms launch floor, prior); Mimi: "
-        f"{codec_instances} x {CODEC_MS} ms (prior); real time when the step is at most "
+        f"{codec_instances} x {CODEC_MS} ms (prior); "
+        + (
+            f"sampling: {batch} x {1 + spec.dep_q} tokens at {SAMPLE_ROW_MS} ms (prior); "
+            if sampled_per_row
+            else ""
+        )
+        + "real time when the step is at most "
         f"{REALTIME_BUDGET:.0%} of the {FRAME_MS} ms frame"
     )
     return Realtime(

@@ -5,7 +5,7 @@ Render, the CLI, MCP and ``up`` read these attributes; ``Plan.to_dict()`` is ``p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hfdeploy.catalog.engines import EngineDeploy, EngineSpec, Routes
@@ -137,7 +137,10 @@ class Plan:
 
     @property
     def routes(self) -> Routes:
-        return self.deploy.routes
+        r = self.deploy.routes
+        if self.profile.duplex is not None and r.duplex_session and not r.session:
+            return replace(r, session=r.duplex_session)
+        return r
 
     @property
     def served_name(self) -> str:

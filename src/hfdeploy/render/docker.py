@@ -46,6 +46,8 @@ def dockerfile(plan: Plan) -> str:
     """hfdeploy's server image: hfdeploy and its serving stack at the tested versions,
     non-root, ``ENTRYPOINT ["hfdeploy"]`` with the plan's ``serve`` arguments as ``CMD``."""
     wheel = WHEEL.removeprefix("dist/")
+    # A full-duplex model's reference clients speak Ogg-Opus: sphn (with its own libopus).
+    extras = "serve,opus" if plan.profile.duplex is not None else "serve"
     # On CPU, torch's CPU build first (alone: its index may not carry the pinned versions
     # of torch's own dependencies, which then come from PyPI under the constraints). The
     # index is a build argument: a mirror or a local index where download.pytorch.org is
@@ -75,7 +77,7 @@ RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin app \\
 {torch_first}
 # Every package at the version hfdeploy's tests ran with (constraints.txt).
 COPY {CONSTRAINTS} {WHEEL} /tmp/
-RUN {torch_install}pip install --no-cache-dir -c /tmp/{CONSTRAINTS} "/tmp/{wheel}[serve]" \\
+RUN {torch_install}pip install --no-cache-dir -c /tmp/{CONSTRAINTS} "/tmp/{wheel}[{extras}]" \\
     && rm /tmp/{wheel} /tmp/{CONSTRAINTS}
 
 ENV HF_HUB_OFFLINE=1 \\

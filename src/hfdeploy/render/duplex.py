@@ -25,6 +25,7 @@ __all__ = [
     "duplex_dockerfile",
     "ingress",
     "is_built",
+    "lockstep",
     "session_bound",
 ]
 
@@ -40,6 +41,13 @@ IGNORE = "# The image installs the server from its index; the model is mounted, 
 def session_bound(plan: Plan) -> bool:
     """The server holds conversations (a WebSocket each), not requests."""
     return bool(plan.routes.session)
+
+
+def lockstep(plan: Plan) -> bool:
+    """The server steps all of a replica's conversations together (hfdeploy's), rather than
+    holding one per process behind a lock (the reference servers)."""
+    s = plan.engine.sizing
+    return session_bound(plan) and s is not None and s.lockstep_sessions
 
 
 def is_built(plan: Plan) -> bool:

@@ -40,10 +40,10 @@ def kserve(plan: Plan) -> str:
     spec: dict[str, Any] = {"predictor": predictor}
     annotations = {"serving.kserve.io/deploymentMode": "RawDeployment"}
     if session_bound(plan):
-        # One conversation per pod (the server's own lock holds it to one; Knative would
-        # enforce containerConcurrency in Serverless mode). No autoscaler: KServe's HPA
-        # would scale on CPU, which says nothing of free sessions; replicas stay at the
-        # planned conversations.
+        # The conversations a pod holds: one for the reference servers (their own lock;
+        # Knative would enforce containerConcurrency in Serverless mode), hfdeploy's
+        # --max-sessions. No autoscaler: KServe's HPA would scale on CPU, which says
+        # nothing of free sessions; replicas stay at the planned conversations.
         annotations["serving.kserve.io/autoscalerClass"] = "none"
         predictor["containerConcurrency"] = plan.scaling.sessions_per_replica or 1
         predictor["maxReplicas"] = replicas

@@ -131,8 +131,8 @@ def container(plan: Plan) -> dict[str, Any]:
 
 def _probe(plan: Plan, path: str) -> dict[str, Any]:
     """An HTTP probe on the route; a TCP probe for a server with no health route (a
-    full-duplex server, whose only route holds its one conversation)."""
-    if not path or session_bound(plan):
+    reference full-duplex server, whose only route holds its one conversation)."""
+    if not path:
         return {"tcpSocket": {"port": "http"}}
     return {"httpGet": {"path": path, "port": "http"}}
 

@@ -8,7 +8,7 @@ from hfdeploy._version import __version__
 from hfdeploy.plan.flags import MODEL_DIR
 from hfdeploy.plan.result import Plan
 from hfdeploy.render.common import WHEEL, pinned_ref, slug
-from hfdeploy.render.duplex import is_built, session_bound
+from hfdeploy.render.duplex import is_built, lockstep, session_bound
 from hfdeploy.render.keda import plan_thresholds
 from hfdeploy.render.scale_out_readme import inference_pool_steps, keda_notes, rayservice_steps
 
@@ -73,7 +73,7 @@ def _model_steps(plan: Plan, files: list[str]) -> list[str]:
             get += f" (it is published as `{ref}`: `hfdeploy fetch {ref} --to ./model` too)"
     else:
         get = f"`hfdeploy fetch {ref} --to ./model` (pinned, with `model/model.lock.json`)"
-    if session_bound(plan):
+    if session_bound(plan) and not lockstep(plan):
         get += (
             "; a folder copied by hand then needs `hfdeploy fetch --prepare ./model` (fetch "
             "does it itself): it writes what the server would otherwise download at every "
@@ -115,7 +115,7 @@ def _compose_steps(plan: Plan, files: list[str]) -> list[str]:
     wait = (
         f"wait until `docker compose ps` shows it healthy {within}: the server has no health "
         "route, so the check is a TCP connect"
-        if session_bound(plan)
+        if not r.ready
         else f"wait until `curl -fsS http://localhost:{r.port}{r.ready}` answers {within}"
     )
     steps = [
@@ -180,11 +180,7 @@ def _kubernetes_steps(plan: Plan, files: list[str]) -> list[str]:
             f"- The Ingress (ingress-nginx) keeps a conversation's WebSocket open an hour and "
             f"ends TLS: create the `{name}-tls` Secret and add your host; the browser asks "
             "for the microphone over HTTPS only. The container never terminates TLS.",
-            "- One conversation per replica: the Service spreads new connections without "
-            "knowing which replica is busy, and a conversation sent to a busy one waits. Keep "
-            "replicas at the concurrent conversations; no autoscaler is written, since the "
-            "server exports no count of sessions in use (CPU or GPU utilisation says nothing "
-            "of free sessions).",
+            *_session_spread(plan),
         ]
     if plan.gpu is not None and plan.scaling.replicas == 1:
         notes.append(
@@ -205,7 +201,17 @@ def _kserve_steps(plan: Plan, files: list[str]) -> list[str]:
         f"inferenceservice/{name} --timeout=1h`",
     ]
     note = []
-    if session_bound(plan):
+    if lockstep(plan):
+        n = plan.scaling.sessions_per_replica
+        note = [
+            "",
+            f"- `containerConcurrency: {n}` states {n} conversations per pod, the server's "
+            "`--max-sessions`: it refuses one more with 503 and `Retry-After` before the "
+            "WebSocket upgrade. The autoscaler is off (`autoscalerClass: none`): KServe's would "
+            "scale on CPU. Reach it through an ingress with hour-long WebSocket timeouts, as "
+            "`k8s/ingress.yaml` does.",
+        ]
+    elif session_bound(plan):
         note = [
             "",
             "- `containerConcurrency: 1` states one conversation per pod: Knative would enforce "
@@ -262,27 +268,61 @@ def _capacity_lines(plan: Plan) -> list[str]:
     ]
 
 
+def _session_spread(plan: Plan) -> list[str]:
+    if lockstep(plan):
+        n = plan.scaling.sessions_per_replica
+        return [
+            f"- {n} conversations per replica: the Service spreads new connections without "
+            "knowing which replica is full, and a full one refuses with 503 and `Retry-After` "
+            "(the client retries, and may land on another). No autoscaler is written yet; the "
+            "server exports the count to scale on (`hfdeploy_duplex_sessions_active` against "
+            "`hfdeploy_duplex_session_limit`)."
+        ]
+    return [
+        "- One conversation per replica: the Service spreads new connections without "
+        "knowing which replica is busy, and a conversation sent to a busy one waits. Keep "
+        "replicas at the concurrent conversations; no autoscaler is written, since the "
+        "server exports no count of sessions in use (CPU or GPU utilisation says nothing "
+        "of free sessions)."
+    ]
+
+
 def _session_lines(plan: Plan) -> list[str]:
     """A full-duplex server: conversations per replica, real time, and how to measure both."""
     r, s, rt = plan.routes, plan.scaling, plan.realtime
     port = r.port
+    probes = (
+        f"- Ready route `{r.ready}` (200 once the model is warm; the warm-up measures the "
+        f"session limit, in `/info`); liveness `{r.live}`; metrics `{r.metrics}` "
+        "(`hfdeploy_duplex_*`: conversations open and refused, step time, real-time factor, "
+        "late steps, frames dropped). `/ready` stays 200 at the session limit."
+        if r.ready
+        else f"- No health route: probes and the health check are TCP connects (`{r.session}` "
+        "holds a conversation: a probe there would take the one session)."
+    )
+    held = (
+        f"{plan.engine.name} steps them together; past the limit a new one is refused with "
+        "503 and `Retry-After`" if lockstep(plan)
+        else f"{plan.engine.name} holds one per process; a second one waits"
+    )  # fmt: skip
     lines = [
         "- `hfdeploy audit .` finds nothing above info in these files.",
-        f"- No health route: probes and the health check are TCP connects (`{r.session}` "
-        "holds a conversation: a probe there would take the one session).",
+        probes,
         f"- Startup budget {plan.cold_start.startup_probe_budget_s}s from a cold-start "
         f"estimate of {plan.cold_start.total_s}s ({plan.cold_start.basis}).",
-        f"- Conversations: {s.sessions_per_replica} per replica ({plan.engine.name} holds one "
-        f"per process; a second one waits), {s.replicas} replica(s) for {s.sessions}.",
+        f"- Conversations: {s.sessions_per_replica} per replica ({held}), {s.replicas} "
+        f"replica(s) for {s.sessions}.",
     ]
     if rt is not None:
         lines.append(
             f"- Real time, predicted (not measured): a frame step of {rt.step_ms:g} ms on "
             f"{rt.gpu}, {rt.rtf:.0%} of the {rt.frame_ms} ms frame."
         )
+    ladder = ",".join(str(n) for n in (1, 2, 4, 8, 16, 32, 64, 128)
+                      if n <= 2 * (s.sessions_per_replica or 1))  # fmt: skip
     lines.append(
         f"- Measure both: `hfdeploy bench http://localhost:{port} --api duplex --profile "
-        "concurrent:1,2` reports time to handshake and to first audio, frame jitter, drift "
+        f"concurrent:{ladder}` reports time to handshake and to first audio, frame jitter, drift "
         "and backlog, queued sessions, and the most sessions that stayed in real time."
     )
     return lines

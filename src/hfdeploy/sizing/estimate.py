@@ -410,5 +410,7 @@ def _duplex_estimate(
         activations=Term(a_bytes, "medium", a_basis, dict(a_drivers)), cuda_context=ctx,
         non_torch=non_torch, cuda_graphs=graphs,
         notes=(f"full-duplex: --context counts {d.frame_ms} ms frames and --concurrency "
-               f"sessions; {eng.name} holds {eng.sessions_per_process} session per process",),
+               f"sessions; {eng.name} " + (
+                   "steps every session of a process together" if eng.lockstep_sessions
+                   else f"holds {eng.sessions_per_process} session per process"),),
     )  # fmt: skip

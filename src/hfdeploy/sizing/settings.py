@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict, Unpack
 
-from hfdeploy.catalog.engines import EngineSizing, default_engine, sizing_engines
+from hfdeploy.catalog.engines import (
+    EngineSizing,
+    default_engine,
+    duplex_engine,
+    sizing_engines,
+)
 from hfdeploy.catalog.gpus import GPU
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
@@ -142,7 +147,7 @@ def _engine(profile: ModelProfile, asked: str | None) -> tuple[EngineSizing, dic
     engines = sizing_engines()
     duplex = profile.duplex
     name = asked or (
-        ("personaplex" if duplex.variant == "personaplex" else "moshi") if duplex
+        duplex_engine(duplex.variant, duplex.layout) if duplex
         else default_engine(profile.task.kind, gguf=profile.weights_source.startswith("gguf"))
     )  # fmt: skip
     if name not in engines:
@@ -150,15 +155,13 @@ def _engine(profile: ModelProfile, asked: str | None) -> tuple[EngineSizing, dic
             "engine", name, "unknown engine", hint="Use one of: " + ", ".join(engines)
         )
     eng = engines[name]
-    session_bound = eng.sessions_per_process is not None
-    if bool(duplex) != session_bound:
-        able = [
-            n for n, e in engines.items() if (e.sessions_per_process is not None) == bool(duplex)
-        ]
+    if (duplex and not eng.duplex) or (not duplex and eng.sessions_per_process is not None):
+        able = [n for n, e in engines.items()
+                if (e.duplex if duplex else e.sessions_per_process is None)]  # fmt: skip
         raise InvalidSettingError(
             "engine", name,
-            "serves full-duplex speech models only" if session_bound
-            else "does not serve full-duplex speech models (a conversation per WebSocket)",
+            "does not serve full-duplex speech models (a conversation per WebSocket)" if duplex
+            else "serves full-duplex speech models only",
             hint="Use one of: " + ", ".join(dict.fromkeys(able)),
         )  # fmt: skip
     source = "--engine" if asked else f"default for {profile.task.kind}"

@@ -104,7 +104,8 @@ def run_up(
             flow.skip(name, why)
         data["serve"] = {"skipped": blocker, "command": compose}
     else:
-        serve_and_bench(flow, profile.location, port, bench_duration, ready_timeout, out)
+        serve_and_bench(flow, profile.location, port, bench_duration, ready_timeout, out,
+                        duplex=profile.duplex is not None)  # fmt: skip
     with flow.step("report") as s:
         result.envelope = _envelope(result, plan)
         s.detail = ", ".join(write_up_reports(result))
@@ -120,8 +121,20 @@ def _envelope(result: UpResult, plan: Any) -> Envelope:
     why = f"plan: {pe.confidence_why}"
     factors = list(pe.uncertainty_factors)
     checks = list(pe.verification)
-    bench = data.get("bench")
-    if bench:
+    bench, duplex = data.get("bench"), data.get("duplex_bench")
+    if duplex:
+        n = duplex["largest_realtime_sessions"]
+        parts.append(f"served here: {n if n is not None else 'no'} conversation(s) held in real "
+                     "time")  # fmt: skip
+        be = duplex["envelope"]
+        confidence = lowest(confidence, be["confidence"])
+        why += f"; bench: {be['confidence_why']}"
+        factors += be["uncertainty_factors"]
+        if plan.gpu is not None:
+            factors.append(f"served on this machine's CPU, not the planned {plan.placement}: "
+                           "the conversations a GPU holds are the plan's prediction")  # fmt: skip
+        checks += be["verification"]
+    elif bench:
         s = bench["summary"]
         parts.append(f"served here at {s['request_throughput']:,.1f} req/s, E2E p50 "
                      f"{s['e2e_ms']['p50']} ms ({bench['summary_phase']})")  # fmt: skip

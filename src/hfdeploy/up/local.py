@@ -37,7 +37,11 @@ def serve_blocker(profile: Any, plan: Any) -> str | None:
         return f"hfdeploy's server does not run {profile.task.task!r} models"
     if not profile.formats.safetensors:
         return "the folder has no safetensors weights for hfdeploy's server to load"
-    if plan.gpu is not None and not _has_gpu():
+    # A full-duplex model on hfdeploy's server runs here on CPU too: the server measures the
+    # conversations it holds in real time at warm-up (a small model's; a 7B one's memory
+    # check below stops it).
+    cpu_duplex = profile.duplex is not None and plan.engine.name == "hfdeploy"
+    if plan.gpu is not None and not _has_gpu() and not cpu_duplex:
         return (
             f"the plan needs {plan.placement} for {plan.engine.name} "
             "and this machine has no NVIDIA GPU"
@@ -69,9 +73,17 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: flo
 
 
 def serve_and_bench(
-    flow: Flow, location: str, port: int, seconds: float, timeout: float, out: Path
+    flow: Flow,
+    location: str,
+    port: int,
+    seconds: float,
+    timeout: float,
+    out: Path,
+    *,
+    duplex: bool = False,
 ) -> None:
-    """The serve, bench and stop steps; their figures go into ``flow.result.data``.
+    """The serve, bench and stop steps; their figures go into ``flow.result.data``
+    (``duplex``: conversations on ``/api/chat``, in ``duplex_bench``).
 
     Raises:
         UpError: the port is taken, the server exited or was not ready in ``timeout``
@@ -95,6 +107,10 @@ def serve_and_bench(
             s.detail = f"ready at {url} in {waited:.1f} s (pid {proc.pid}, log {log.name})"
             data["serve"] = {"url": url, "pid": proc.pid, "ready_s": round(waited, 3),
                              "command": f"hfdeploy serve {location} --port {port}"}  # fmt: skip
+        if duplex:
+            with flow.step("bench") as s:
+                s.detail = _duplex_bench(data, url, seconds)
+            return
         with flow.step("bench") as s:
             bench = run_bench(
                 BenchConfig(
@@ -124,3 +140,25 @@ def serve_and_bench(
                 code = stop(proc, grace=30)
                 s.detail = f"server stopped (exit code {code})"
                 data.setdefault("serve", {})["exit_code"] = code
+
+
+def _duplex_bench(data: dict[str, Any], url: str, seconds: float) -> str:
+    """One and two conversations at once, each for half of ``seconds``; the step's detail.
+
+    Raises:
+        UpError: the benchmark client fell behind.
+    """
+    from hfdeploy.bench.duplex import run_duplex_bench
+    from hfdeploy.bench.duplex_config import DuplexConfig
+
+    cfg = DuplexConfig(url, profile="concurrent:1,2", duration=max(seconds / 2, 1.0))
+    result = run_duplex_bench(cfg)
+    data["duplex_bench"] = result.to_dict(records=False)
+    if not result.valid:
+        raise UpError(
+            "bench", f"the benchmark client fell behind: {result.invalid_reason}",
+            hint="Rerun with a longer --bench-duration on a quieter machine",
+        )  # fmt: skip
+    n = result.largest_realtime_sessions
+    return (f"{n if n is not None else 'no'} conversation(s) held in real time of "
+            f"{max(p.sessions for p in result.phases)} tried ({result.codec})")  # fmt: skip

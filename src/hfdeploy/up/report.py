@@ -7,6 +7,8 @@ import html
 import json
 from typing import Any
 
+from hfdeploy.bench.duplex_report import PHASE_HEADERS as DUPLEX_HEADERS
+from hfdeploy.bench.duplex_report import phase_rows as duplex_rows
 from hfdeploy.bench.report import (
     PERCENTILE_HEADERS,
     html_table,
@@ -108,8 +110,14 @@ def up_markdown(data: dict[str, Any]) -> str:
               "files."]  # fmt: skip
     lines += [f"- {f['severity']} {f['rule_id']} {f['file']}:{f['line']}: {f['message']}"
               for f in audit.get("findings", [])]  # fmt: skip
-    bench = data.get("bench")
-    if bench:
+    bench, duplex = data.get("bench"), data.get("duplex_bench")
+    if duplex:
+        n = duplex["largest_realtime_sessions"]
+        lines += ["", "## Measured here (hfdeploy serve, this machine)", "",
+                  f"Conversations held in real time: {n if n is not None else 'none'} "
+                  f"({duplex['config']['codec']}, {duplex['config']['duration_s']:g} s each).",
+                  "", md_table(DUPLEX_HEADERS, duplex_rows(duplex))]  # fmt: skip
+    elif bench:
         lines += ["", "## Measured here (hfdeploy serve, this machine)", ""]
         lines.append(md_table(phase_headers(bench), phase_rows(bench)))
         if bench["summary"]:
@@ -184,8 +192,14 @@ def up_html(data: dict[str, Any]) -> str:
             [f["severity"], f["rule_id"], f"{f['file']}:{f['line']}", f["message"]]
             for f in audit["findings"]
         ]))  # fmt: skip
-    bench = data.get("bench")
-    if bench:
+    bench, duplex = data.get("bench"), data.get("duplex_bench")
+    if duplex:
+        n = duplex["largest_realtime_sessions"]
+        parts += ["<h2>Measured here: hfdeploy serve on this machine</h2>",
+                  f"<p>Conversations held in real time: <b>{n if n is not None else 'none'}</b> "
+                  f"({esc(duplex['config']['codec'])}).</p>",
+                  html_table(DUPLEX_HEADERS, duplex_rows(duplex))]  # fmt: skip
+    elif bench:
         parts += ["<h2>Measured here: hfdeploy serve on this machine</h2>",
                   html_table(phase_headers(bench), phase_rows(bench))]  # fmt: skip
         if bench["summary"]:
