@@ -75,7 +75,8 @@ class DuplexEngine:
                 self._decoding.append(key)
         audio: dict[Any, Any] = {}
         if self._decoding:
-            frame = torch.tensor([outs[k].codes for k in self._decoding])[..., None]
+            codes = [outs[k].codes for k in self._decoding]
+            frame = torch.tensor(codes, device=self.codec.device)[..., None]
             decoded = self.decoder.step(frame)
             audio = {k: decoded[i, 0] for i, k in enumerate(self._decoding)}
         return {k: FrameOutput(o.text, audio.get(k)) for k, o in outs.items()}

@@ -171,6 +171,7 @@ class StreamingMimiEncoder:
         #: (25 Hz for Mimi's 12.5 Hz frames).
         self.steps = round(cfg.encodec_frame_rate / cfg.frame_rate)
         self.rows = 0
+        self._device = next(mimi.parameters()).device
         self._pending = 0  # rows that joined since the last frame (the last rows)
         self._padding: Any = None
         self._cache: Any = None
@@ -237,8 +238,8 @@ class StreamingMimiEncoder:
         torch, steps = self._torch, self.steps
         if self._cache is None:
             self._padding, self._cache = padding, cache
-            self._mask = torch.ones(1, steps, dtype=torch.long)
-            self._pos = torch.full((1,), steps, dtype=torch.long)
+            self._mask = torch.ones(1, steps, dtype=torch.long, device=self._device)
+            self._pos = torch.full((1,), steps, dtype=torch.long, device=self._device)
             return
         self._padding.padding_cache = [torch.cat([a, b]) for a, b in
                                        zip(self._padding.padding_cache, padding.padding_cache,

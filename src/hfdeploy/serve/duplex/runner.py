@@ -118,7 +118,9 @@ class DuplexRunner:
             self._out[j.key] = AudioOut(j.audio_format, self.sample_rate)  # type: ignore[arg-type]
         if not frames:
             return {}
-        pcm = {k: self._torch.from_numpy(v).to(self.model.dtype) for k, v in frames.items()}
+        device, dtype = self.model.device, self.model.dtype
+        pcm = {k: self._torch.from_numpy(v).to(device=device, dtype=dtype)
+               for k, v in frames.items()}  # fmt: skip
         with self._torch.inference_mode():
             outs = self.engine.step(pcm)
         return {k: self._result(k, o) for k, o in outs.items()}
@@ -128,7 +130,8 @@ class DuplexRunner:
         if out.text not in self._special:
             piece = self.tokenizer.convert_ids_to_tokens(out.text)
             text = piece.replace("▁", " ") if isinstance(piece, str) else None
-        audio = b"" if out.audio is None else self._out[key].encode(out.audio.float().numpy())
+        audio = (b"" if out.audio is None
+                 else self._out[key].encode(out.audio.float().cpu().numpy()))  # fmt: skip
         return StepResult(text, audio)
 
     # -- warm-up: the session limit ---------------------------------------------------------
