@@ -13,6 +13,11 @@ project's pins; this is its loop, without its process and network overhead).
 
     python benchmarks/duplex_serve.py                  # writes results/duplex_serve_cpu.json
     python benchmarks/duplex_serve.py --sessions 1,2,4 --duration 5
+    python benchmarks/duplex_serve.py --model moshi-7b --device cuda \
+        --sessions 1,4,8,16,32 --out benchmarks/results/duplex_serve_gpu.json   # on a GPU
+
+``--model moshi-7b`` is Moshi's published 7B shape (``MoshiConfig``'s defaults) with random
+bf16 weights, saved before the run (15.5 GB of disk); on a GPU only.
 """
 
 from __future__ import annotations
@@ -43,13 +48,22 @@ HERE = Path(__file__).resolve().parent
 HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
 
 
-def save_model(folder: Path) -> Path:
-    """The small Moshi and a word-level tokenizer (ids 0-3 special), as ``serve`` loads it."""
+def _moshi_7b() -> Any:
+    from transformers import MoshiConfig, MoshiForConditionalGeneration
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        config = MoshiConfig(audio_encoder_config={"model_type": "mimi"})
+        return MoshiForConditionalGeneration(config).to(torch.bfloat16).eval()
+
+
+def save_model(folder: Path, which: str = "small") -> Path:
+    """The model and a word-level tokenizer (ids 0-3 special), as ``serve`` loads it."""
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    m = model()
+    m = model() if which == "small" else _moshi_7b()
     m.save_pretrained(folder)
     special = ["<unk>", "<s>", "</s>", "<pad>"]
     words = [f"▁w{i}" for i in range(len(special), m.config.vocab_size)]
@@ -109,6 +123,31 @@ def serve_phases(url: str, sessions: list[int], duration: float) -> list[dict[st
     return rows
 
 
+def _one_by_one_cuda(m: Any, b: int, frames: int, warmup: int = 3) -> float:
+    """The reference loop on the GPU: B one-conversation engines stepped in a row per frame
+    (ms per frame for all B)."""
+    from hfdeploy.serve.duplex.engine import DuplexEngine
+    from hfdeploy.serve.duplex.lockstep import Sampling
+
+    engines = []
+    for k in range(b):
+        e = DuplexEngine(m)
+        e.join(k, Sampling(seed=k))
+        engines.append(e)
+    pcm = torch.randn(1920, device="cuda", dtype=m.dtype) * 0.1
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for k, e in enumerate(engines):
+                e.step({k: pcm})
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(frames):
+            for k, e in enumerate(engines):
+                e.step({k: pcm})
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / frames * 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -117,22 +156,29 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--frames", type=int, default=25, help="frames timed per reference point")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", choices=("small", "moshi-7b"), default="small")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "duplex_serve_cpu.json")
     args = ap.parse_args()
     sessions = [int(x) for x in args.sessions.split(",")]
+    if args.model != "small" and args.device != "cuda":
+        ap.error("--model moshi-7b runs on --device cuda only")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = save_model(Path(tmp) / "small-moshi")
+        folder = save_model(Path(tmp) / args.model, args.model)
+        if args.model != "small":
+            torch.cuda.empty_cache()  # the server loads its own copy
         port = _port()
         log = Path(tmp) / "serve.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
                 [HFDEPLOY, "serve", str(folder), "--port", str(port), "--threads",
-                 str(args.threads), "--max-sessions", str(max(sessions))],
+                 str(args.threads), "--max-sessions", str(max(sessions)),
+                 "--device", args.device],
                 stderr=out,
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 try:
                     if httpx.get(url + "/ready").status_code == 200:
@@ -146,8 +192,12 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     torch.set_num_threads(args.threads)
-    m = model()
-    reference = {b: round(one_by_one(m, b, args.frames, 3), 2) for b in sessions}
+    if args.device == "cpu":
+        m = model()
+        reference = {b: round(one_by_one(m, b, args.frames, 3), 2) for b in sessions}
+    else:
+        m = _moshi_7b() if args.model != "small" else model().cuda()
+        reference = {b: round(_one_by_one_cuda(m, b, args.frames), 2) for b in sessions}
     for row in served:
         row["reference_loop_frame_ms"] = reference[row["sessions"]]
     held = [r["sessions"] for r in served if r["client"]["realtime"] and r["client"]["valid"]]
@@ -161,7 +211,13 @@ def main() -> None:
             "platform": platform.platform(),
             "torch": torch.__version__,
         },
-        "model": "random-weight Moshi at small widths (duplex_lockstep.py), float32, CPU",
+        "model": (
+            "random-weight Moshi at small widths (duplex_lockstep.py), float32"
+            if args.model == "small"
+            else "random-weight Moshi at its published 7B shape, bf16"
+        ),
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
         "server_warmup": info,
         "phases": served,
         "largest_realtime_sessions": {
