@@ -29,14 +29,14 @@ from hfdeploy.serve.duplex.metrics import DuplexMetrics
 from hfdeploy.serve.duplex.protocol import TEXT
 from hfdeploy.serve.duplex.runner import FRAME_S, DuplexRunner, Joining, StepResult
 
-__all__ = ["FrameLoop", "Session"]
+__all__ = ["CLOSE_WAIT_S", "FrameLoop", "Session"]
 
 log = logging.getLogger("hfdeploy.serve")
 
 #: Frames a client may send ahead of the steps (the oldest go past it): 640 ms.
 INBOX_FRAMES = 8
 #: Seconds a handler may take to send its close frame.
-_CLOSE_WAIT_S = 1.0
+CLOSE_WAIT_S = 1.0
 #: Messages (audio and text) waiting for a client that reads slowly: ~2.5 s of frames.
 OUTBOX_MESSAGES = 64
 
@@ -143,7 +143,10 @@ class FrameLoop:
         while True:
             if self._idle():
                 self._wake.clear()
-                await self._flush_leaves()
+                try:
+                    await self._flush_leaves()
+                except Exception as e:
+                    await self._recover(e)
                 if self._idle():
                     await self._wake.wait()
                 due = time.monotonic()
@@ -151,16 +154,22 @@ class FrameLoop:
                 await asyncio.sleep(wait)
             try:
                 await self._step()
-            except Exception as e:  # a step that fails ends every conversation in it
-                log.exception("duplex step failed")
-                for s in list(self.sessions.values()):
-                    if s.joined:
-                        self.end(s, 1011, f"step failed: {type(e).__name__}", "step_error")
-                await self._flush_leaves()
+            except Exception as e:
+                await self._recover(e)
             due += FRAME_S
             if time.monotonic() > due:
                 self.metrics.late.inc()
                 due = time.monotonic()
+
+    async def _recover(self, e: Exception) -> None:
+        """A step failed: end every conversation in the batch (1011) and start the engine
+        afresh, so that conversations still joining, and new ones, are served."""
+        log.error("duplex step failed: %s: %s", type(e).__name__, e, exc_info=e)
+        for s in list(self.sessions.values()):
+            if s.joined:
+                self.end(s, 1011, f"step failed: {type(e).__name__}", "step_error")
+        self._leaving = []
+        await self.call(self.runner.reset)
 
     def _idle(self) -> bool:
         """No conversation to step: none joined, and none with a frame to join with."""
@@ -220,7 +229,7 @@ class FrameLoop:
             self.end(s, 1001, "server shutting down", "drain")
         if ending:  # the handlers send their close frames
             await asyncio.wait([asyncio.create_task(s.finished.wait()) for s in ending],
-                               timeout=_CLOSE_WAIT_S * 2)  # fmt: skip
+                               timeout=CLOSE_WAIT_S * 2)  # fmt: skip
         return len(ending)
 
     async def stop(self) -> None:

@@ -106,6 +106,11 @@ class DuplexRunner:
         """On the model thread, once: torch's threads as set up (a count is per thread)."""
         self._torch.set_num_threads(self.threads)
 
+    def reset(self) -> None:
+        """Drop every conversation: a fresh engine (after a step that failed part-way)."""
+        self.engine = DuplexEngine(self.model)
+        self._out.clear()
+
     def step(
         self, joins: list[Joining], leaves: list[int], frames: dict[int, Any]
     ) -> dict[int, StepResult]:

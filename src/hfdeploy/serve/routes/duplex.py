@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from hfdeploy.serve.duplex.frames import FrameLoop, Session
+from hfdeploy.serve.duplex.frames import CLOSE_WAIT_S, FrameLoop, Session
 from hfdeploy.serve.duplex.lockstep import Sampling
 from hfdeploy.serve.duplex.protocol import (
     AUDIO,
@@ -44,7 +44,6 @@ log = logging.getLogger("hfdeploy.serve")
 CHAT_PATH = "/api/chat"
 #: Seconds a client is asked to wait before it tries again (a conversation lasts minutes).
 RETRY_AFTER_S = 10
-_CLOSE_WAIT_S = 1.0
 _FLOATS = {"audio_temperature": "temp", "text_temperature": "temp_text"}
 _INTS = {"audio_topk": "top_k", "text_topk": "top_k_text", "seed": "seed"}
 
@@ -138,7 +137,7 @@ async def _converse(ws: WebSocket, frames: FrameLoop, s: Session) -> None:
     if s.ended is not None:
         code, reason = s.ended
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(_CLOSE_WAIT_S):
+            async with asyncio.timeout(CLOSE_WAIT_S):
                 if code != 1001:
                     await ws.send_bytes(ERROR + reason.encode())
                 await ws.close(code, reason[:120])
