@@ -139,7 +139,9 @@ class ServerState:
         started = time.perf_counter()
         await frames.warm()
         self._record_warmup(loaded, time.perf_counter() - started)
-        loaded.warmup_shapes = [f"{n} session(s)" for n in runner.step_seconds]
+        loaded.warmup_shapes = (
+            [f"{n} session(s)" for n in runner.limit.steps] if runner.limit else []
+        )
         frames.start()
         self.frames = frames
 

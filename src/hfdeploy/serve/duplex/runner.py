@@ -7,7 +7,6 @@ Everything but :func:`check_duplex` runs on the frame loop's model thread.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,6 @@ log = logging.getLogger("hfdeploy.serve")
 
 DUPLEX_TASK = "audio-to-audio"
 FRAME_S = 0.08
-#: A step may take this share of a frame; the rest is the loop's, the network's and jitter's.
-STEP_BUDGET = 0.75
-#: Session counts the warm-up times (up to the limit asked, when there is one).
-_LADDER = (1, 2, 4, 8, 16, 32, 64, 128)
-#: Frames stepped per rung; the median of the last three is kept (the first steps of a
-#: batch join its rows and allocate, and the first has no audio to decode).
-_RUNG_STEPS = 6
 
 
 def check_duplex(profile: ModelProfile) -> None:
@@ -43,9 +35,9 @@ def check_duplex(profile: ModelProfile) -> None:
             profile.location,
             "this is a Kyutai-layout folder (the LM, Mimi and SentencePiece files); "
             "hfdeploy serve runs the Transformers layout of Moshi",
-            hint="Convert it with Transformers' convert_moshi_transformers.py (or download "
-            "a Transformers-format Moshi repository), or serve it with the reference server "
-            "(--engine moshi).",
+            hint="Use a Transformers-format Moshi folder (Transformers' Moshi conversion "
+            "script writes one), or deploy this one on the reference server: `hfdeploy "
+            "generate` plans it for Kyutai's files.",
         )
 
 
@@ -96,9 +88,8 @@ class DuplexRunner:
         self.frame_samples = self.engine.frame_samples
         self.sample_rate = int(self.model.audio_encoder.config.sampling_rate)
         self._out: dict[int, AudioOut] = {}
-        self.step_seconds: dict[int, float] = {}
         self.session_limit = 1
-        self.limit_source = "not measured"
+        self.limit: Any = None  # warmup.Limit, once measured
 
     # -- the frame loop's calls (model thread) ---------------------------------------------
 
@@ -142,63 +133,23 @@ class DuplexRunner:
     # -- warm-up: the session limit ---------------------------------------------------------
 
     def warm(self) -> None:
-        """Step growing batches of silent conversations; keep the largest that fits a frame
-        (:data:`STEP_BUDGET`) and the memory, or ``--max-sessions`` when given."""
-        import numpy as np
+        """Measure the session limit (:func:`hfdeploy.serve.duplex.warmup.session_limit`)."""
+        from hfdeploy.serve.duplex.warmup import session_limit
 
-        asked = self.settings.max_sessions
-        silence = np.zeros(self.frame_samples, dtype=np.float32)
-        fits = 0
-        for n in _LADDER:
-            if asked is not None and n > asked and fits:
-                break
-            keys = list(range(-n, 0))  # warm-up keys never clash with sessions' (>= 0)
-            joins = [Joining(k, Sampling(seed=k), "pcm16") for k in keys]
-            times = []
-            for i in range(_RUNG_STEPS):
-                started = time.perf_counter()
-                self.step(joins if i == 0 else [], [], dict.fromkeys(keys, silence))
-                times.append(time.perf_counter() - started)
-            self.step([], keys, {})
-            seconds = sorted(times[-3:])[1]
-            self.step_seconds[n] = round(seconds, 5)
-            log.info("warmup: %d session(s) step in %.1f ms", n, seconds * 1000)
-            if seconds > STEP_BUDGET * FRAME_S:
-                break
-            fits = n
-        self.session_limit, self.limit_source = self._limit(asked, fits)
-        log.info("session limit %d (%s)", self.session_limit, self.limit_source)
+        self.limit = session_limit(self)
+        self.session_limit = self.limit.sessions
+        log.info("session limit %d (%s)", self.limit.sessions, self.limit.source)
 
-    def _limit(self, asked: int | None, fits: int) -> tuple[int, str]:
-        budget = f"a step within {STEP_BUDGET:.0%} of {FRAME_S * 1000:.0f} ms"
-        if asked is not None:
-            return asked, "--max-sessions"
-        if fits == 0:
-            log.warning("one session does not step in real time on %s", self.settings.device)
-            return 1, f"one session: even one misses {budget} on this device"
-        limit, source = fits, f"measured at warm-up: {budget}"
-        memory = self._memory_limit()
-        if memory is not None and memory < limit:
-            limit, source = max(1, memory), "free GPU memory for the sessions' KV caches"
-        return limit, source
-
-    def _memory_limit(self) -> int | None:
-        """Sessions whose full KV ring buffers fit the free GPU memory (None on CPU)."""
-        torch = self._torch
-        if self.settings.device != "cuda":
-            return None
+    def kv_bytes_per_session(self) -> int:
+        """A conversation's temporal-transformer K and V once its window is full."""
         cfg = self.model.config
         per_frame = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim
         frames = int(getattr(cfg, "sliding_window", None) or cfg.max_position_embeddings)
-        per_session = per_frame * frames * self.model.dtype.itemsize
-        free, _ = torch.cuda.mem_get_info()
-        return int(free * 0.9 // per_session)
+        return int(per_frame * frames * self.model.dtype.itemsize)
 
     def info(self) -> dict[str, Any]:
-        return {
-            "frame_ms": FRAME_S * 1000,
-            "sample_rate": self.sample_rate,
-            "max_sessions": self.session_limit,
-            "max_sessions_source": self.limit_source,
-            "warmup_step_seconds": {str(n): s for n, s in self.step_seconds.items()},
-        }
+        out = {"frame_ms": FRAME_S * 1000, "sample_rate": self.sample_rate,
+               "max_sessions": self.session_limit}  # fmt: skip
+        if self.limit is not None:
+            out |= self.limit.to_info()
+        return out
