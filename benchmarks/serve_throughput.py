@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -196,54 +197,48 @@ def _request(path: str, body: dict[str, Any], port: int) -> bytes:
     return head.encode() + data
 
 
-async def _httpx_client(
-    client: Any, path: str, body: dict[str, Any], stop_at: float,
-    warm_until: float, lat: list[float],
-) -> tuple[int, int]:  # fmt: skip
-    """The same loop through an httpx (or httpx2) AsyncClient, as a Python service would."""
+async def _closed_loop(
+    call: Callable[[], Awaitable[bool]], stop_at: float, warm_until: float, lat: list[float]
+) -> tuple[int, int]:
+    """One simulated caller through a client library: a request, its answer, the next."""
     ok = errors = 0
-    while True:
-        t = time.perf_counter()
-        if t >= stop_at:
-            break
+    while (t := time.perf_counter()) < stop_at:
+        good = await call()
+        done = time.perf_counter()
+        if t >= warm_until:
+            if good:
+                ok += 1
+                lat.append(done - t)
+            else:
+                errors += 1
+    return ok, errors
+
+
+def _httpx_call(client: Any, path: str, body: dict[str, Any]) -> Callable[[], Awaitable[bool]]:
+    """A POST through an httpx (or httpx2) AsyncClient, as a Python service would."""
+
+    async def call() -> bool:
         try:
             r = await client.post(path, json=body)
             r.json()
-            good = r.status_code == 200
+            return bool(r.status_code == 200)
         except (httpx.HTTPError, httpx2.HTTPError):
-            good = False
-        done = time.perf_counter()
-        if t >= warm_until:
-            if good:
-                ok += 1
-                lat.append(done - t)
-            else:
-                errors += 1
-    return ok, errors
+            return False
+
+    return call
 
 
-async def _openai_client(
-    client: openai.AsyncOpenAI, model: str, stop_at: float, warm_until: float, lat: list[float]
-) -> tuple[int, int]:
-    """The same loop through the openai SDK, as an application calling an embeddings API."""
-    ok = errors = 0
-    while True:
-        t = time.perf_counter()
-        if t >= stop_at:
-            break
+def _openai_call(client: openai.AsyncOpenAI, model: str) -> Callable[[], Awaitable[bool]]:
+    """``embeddings.create`` through the openai SDK, as an application would."""
+
+    async def call() -> bool:
         try:
             out = await client.embeddings.create(model=model, input=SENTENCE)
-            good = len(out.data) == 1
+            return len(out.data) == 1
         except openai.OpenAIError:
-            good = False
-        done = time.perf_counter()
-        if t >= warm_until:
-            if good:
-                ok += 1
-                lat.append(done - t)
-            else:
-                errors += 1
-    return ok, errors
+            return False
+
+    return call
 
 
 def load(
@@ -270,11 +265,9 @@ def load(
             async with lib.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
             ) as client:
+                call = _httpx_call(client, path, body)
                 results = await asyncio.gather(
-                    *(
-                        _httpx_client(client, path, body, stop_at, warm_until, lat)
-                        for _ in range(clients)
-                    )
+                    *(_closed_loop(call, stop_at, warm_until, lat) for _ in range(clients))
                 )
         elif kind == "openai":  # the SDK's own client, its default pool
             assert openai_route is not None
@@ -283,17 +276,18 @@ def load(
                 base_url=f"http://127.0.0.1:{port}{prefix}", api_key="-", timeout=60,
                 max_retries=0,
             ) as client:  # fmt: skip
+                call = _openai_call(client, model)
                 results = await asyncio.gather(
-                    *(_openai_client(client, model, stop_at, warm_until, lat)
-                      for _ in range(clients))
-                )  # fmt: skip
+                    *(_closed_loop(call, stop_at, warm_until, lat) for _ in range(clients))
+                )
         elif kind == "httpx-each":  # one AsyncClient (one connection) per simulated caller
 
             async def caller() -> tuple[int, int]:
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", timeout=60
                 ) as client:
-                    return await _httpx_client(client, path, body, stop_at, warm_until, lat)
+                    call = _httpx_call(client, path, body)
+                    return await _closed_loop(call, stop_at, warm_until, lat)
 
             results = await asyncio.gather(*(caller() for _ in range(clients)))
         else:

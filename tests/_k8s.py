@@ -58,3 +58,23 @@ def validate_manifest(doc: dict[str, Any]) -> None:
     else:
         # Raises SchemaNotFoundError for any other custom kind.
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def check_generated(folder: Path) -> None:
+    """What every generated folder must pass: hadolint on its Dockerfiles (info and up) and
+    every Kubernetes manifest valid for a strict API server."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    for dockerfile in sorted(folder.glob("*Dockerfile")):
+        res = subprocess.run([hadolint, "--failure-threshold", "info", str(dockerfile)],
+                             capture_output=True, text=True)  # fmt: skip
+        assert res.returncode == 0, f"{dockerfile.name}: {res.stdout}{res.stderr}"
+    for manifest in sorted((folder / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            if doc:
+                validate_manifest(doc)

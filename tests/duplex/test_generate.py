@@ -5,7 +5,6 @@ file from the volume, no autoscaler on utilisation)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,8 @@ from hfdeploy import inspect_model
 from hfdeploy.audit import audit_paths
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
-from tests._k8s import validate_manifest
+from tests._k8s import check_generated
 from tests._synthetic import kyutai_checkpoint
-from tests.render.test_generate import HADOLINT
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +46,7 @@ def test_files_validate_and_lint(generated: dict[str, Path]) -> None:
     assert "k8s/hpa.yaml" not in names and "hf-endpoint.json" not in names
     assert not any(n.startswith("dist/") for n in names)  # the image installs no hfdeploy wheel
     for folder in generated.values():
-        res = subprocess.run([HADOLINT, "--failure-threshold", "info", str(folder / "Dockerfile")],
-                             capture_output=True, text=True)  # fmt: skip
-        assert res.returncode == 0, res.stdout + res.stderr
-        for manifest in sorted((folder / "k8s").glob("*.yaml")):
-            for doc in _docs(manifest):
-                validate_manifest(doc)
+        check_generated(folder)
 
 
 def test_hfdeploy_audit_finds_nothing_above_info(generated: dict[str, Path]) -> None:

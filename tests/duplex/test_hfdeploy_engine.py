@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,8 @@ from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.render.generate import generate_deployment
-from tests._k8s import validate_manifest
+from tests._k8s import check_generated
 from tests._synthetic import kyutai_checkpoint, transformers_moshi_checkpoint
-from tests.render.test_generate import HADOLINT
 
 pytest.importorskip("transformers.models.moshi")
 
@@ -88,12 +86,7 @@ def test_files_validate_lint_and_audit_clean(generated: Path) -> None:
     names = {p.relative_to(generated).as_posix() for p in generated.rglob("*") if p.is_file()}
     assert {"Dockerfile", "compose.yaml", "kserve.yaml", "k8s/deployment.yaml",
             "k8s/ingress.yaml", "k8s/service.yaml"} <= names  # fmt: skip
-    res = subprocess.run([HADOLINT, "--failure-threshold", "info", str(generated / "Dockerfile")],
-                         capture_output=True, text=True)  # fmt: skip
-    assert res.returncode == 0, res.stdout + res.stderr
-    for manifest in sorted((generated / "k8s").glob("*.yaml")):
-        for doc in _docs(manifest):
-            validate_manifest(doc)
+    check_generated(generated)
     report = audit_paths([generated])
     bad = [f for f in report.findings if f.severity in {"error", "warning"}]
     assert not bad, [f"{f.rule_id} {f.file}: {f.message}" for f in bad]
