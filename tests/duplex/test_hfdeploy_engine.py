@@ -115,3 +115,14 @@ def test_kserve_and_readme_state_the_sessions(generated: Path) -> None:
     assert f"{n} per replica" in text and "Retry-After" in text
     assert "TCP" not in text  # it has health routes
     assert "hfdeploy_duplex_sessions_active" in text
+
+
+def test_the_gpu_is_the_cheapest_for_the_conversations_asked(moshi: ModelProfile) -> None:
+    few = plan_deployment(moshi, concurrency=1)
+    many = plan_deployment(moshi, concurrency=40)
+    assert few.cost.dedicated_per_month <= many.cost.dedicated_per_month / 5  # type: ignore[union-attr]
+    # Every GPU that holds a replica in real time costs at least as much for 40 conversations.
+    for alt in many.alternatives:
+        if alt.fits and not alt.chosen:
+            n = int(alt.why.split(" for ")[1].split(" session")[0])
+            assert math.ceil(40 / n) * alt.per_month >= many.cost.dedicated_per_month - 1  # type: ignore[union-attr]

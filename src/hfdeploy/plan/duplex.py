@@ -7,12 +7,14 @@ step, not planned. The reference servers hold one session per process, so replic
 concurrent sessions. hfdeploy's server steps every conversation of a replica together: a
 replica holds the most conversations whose step (eager, each conversation's tokens drawn
 on their own) still holds real time and whose KV caches still fit. The GPU chosen is the
-cheapest per conversation-hour.
+one on which the conversations asked for cost least (replicas x price), then the cheapest
+per conversation.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hfdeploy.catalog.engines import EngineSpec
@@ -104,14 +106,26 @@ def _replica(profile: ModelProfile, spec: EngineSpec, g: GPU, context: int | Non
     return best
 
 
-def _per_session(x: _Looked) -> float:
-    return (x[0].price_per_hour or math.inf) / x[4]
+def _cost(sessions: int) -> Callable[[_Looked], tuple[float, float]]:
+    """Order: the hourly price of the replicas ``sessions`` conversations need, then the
+    price per conversation at capacity."""
+
+    def key(x: _Looked) -> tuple[float, float]:
+        price = x[0].price_per_hour or math.inf
+        return math.ceil(sessions / x[4]) * price, price / x[4]
+
+    return key
 
 
 def duplex_placement(
-    profile: ModelProfile, spec: EngineSpec, gpu: str | None, context: int | None
+    profile: ModelProfile,
+    spec: EngineSpec,
+    gpu: str | None,
+    context: int | None,
+    sessions: int = 1,
 ) -> DuplexChoice:
-    """The cheapest GPU per conversation that holds a replica's sessions in real time.
+    """The GPU on which ``sessions`` concurrent conversations cost least, each replica
+    holding its conversations in real time.
 
     Raises:
         DoesNotFitError: no GPU does (or the one asked for does not), with each one's reason.
@@ -126,7 +140,7 @@ def duplex_placement(
         options = [f"{g.name}: {why}" for g, _, _, why, _ in looked]
         if gpu:  # the GPU asked for cannot: name the cheapest one that can
             try:
-                best = duplex_placement(profile, spec, None, context)
+                best = duplex_placement(profile, spec, None, context, sessions)
                 step = best.realtime.step_ms
                 options.append(f"--gpu {best.gpu.name.lower()} holds real time ({step:g} ms a "
                                "frame predicted), the cheapest that does")  # fmt: skip
@@ -137,7 +151,7 @@ def duplex_placement(
             f"a real-time {spec.name} replica on {gpu or 'any catalog GPU'}{only}",
             options or ["no GPU in the catalog to plan on"],
         )  # fmt: skip
-    g, report, rt, _, n = min(able, key=_per_session)
+    g, report, rt, _, n = min(able, key=_cost(sessions))
     lockstep = spec.sizing.lockstep_sessions
     reasons = [
         f"1 x {g.name}: {report.estimate.total_bytes / 2**30:.1f} GiB for {n} "
@@ -145,8 +159,8 @@ def duplex_placement(
         f"{rt.frame_ms} ms frame (real time)"
         + (f"; {n} conversations stepped together, the most that hold real time and fit"
            if lockstep else "")
-        + ("" if gpu else "; the cheapest GPU per conversation that holds the model and "
-           "real time")
+        + ("" if gpu else f"; the cheapest GPU for {sessions} conversation(s) that holds the "
+           "model and real time")
     ]  # fmt: skip
     notes = []
     if rt.rtf > 0.7:

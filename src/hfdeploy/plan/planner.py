@@ -323,7 +323,7 @@ def _plan_duplex(
     d = spec.deploy
     if d is None:
         raise InvalidSettingError("engine", spec.name, "hfdeploy does not deploy it")
-    where = duplex_placement(profile, spec, gpu, context)
+    where = duplex_placement(profile, spec, gpu, context, concurrency)
     report = where.report
     args = engine_args(spec, profile, report, tp=1, pp=1, quant=None, gpu=where.gpu,
                        served=served_name(profile))  # fmt: skip
