@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 from hfdeploy.serve.duplex.frames import INBOX_FRAMES, FrameLoop  # noqa: E402
 from hfdeploy.serve.duplex.lockstep import Sampling  # noqa: E402
 from hfdeploy.serve.duplex.metrics import DuplexMetrics  # noqa: E402
-from hfdeploy.serve.duplex.runner import Joining, StepResult  # noqa: E402
+from hfdeploy.serve.duplex.step import Joining, StepResult  # noqa: E402
 
 FRAME = 1920
 

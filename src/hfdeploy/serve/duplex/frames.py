@@ -27,7 +27,8 @@ from typing import Any
 from hfdeploy.serve.duplex.lockstep import Sampling
 from hfdeploy.serve.duplex.metrics import DuplexMetrics
 from hfdeploy.serve.duplex.protocol import TEXT
-from hfdeploy.serve.duplex.runner import FRAME_S, DuplexRunner, Joining, StepResult
+from hfdeploy.serve.duplex.runner import DuplexRunner
+from hfdeploy.serve.duplex.step import FRAME_S, Joining, StepResult
 
 __all__ = ["CLOSE_WAIT_S", "FrameLoop", "Session"]
 

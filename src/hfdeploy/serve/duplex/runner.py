@@ -7,24 +7,22 @@ Everything but :func:`check_duplex` runs on the frame loop's model thread.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hfdeploy.errors import ModelLoadError
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.serve.duplex.engine import DuplexEngine, FrameOutput
-from hfdeploy.serve.duplex.lockstep import Sampling
 from hfdeploy.serve.duplex.protocol import AudioOut
+from hfdeploy.serve.duplex.step import FRAME_S, Joining, StepResult
 from hfdeploy.serve.runtime import load_kwargs
 from hfdeploy.serve.settings import ServeSettings
 
-__all__ = ["DUPLEX_TASK", "FRAME_S", "DuplexRunner", "Joining", "StepResult", "check_duplex"]
+__all__ = ["DUPLEX_TASK", "DuplexRunner", "check_duplex"]
 
 log = logging.getLogger("hfdeploy.serve")
 
 DUPLEX_TASK = "audio-to-audio"
-FRAME_S = 0.08
 
 
 def check_duplex(profile: ModelProfile) -> None:
@@ -39,24 +37,6 @@ def check_duplex(profile: ModelProfile) -> None:
             "script writes one), or deploy this one on the reference server: `hfdeploy "
             "generate` plans it for Kyutai's files.",
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Joining:
-    """A conversation that joins the batch at this step: its sampling and audio format."""
-
-    key: int
-    sampling: Sampling
-    audio_format: str
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    """What a step gives one conversation: its text piece (None: padding) and its audio
-    message (empty at warm-up)."""
-
-    text: str | None
-    audio: bytes
 
 
 class DuplexRunner:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hfdeploy.serve.duplex.lockstep import Sampling
-from hfdeploy.serve.duplex.runner import FRAME_S, Joining
+from hfdeploy.serve.duplex.step import FRAME_S, Joining
 
-if TYPE_CHECKING:
-    from hfdeploy.serve.duplex.runner import DuplexRunner
+#: The runner (``serve.duplex.runner.DuplexRunner``, which imports this module): its
+#: ``step``, ``frame_samples``, ``settings`` and ``kv_bytes_per_session``.
+DuplexRunner = Any
 
 __all__ = ["STEP_BUDGET", "Limit", "session_limit"]
 
