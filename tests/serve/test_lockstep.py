@@ -93,3 +93,17 @@ def test_the_delayed_layout_is_transformers_own(model: MoshiForConditionalGenera
         step_input = delayed(codes[..., f], previous)
         assert step_input[0].tolist() == want[0, :, f].tolist(), f
         previous = codes[..., f]
+
+
+def test_a_rows_top_k_holds_beside_a_wider_one(model: MoshiForConditionalGeneration) -> None:
+    """Rows are sampled together over the widest top-k: a row's own k must still bound its
+    candidates (top_k=1 always takes the best token, whatever its neighbour's k)."""
+    lm = LockstepLM(model)
+    lm.join(Sampling(temp=1.0, top_k=1, seed=5))
+    lm.join(Sampling(temp=1.0, top_k=32, seed=6))
+    g = torch.Generator().manual_seed(0)
+    for frame in range(200):
+        lm.rows[0].frame = lm.rows[1].frame = frame
+        logits = torch.randn(2, 32, generator=g, dtype=torch.float64) * 0.1  # nearly flat
+        out = lm._sample(logits, [1.0, 1.0], [1, 32], stream=1)
+        assert int(out[0]) == int(logits[0].argmax()), frame

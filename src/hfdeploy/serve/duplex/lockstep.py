@@ -112,21 +112,34 @@ class LockstepLM:
         return self._torch.Generator(device=self._device).manual_seed(value)
 
     def _sample(self, logits: Any, temps: list[float], top_ks: list[int], stream: int) -> Any:
-        """One token per row, each row with its own settings and noise."""
+        """One token per row, each row with its own settings and noise, drawn together: one
+        top-k over the widest k (a row's entries past its own k masked out), one softmax,
+        one argmax; only each row's noise is its own draw (its generator, its k values),
+        so a row gets the same token whatever rows are beside it."""
         torch = self._torch
-        out = []
-        for i, row in enumerate(self.rows):
-            lg = logits[i]
-            if temps[i] <= 0:
-                out.append(int(lg.argmax()))
-                continue
-            values, index = lg.topk(min(top_ks[i], lg.shape[-1]))
-            probs = torch.softmax(values / temps[i], dim=-1)
-            noise = torch.empty_like(probs).exponential_(
-                1.0, generator=self._generator(row.sampling.seed, row.frame, stream)
+        out = logits.argmax(-1)  # greedy rows (temperature 0)
+        hot = [i for i, t in enumerate(temps) if t > 0]
+        if not hot:
+            return out
+        width = logits.shape[-1]
+        ks = [min(top_ks[i], width) for i in hot]
+        values, index = logits[hot].topk(max(ks), dim=-1)
+        keep = (
+            torch.arange(values.shape[-1], device=self._device)[None]
+            < torch.tensor(ks, device=self._device)[:, None]
+        )
+        t = torch.tensor([temps[i] for i in hot], dtype=values.dtype, device=self._device)
+        probs = torch.softmax((values / t[:, None]).masked_fill(~keep, float("-inf")), dim=-1)
+        noise = torch.ones_like(probs)  # masked entries have probability 0: any noise will do
+        for j, (i, k) in enumerate(zip(hot, ks, strict=True)):
+            row = self.rows[i]
+            g = self._generator(row.sampling.seed, row.frame, stream)
+            noise[j, :k] = torch.empty(k, dtype=probs.dtype, device=self._device).exponential_(
+                1.0, generator=g
             )
-            out.append(int(index[(probs / noise).argmax()]))
-        return torch.tensor(out, device=self._device)
+        choice = (probs / noise).argmax(-1, keepdim=True)
+        out[hot] = index.gather(1, choice)[:, 0]
+        return out
 
     # -- one step --------------------------------------------------------------------------
 
@@ -167,14 +180,15 @@ class LockstepLM:
             ids = self._sample(o.logits[:, -1], [x.temp for x in s], [x.top_k for x in s],
                                stream=1 + book)[:, None]  # fmt: skip
             codes.append(ids[:, 0])
-        produced = torch.stack(codes, dim=1)  # cb0 of the next frame, cb1.. of this one
+        # cb0 of the next frame, cb1.. of this one; to the host once (not a sync per token).
+        produced = torch.stack(codes, dim=1).tolist()
+        texts, users = text_next.tolist(), user.tolist()
         results = []
         for i, row in enumerate(self.rows):
             frame_codes = None
             if row.frame > 0:  # cb0 came from the previous step (this step's input)
-                frame_codes = [row.moshi[0], *(int(c) for c in produced[i, 1:])]
-            results.append(StepOutput(int(text_next[i]), frame_codes))
-            row.text, row.moshi = int(text_next[i]), [int(c) for c in produced[i]]
-            row.user_prev = [int(c) for c in user[i]]
+                frame_codes = [row.moshi[0], *produced[i][1:]]
+            results.append(StepOutput(texts[i], frame_codes))
+            row.text, row.moshi, row.user_prev = texts[i], produced[i], users[i]
             row.frame += 1
         return results
