@@ -24,10 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,9 +36,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.serve._duplex import save_moshi_folder
+
+from _results import header
 from duplex_lockstep import FRAME_MS, model, one_by_one
 from hfdeploy.bench.duplex import run_duplex_bench
 from hfdeploy.bench.duplex_config import DuplexConfig
+from serve_throughput import _port, _start, _stop
 
 HERE = Path(__file__).resolve().parent
 HFDEPLOY = str(Path(sys.executable).with_name("hfdeploy"))
@@ -58,27 +58,8 @@ def _moshi_7b() -> Any:
 
 
 def save_model(folder: Path, which: str = "small") -> Path:
-    """The model and a word-level tokenizer (ids 0-3 special), as ``serve`` loads it."""
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
-    m = model() if which == "small" else _moshi_7b()
-    m.save_pretrained(folder)
-    special = ["<unk>", "<s>", "</s>", "<pad>"]
-    words = [f"▁w{i}" for i in range(len(special), m.config.vocab_size)]
-    vocab = {tok: i for i, tok in enumerate(special + words)}
-    PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<unk>")),
-        unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-    ).save_pretrained(folder)  # fmt: skip
-    return folder
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """The model with a word-level tokenizer, as ``serve`` loads it."""
+    return Path(save_moshi_folder(model() if which == "small" else _moshi_7b(), folder))
 
 
 def _metrics(url: str) -> dict[str, float]:
@@ -168,29 +149,26 @@ def main() -> None:
         if args.model != "small":
             torch.cuda.empty_cache()  # the server loads its own copy
         port = _port()
-        log = Path(tmp) / "serve.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                [HFDEPLOY, "serve", str(folder), "--port", str(port), "--threads",
-                 str(args.threads), "--max-sessions", str(max(sessions)),
-                 "--device", args.device],
-                stderr=out,
-            )  # fmt: skip
+        cmd = [
+            HFDEPLOY,
+            "serve",
+            str(folder),
+            "--port",
+            str(port),
+            "--threads",
+            str(args.threads),
+            "--max-sessions",
+            str(max(sessions)),
+            "--device",
+            args.device,
+        ]
         url = f"http://127.0.0.1:{port}"
+        proc = _start(cmd, url + "/ready", Path(tmp) / "serve.log", timeout=600)
         try:
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url + "/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
             info = httpx.get(url + "/info").json()["model_type"]["audio-to-audio"]
             served = serve_phases(url, sessions, args.duration)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            _stop(proc)
     torch.set_num_threads(args.threads)
     if args.device == "cpu":
         m = model()
@@ -203,14 +181,8 @@ def main() -> None:
     held = [r["sessions"] for r in served if r["client"]["realtime"] and r["client"]["valid"]]
     ref_held = [b for b, ms in reference.items() if ms < FRAME_MS]
     result = {
-        "benchmark": "duplex_serve",
-        "command": "python benchmarks/duplex_serve.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "machine": {
-            "cpus": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-        },
+        **header("duplex_serve"),
+        "torch": {"version": torch.__version__, "threads": torch.get_num_threads()},
         "model": (
             "random-weight Moshi at small widths (duplex_lockstep.py), float32"
             if args.model == "small"

@@ -338,13 +338,14 @@ def _wait(url: str, timeout: float = 180) -> None:
 
 
 def _start(
-    cmd: list[str], health: str, log: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
+    cmd: list[str], health: str, log: Path, env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> subprocess.Popen[bytes]:  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)  # fmt: skip
     try:
-        _wait(health)
+        _wait(health, timeout)
     except Exception:
         _stop(proc)
         raise RuntimeError(f"{cmd[0]} did not start; see {log}") from None

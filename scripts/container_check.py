@@ -826,15 +826,19 @@ class Check:
 
     # -- the whole run --------------------------------------------------------------------
 
-    def main(self) -> None:
+    def prepare(self, prefix: str) -> Path:
+        """Docker and its tools ready, and a work folder (removed at the end unless kept)."""
         with self.phase("tools"):
             self.ensure_tools()
         with self.phase("engine"):
             self.ensure_engine()
-        work = Path(tempfile.mkdtemp(prefix="hfdeploy-container-check-"))
+        work = Path(tempfile.mkdtemp(prefix=prefix))
         if not self.args.keep_workdir:
             self.on_cleanup("remove the work folder", lambda: shutil.rmtree(work, True))
-        out = work / "hfdeploycheck"  # the compose project's name
+        return work
+
+    def main(self) -> None:
+        out = self.prepare("hfdeploy-container-check-") / "hfdeploycheck"  # compose's project
         with self.phase("generate"):
             gen = self.generate(out)
             self.copy_model(gen, out)

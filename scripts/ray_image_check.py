@@ -25,7 +25,6 @@ import re
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -127,14 +126,7 @@ class RayCheck(cc.Check):
         self.expect(healthz.lower().startswith("success"), f"Serve's /-/healthz: {healthz!r}")
 
     def main(self) -> None:
-        with self.phase("tools"):
-            self.ensure_tools()
-        with self.phase("engine"):
-            self.ensure_engine()
-        work = Path(tempfile.mkdtemp(prefix="hfdeploy-ray-check-"))
-        if not self.args.keep_workdir:
-            self.on_cleanup("remove the work folder", lambda: shutil.rmtree(work, True))
-        out = work / "deploy"
+        out = self.prepare("hfdeploy-ray-check-") / "deploy"
         with self.phase("generate"):
             gen = self.generate(out)
         with self.phase("base_image"):

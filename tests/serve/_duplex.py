@@ -26,20 +26,25 @@ def tiny_moshi() -> Any:
     return MoshiForConditionalGeneration(cfg).eval().double()
 
 
-def tiny_moshi_folder(path: Any) -> Any:
-    """The tiny Moshi saved as a Transformers folder (float32 safetensors, config, and a
-    word-level tokenizer whose ids 0-3 are special): what ``hfdeploy serve`` loads."""
+def save_moshi_folder(model: Any, path: Any) -> Any:
+    """``model`` saved as a Transformers folder (safetensors and config) with a word-level
+    tokenizer over its text vocabulary whose ids 0-3 are special: what ``hfdeploy serve``
+    loads."""
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    model = tiny_moshi().float()
     model.save_pretrained(path, safe_serialization=True)
     special = ["<unk>", "<s>", "</s>", "<pad>"]
-    vocab = {tok: i for i, tok in enumerate(special + [f"▁w{i}" for i in range(4, 48)])}
-    tok = PreTrainedTokenizerFast(
+    words = [f"▁w{i}" for i in range(len(special), model.config.vocab_size)]
+    vocab = {tok: i for i, tok in enumerate(special + words)}
+    PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<unk>")),
         unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-    )  # fmt: skip
-    tok.save_pretrained(path)
+    ).save_pretrained(path)  # fmt: skip
     return path
+
+
+def tiny_moshi_folder(path: Any) -> Any:
+    """The tiny Moshi (float32) as ``hfdeploy serve`` loads it."""
+    return save_moshi_folder(tiny_moshi().float(), path)

@@ -15,8 +15,10 @@ from hfdeploy.cli.plan import (
     RepoOpt,
     StorageClassOpt,
     parse_prefer,
+    parse_targets,
 )
 from hfdeploy.cli.scale_out import (
+    DEFAULTS,
     AutoscalerOpt,
     BenchOpt,
     GatewayOpt,
@@ -27,7 +29,6 @@ from hfdeploy.cli.scale_out import (
     scale_out_options,
 )
 from hfdeploy.model.resolve import inspect_model
-from hfdeploy.plan.destination import DEFAULT_PROMETHEUS
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.plan.result import SCALE_OUT_TARGETS, TARGETS
 from hfdeploy.render.generate import generate_deployment
@@ -57,12 +58,12 @@ def generate_command(
     repo: RepoOpt = None,
     storage_class: StorageClassOpt = None,
     prefer: PreferOpt = "cost",
-    autoscaler: AutoscalerOpt = "hpa",
-    gpu_label: GpuLabelOpt = "gfd",
+    autoscaler: AutoscalerOpt = DEFAULTS.autoscaler,
+    gpu_label: GpuLabelOpt = DEFAULTS.gpu_label,
     priority_class: PriorityClassOpt = None,
-    prometheus: PrometheusOpt = DEFAULT_PROMETHEUS,
+    prometheus: PrometheusOpt = DEFAULTS.prometheus,
     prometheus_secret: PrometheusSecretOpt = None,
-    gateway: GatewayOpt = "inference-gateway",
+    gateway: GatewayOpt = DEFAULTS.gateway,
     bench: BenchOpt = None,
     no_lock: Annotated[
         bool, typer.Option("--no-lock", help="Do not hash a local model into model.lock.json.")
@@ -72,7 +73,7 @@ def generate_command(
     """Write Dockerfile, compose, Kubernetes, KServe and Inference Endpoints files for MODEL."""
     output = Output(json_mode=json_)
     with handle_errors(json_mode=json_):
-        targets = tuple(t.strip() for t in target.split(",") if t.strip())
+        targets = parse_targets(target) or ()
         plan = plan_deployment(
             inspect_model(model), gpu=gpu, engine=engine, context=context,
             concurrency=concurrency, traffic_rps=traffic, targets=targets, registry=registry,

@@ -11,6 +11,7 @@ from rich.table import Table
 from hfdeploy.cli._output import Output, handle_errors
 from hfdeploy.cli.inspect import JsonOpt, ModelArg
 from hfdeploy.cli.scale_out import (
+    DEFAULTS,
     AutoscalerOpt,
     BenchOpt,
     GatewayOpt,
@@ -22,7 +23,6 @@ from hfdeploy.cli.scale_out import (
 )
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.resolve import inspect_model
-from hfdeploy.plan.destination import DEFAULT_PROMETHEUS
 from hfdeploy.plan.planner import plan_deployment
 from hfdeploy.plan.result import Plan
 from hfdeploy.plan.search import Prefer
@@ -187,12 +187,12 @@ def plan_command(
     repo: RepoOpt = None,
     storage_class: StorageClassOpt = None,
     prefer: PreferOpt = "cost",
-    autoscaler: AutoscalerOpt = "hpa",
-    gpu_label: GpuLabelOpt = "gfd",
+    autoscaler: AutoscalerOpt = DEFAULTS.autoscaler,
+    gpu_label: GpuLabelOpt = DEFAULTS.gpu_label,
     priority_class: PriorityClassOpt = None,
-    prometheus: PrometheusOpt = DEFAULT_PROMETHEUS,
+    prometheus: PrometheusOpt = DEFAULTS.prometheus,
     prometheus_secret: PrometheusSecretOpt = None,
-    gateway: GatewayOpt = "inference-gateway",
+    gateway: GatewayOpt = DEFAULTS.gateway,
     bench: BenchOpt = None,
     json_: JsonOpt = False,
 ) -> None:

@@ -11,10 +11,11 @@ from typing import Annotated, cast
 import typer
 
 from hfdeploy.errors import InvalidSettingError
-from hfdeploy.plan.destination import DEFAULT_PROMETHEUS, Autoscaler, GpuLabel, ScaleOut
+from hfdeploy.plan.destination import Autoscaler, GpuLabel, ScaleOut
 from hfdeploy.plan.scale_out import measured_rps
 
 __all__ = [
+    "DEFAULTS",
     "AutoscalerOpt",
     "BenchOpt",
     "GatewayOpt",
@@ -24,6 +25,9 @@ __all__ = [
     "PrometheusSecretOpt",
     "scale_out_options",
 ]
+
+#: The defaults ``plan`` and ``generate`` show: the library's own.
+DEFAULTS = ScaleOut()
 
 AutoscalerOpt = Annotated[
     str,
@@ -56,12 +60,12 @@ BenchOpt = Annotated[
 
 def scale_out_options(
     *,
-    autoscaler: str = "hpa",
-    gpu_label: str = "gfd",
+    autoscaler: str = DEFAULTS.autoscaler,
+    gpu_label: str = DEFAULTS.gpu_label,
     priority_class: str | None = None,
-    prometheus: str = DEFAULT_PROMETHEUS,
+    prometheus: str = DEFAULTS.prometheus,
     prometheus_secret: str | None = None,
-    gateway: str = "inference-gateway",
+    gateway: str = DEFAULTS.gateway,
     bench: Path | None = None,
 ) -> ScaleOut:
     """The validated options, with the bench file read.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hfdeploy.catalog.engines import EngineSpec
 from hfdeploy.catalog.gpus import GPU
@@ -62,7 +63,15 @@ def _blocked_arch(spec: EngineSpec, gpu: GPU) -> str | None:
     return None
 
 
-_Looked = tuple[GPU, SizeReport, Realtime, str | None, int]
+class _Looked(NamedTuple):
+    """One GPU looked at: a replica's estimate and step, why not (None: it holds), and the
+    conversations it holds."""
+
+    gpu: GPU
+    report: SizeReport
+    realtime: Realtime
+    why: str | None
+    sessions: int
 
 
 def _one(
@@ -86,7 +95,7 @@ def _one(
     if why is None and not rt.ok:
         why = (f"not real time: a frame step of {rt.step_ms:g} ms predicted (rtf "
                f"{rt.rtf:g}) over the {rt.frame_ms} ms frame's budget")  # fmt: skip
-    return g, report, rt, why, sessions
+    return _Looked(g, report, rt, why, sessions)
 
 
 def _replica(profile: ModelProfile, spec: EngineSpec, g: GPU, context: int | None) -> _Looked:
@@ -96,11 +105,11 @@ def _replica(profile: ModelProfile, spec: EngineSpec, g: GPU, context: int | Non
     if not spec.sizing.lockstep_sessions:
         return _one(profile, spec, g, context, spec.sizing.sessions_per_process or 1)
     best = _one(profile, spec, g, context, 1)
-    if best[3] is not None:
+    if best.why is not None:
         return best
     for n in _LADDER[1:]:
         tried = _one(profile, spec, g, context, n)
-        if tried[3] is not None:
+        if tried.why is not None:
             break
         best = tried
     return best
@@ -111,8 +120,8 @@ def _cost(sessions: int) -> Callable[[_Looked], tuple[float, float]]:
     price per conversation at capacity."""
 
     def key(x: _Looked) -> tuple[float, float]:
-        price = x[0].price_per_hour or math.inf
-        return math.ceil(sessions / x[4]) * price, price / x[4]
+        price = x.gpu.price_per_hour or math.inf
+        return math.ceil(sessions / x.sessions) * price, price / x.sessions
 
     return key
 
@@ -133,8 +142,8 @@ def duplex_placement(
     assert spec.sizing is not None
     assert profile.duplex is not None
     looked = [_replica(profile, spec, g, context) for g in candidate_gpus(gpu)]
-    able = [x for x in looked if x[3] is None and x[0].price_per_hour]
-    able = able or [x for x in looked if x[3] is None]
+    able = [x for x in looked if x.why is None and x.gpu.price_per_hour]
+    able = able or [x for x in looked if x.why is None]
     if not able:
         only = f" ({looked[0][3]})" if gpu and looked else ""
         options = [f"{g.name}: {why}" for g, _, _, why, _ in looked]

@@ -1,3 +1,4 @@
-"""hfdeploy's server for full-duplex speech models, built on Transformers' Moshi and Mimi
-classes. In progress: the lockstep LM step and the streaming Mimi decoder are here and tested;
-the WebSocket route, the frame loop and the plan's engine are not yet."""
+"""hfdeploy's server for full-duplex speech models (Moshi, Transformers' layout), built on
+Transformers' Moshi and Mimi classes: every conversation stepped together each 80 ms frame
+(``lockstep``, ``mimi_stream``, ``engine``), the frame loop (``frames``), the warm-up that
+measures the session limit (``warmup``) and the ``/api/chat`` wire format (``protocol``)."""

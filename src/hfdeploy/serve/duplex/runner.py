@@ -68,7 +68,6 @@ class DuplexRunner:
         self.frame_samples = self.engine.frame_samples
         self.sample_rate = int(self.model.audio_encoder.config.sampling_rate)
         self._out: dict[int, AudioOut] = {}
-        self.session_limit = 1
         self.limit: Any = None  # warmup.Limit, once measured
 
     # -- the frame loop's calls (model thread) ---------------------------------------------
@@ -117,8 +116,12 @@ class DuplexRunner:
         from hfdeploy.serve.duplex.warmup import session_limit
 
         self.limit = session_limit(self)
-        self.session_limit = self.limit.sessions
         log.info("session limit %d (%s)", self.limit.sessions, self.limit.source)
+
+    @property
+    def session_limit(self) -> int:
+        """Conversations taken at once: the warm-up's measure (1 before it ran)."""
+        return int(self.limit.sessions) if self.limit is not None else 1
 
     def kv_bytes_per_session(self) -> int:
         """A conversation's temporal-transformer K and V once its window is full."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hfdeploy.model.duplex import FRAME_MS
 from hfdeploy.serve.duplex.lockstep import Sampling
 
 __all__ = ["FRAME_S", "Joining", "StepResult"]
 
-#: One frame: 1,920 samples at 24 kHz.
-FRAME_S = 0.08
+#: One frame in seconds (1,920 samples at 24 kHz).
+FRAME_S = FRAME_MS / 1000
 
 
 @dataclass(frozen=True, slots=True)
