@@ -50,14 +50,19 @@ def closure(root: str, extras: set[str]) -> dict[str, str]:
 
 
 def serve_closure() -> dict[str, str]:
-    """hfdeploy[serve,ray]'s closure (the server's image and its Ray image), from
+    """hfdeploy[serve,ray,duplex]'s closure (the server's images: plain, Ray, and for
+    full-duplex speech), from
     pyproject.toml's requirements (an editable install's own metadata can lag behind them)
     through the installed distributions."""
     project = tomllib.loads((OUT.parents[3] / "pyproject.toml").read_text())["project"]
     pins: dict[str, str] = {}
     extras = project["optional-dependencies"]
-    for line in [*project["dependencies"], *extras["serve"], *extras["ray"]]:
+    lines = [*project["dependencies"], *extras["serve"], *extras["ray"], *extras["opus"],
+             *extras["duplex"]]  # fmt: skip
+    for line in lines:
         req = Requirement(line)
+        if canonicalize_name(req.name) == "hfdeploy":  # an extra naming others: listed above
+            continue
         pins |= closure(req.name, set(req.extras))
     return pins
 
@@ -65,7 +70,7 @@ def serve_closure() -> dict[str, str]:
 def main() -> int:
     pins = serve_closure()
     lines = [
-        "# hfdeploy[serve,ray]'s dependency closure at the versions its tests ran with;",
+        "# hfdeploy[serve,ray,duplex]'s dependency closure at the versions its tests ran with;",
         "# written by scripts/freeze_serve_constraints.py (Python 3.11, Linux x86-64).",
     ]
     for name, version in sorted(pins.items()):

@@ -98,7 +98,7 @@ def test_probes_use_the_health_routes_and_the_image_speaks_opus(generated: Path)
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert c["livenessProbe"]["httpGet"]["path"] == "/health"
     assert c["startupProbe"]["httpGet"]["path"] == "/ready"
-    assert "[serve,opus]" in (generated / "Dockerfile").read_text()
+    assert "[serve,duplex]" in (generated / "Dockerfile").read_text()
     compose = yaml.safe_load((generated / "compose.yaml").read_text())
     (svc,) = compose["services"].values()
     assert "/ready" in " ".join(svc["healthcheck"]["test"])

@@ -18,6 +18,7 @@ import json
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.duplex import DuplexSpec, is_kyutai_config, kyutai_files
@@ -25,6 +26,8 @@ from hfdeploy.model.duplex import DuplexSpec, is_kyutai_config, kyutai_files
 __all__ = [
     "DERIVED_DIR",
     "HF_CACHE",
+    "KYUTAI_LM_ARGS",
+    "KYUTAI_MIMI_ARGS",
     "MOSHI_CONFIG",
     "PERSONAPLEX_REPO",
     "VOICES",
@@ -44,7 +47,7 @@ PERSONAPLEX_REPO = "nvidia/personaplex-7b-v1"
 
 # The moshi package's LM arguments (models/loaders.py _lm_kwargs, 0.2.13): a --config-path
 # file replaces them whole, so every one is written.
-_LM_ARGS: dict[str, object] = {
+KYUTAI_LM_ARGS: dict[str, object] = {
     "dim": 4096, "text_card": 32000, "existing_text_padding_id": 3, "n_q": 16, "dep_q": 8,
     "card": 2048, "num_heads": 32, "num_layers": 32, "hidden_scale": 4.125, "causal": True,
     "layer_scale": None, "context": 3000, "max_period": 10000, "gating": "silu",
@@ -56,11 +59,30 @@ _LM_ARGS: dict[str, object] = {
     "delays": [0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1],
 }  # fmt: skip
 
+# The moshi package's Mimi arguments (models/loaders.py _mimi_config, 0.2.13): what a
+# Kyutai folder without ``mimi_config_name`` holds.
+_SEANET_DIM = 512
+KYUTAI_MIMI_ARGS: dict[str, Any] = {
+    "sample_rate": 24000, "channels": 1, "frame_rate": 12.5,
+    "seanet": {"channels": 1, "dimension": _SEANET_DIM, "causal": True, "n_filters": 64,
+               "n_residual_layers": 1, "activation": "ELU", "compress": 2, "dilation_base": 2,
+               "disable_norm_outer_blocks": 0, "kernel_size": 7, "residual_kernel_size": 3,
+               "last_kernel_size": 3, "norm": "none", "pad_mode": "constant",
+               "ratios": [8, 6, 5, 4], "true_skip": True},
+    "quantizer": {"dimension": 256, "n_q": 32, "bins": 2048, "input_dimension": _SEANET_DIM,
+                  "output_dimension": _SEANET_DIM},
+    "transformer": {"d_model": _SEANET_DIM, "num_heads": 8, "num_layers": 8, "causal": True,
+                    "layer_scale": 0.01, "context": 250, "conv_layout": True,
+                    "max_period": 10000, "gating": "none", "norm": "layer_norm",
+                    "positional_embedding": "rope", "dim_feedforward": 2048,
+                    "input_dimension": _SEANET_DIM, "output_dimensions": [_SEANET_DIM]},
+}  # fmt: skip
+
 
 def moshi_lm_config(spec: DuplexSpec, *, lm_file: str, codec_file: str, tokenizer: str) -> str:
     """Kyutai's ``--config-path`` file for this model's shape: the package's arguments with
     the shape read from the model, and its file names."""
-    args = dict(_LM_ARGS) | {
+    args = dict(KYUTAI_LM_ARGS) | {
         "dim": spec.dim, "num_layers": spec.layers, "num_heads": spec.heads,
         "context": spec.context_frames, "n_q": spec.codebooks, "dep_q": spec.dep_q,
         "depformer_dim": spec.depformer_dim, "depformer_num_layers": spec.depformer_layers,

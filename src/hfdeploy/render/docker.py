@@ -47,7 +47,7 @@ def dockerfile(plan: Plan) -> str:
     non-root, ``ENTRYPOINT ["hfdeploy"]`` with the plan's ``serve`` arguments as ``CMD``."""
     wheel = WHEEL.removeprefix("dist/")
     # A full-duplex model's reference clients speak Ogg-Opus: sphn (with its own libopus).
-    extras = "serve,opus" if plan.profile.duplex is not None else "serve"
+    extras = "serve,duplex" if plan.profile.duplex is not None else "serve"
     # On CPU, torch's CPU build first (alone: its index may not carry the pinned versions
     # of torch's own dependencies, which then come from PyPI under the constraints). The
     # index is a build argument: a mirror or a local index where download.pytorch.org is

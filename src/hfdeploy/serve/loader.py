@@ -37,7 +37,7 @@ def preflight(settings: ServeSettings) -> tuple[Path, ModelProfile, str]:
     folder = model_folder(settings)
     profile = inspect_model(str(folder), environ={"HF_HUB_OFFLINE": "1"})
     check_weights(profile, settings)
-    check_duplex(profile)
+    check_duplex(folder, profile)
     return folder, profile, resolve_task(profile, settings)
 
 

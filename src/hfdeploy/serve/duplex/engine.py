@@ -24,7 +24,7 @@ __all__ = ["DuplexEngine", "FrameOutput"]
 class FrameOutput:
     """A conversation's frame: its text token and audio samples (None at warm-up)."""
 
-    text: int
+    text: int | None
     audio: Any
 
 

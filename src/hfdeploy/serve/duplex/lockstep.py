@@ -8,11 +8,15 @@ settings and noise drawn from a generator seeded by (the row's seed, its frame, 
 stream), never the global RNG. So a conversation's tokens do not depend on which other
 conversations are stepped beside it; batching changes the cost, not the answers.
 
-Token layout (Moshi's acoustic delay): text and codebook 0 are not delayed; codebooks
-1..K-1 of both audio streams are one frame late. Step ``s`` takes the user's codebook 0 of
-frame ``s`` and codebooks 1..K-1 of frame ``s - 1``. It gives the text token and codebook 0
-of frame ``s + 1``, and codebooks 1..K-1 of frame ``s``. Frame ``s``'s codes are complete
-after step ``s``; step 0 has no frame to give (warm-up).
+Token layout (Moshi's acoustic delay, as Kyutai's ``LMGen`` steps it): text and codebook 0
+are not delayed; codebooks 1..K-1 of both audio streams are one frame late. Step ``s``
+takes what step ``s - 1`` gave (text, codebooks 0..K-1), the user's codebook 0 of frame
+``s`` and the user's codebooks 1..K-1 of frame ``s - 1``; it gives the text token and
+codebook 0 of frame ``s``, and codebooks 1..K-1 of frame ``s - 1``. A stream whose value
+would come from before the first frame takes the initial token instead: everything at
+step 0 (so the user's frame 0 is never read), the delayed codebooks at step 1. A frame's
+codes are complete, and sent with its text token, one step after its codebook 0: step 0
+gives nothing (warm-up).
 """
 
 from __future__ import annotations
@@ -48,9 +52,9 @@ class Sampling:
 
 @dataclass(frozen=True, slots=True)
 class StepOutput:
-    """One row's step: its text token, and its frame's audio codes (None at warm-up)."""
+    """One row's step: its frame's text token and audio codes (both None at warm-up)."""
 
-    text: int
+    text: int | None
     codes: list[int] | None
 
 
@@ -153,6 +157,9 @@ class LockstepLM:
         user = user_codes.to(self._device).long()
         prev = torch.tensor([r.user_prev for r in self.rows], device=self._device)
         delayed_user = delayed(user, prev)
+        first = [i for i, r in enumerate(self.rows) if r.frame == 0]
+        if first:  # step 0 reads no frame (Kyutai's LMGen: every stream initial)
+            delayed_user[first] = self.audio_start
         text = torch.tensor([[r.text] for r in self.rows], device=self._device)
         moshi = torch.tensor([r.moshi for r in self.rows], device=self._device)
         if self._cache is None:
@@ -180,15 +187,17 @@ class LockstepLM:
             ids = self._sample(o.logits[:, -1], [x.temp for x in s], [x.top_k for x in s],
                                stream=1 + book)[:, None]  # fmt: skip
             codes.append(ids[:, 0])
-        # cb0 of the next frame, cb1.. of this one; to the host once (not a sync per token).
+        # cb0 of this frame, cb1.. of the last; to the host once (not a sync per token).
         produced = torch.stack(codes, dim=1).tolist()
         texts, users = text_next.tolist(), user.tolist()
         results = []
         for i, row in enumerate(self.rows):
-            frame_codes = None
-            if row.frame > 0:  # cb0 came from the previous step (this step's input)
-                frame_codes = [row.moshi[0], *produced[i][1:]]
-            results.append(StepOutput(texts[i], frame_codes))
+            if row.frame == 0:  # cb1.. of frame -1 and the user's frame 0: never read
+                results.append(StepOutput(None, None))
+                produced[i][1:] = [self.audio_start] * (k - 1)
+                users[i] = [self.audio_start] * k
+            else:  # the last frame: its text and cb0 from the last step, cb1.. from this one
+                results.append(StepOutput(row.text, [row.moshi[0], *produced[i][1:]]))
             row.text, row.moshi, row.user_prev = texts[i], produced[i], users[i]
             row.frame += 1
         return results

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from hfdeploy.errors import ModelLoadError
+from hfdeploy.model.duplex import KyutaiFiles, kyutai_files
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.serve.duplex.engine import DuplexEngine, FrameOutput
+from hfdeploy.serve.duplex.kyutai import SentencePieceText, check_kyutai, load_kyutai
 from hfdeploy.serve.duplex.protocol import AudioOut
 from hfdeploy.serve.duplex.step import FRAME_S, Joining, StepResult
 from hfdeploy.serve.runtime import load_kwargs
@@ -25,44 +27,54 @@ log = logging.getLogger("hfdeploy.serve")
 DUPLEX_TASK = "audio-to-audio"
 
 
-def check_duplex(profile: ModelProfile) -> None:
-    """Refuse, before the port is bound, a duplex folder this server cannot load."""
-    spec = profile.duplex
-    if spec is not None and spec.layout != "transformers":
+def _kyutai(folder: Path) -> KyutaiFiles | None:
+    return kyutai_files(p.name for p in folder.iterdir() if p.is_file())
+
+
+def check_duplex(folder: Path, profile: ModelProfile) -> None:
+    """Refuse, before the port is bound, a duplex folder this server cannot load (a Kyutai
+    layout with what Transformers' Moshi classes do not have)."""
+    files = _kyutai(folder) if profile.duplex is not None else None
+    if files is not None:
+        check_kyutai(folder, files)
+
+
+def _transformers_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as e:
         raise ModelLoadError(
-            profile.location,
-            "this is a Kyutai-layout folder (the LM, Mimi and SentencePiece files); "
-            "hfdeploy serve runs the Transformers layout of Moshi",
-            hint="Use a Transformers-format Moshi folder (Transformers' Moshi conversion "
-            "script writes one), or deploy this one on the reference server: `hfdeploy "
-            "generate` plans it for Kyutai's files.",
-        )
+            str(folder), f"no text tokenizer the server can load ({e})",
+            hint="The folder needs the model's tokenizer files (tokenizer.json) to send "
+            "its text tokens.",
+        ) from e  # fmt: skip
 
 
 class DuplexRunner:
-    """Transformers' ``MoshiForConditionalGeneration`` and its tokenizer, stepped in lockstep."""
+    """Transformers' ``MoshiForConditionalGeneration`` and its tokenizer, stepped in lockstep:
+    from a Transformers folder, or from Kyutai's files (:mod:`hfdeploy.serve.duplex.kyutai`)."""
 
     task = DUPLEX_TASK
     max_input_tokens = 0
 
     def __init__(self, folder: Path, settings: ServeSettings, profile: ModelProfile) -> None:
         import torch
-        from transformers import AutoTokenizer, MoshiForConditionalGeneration
+        from transformers import MoshiForConditionalGeneration
 
         self._torch = torch
         self.settings = settings
         self.threads = torch.get_num_threads()  # as setup_torch set them for this thread
         kwargs = load_kwargs(settings, profile)
-        model = MoshiForConditionalGeneration.from_pretrained(str(folder), **kwargs)
-        self.model = model.to(settings.device).eval()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(
-                str(folder), f"no text tokenizer the server can load ({e})",
-                hint="The folder needs the model's tokenizer files (tokenizer.json) to send "
-                "its text tokens.",
-            ) from e  # fmt: skip
+        files = _kyutai(folder)
+        if files is not None:  # checked: it has a text tokenizer
+            self.model = load_kyutai(folder, files, dtype=kwargs["dtype"], device=settings.device)
+            self.tokenizer: Any = SentencePieceText(folder / str(files.text_tokenizer))
+        else:
+            model = MoshiForConditionalGeneration.from_pretrained(str(folder), **kwargs)
+            self.model = model.to(settings.device).eval()
+            self.tokenizer = _transformers_tokenizer(folder)
         self._special = set(self.tokenizer.all_special_ids)
         self.engine = DuplexEngine(self.model)
         self.frame_samples = self.engine.frame_samples
@@ -102,7 +114,7 @@ class DuplexRunner:
 
     def _result(self, key: int, out: FrameOutput) -> StepResult:
         text = None
-        if out.text not in self._special:
+        if out.text is not None and out.text not in self._special:
             piece = self.tokenizer.convert_ids_to_tokens(out.text)
             text = piece.replace("▁", " ") if isinstance(piece, str) else None
         audio = (b"" if out.audio is None
