@@ -23,9 +23,10 @@ from tests._synthetic import kyutai_checkpoint
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("duplex-gen")
     out = {}
+    # Kyutai's reference server for moshiko (asked: hfdeploy's own is the default).
     for variant, dest in (("personaplex", {"registry": "registry.example.com/team",
                                             "storage_class": "efs-sc"}),
-                          ("moshiko", {})):  # fmt: skip
+                          ("moshiko", {"engine": "moshi"})):  # fmt: skip
         model = kyutai_checkpoint(root / variant, variant, voices=variant == "personaplex")
         plan = plan_deployment(inspect_model(str(model)), gpu="h100", concurrency=3, **dest)
         generate_deployment(plan, root / f"{variant}-deploy", lock=False)

@@ -1,5 +1,5 @@
-"""hfdeploy's own server as the engine for a Moshi in the Transformers layout: chosen by
-default (the reference servers load Kyutai's layout only), several conversations per GPU
+"""hfdeploy's own server as the engine for Moshi (Transformers' layout or Kyutai's): chosen
+by default (the reference server holds one conversation per process), several per GPU
 from the frame step, ``--max-sessions`` in the command, and files shaped for a server that
 has health routes and steps its conversations together."""
 
@@ -61,13 +61,20 @@ def test_transformers_layout_gets_hfdeploy_with_several_sessions(moshi: ModelPro
     assert "Kyutai's layout" in rejected["moshi"]
 
 
-def test_each_layout_refuses_the_other_server(moshi: ModelProfile, tmp_path: Path) -> None:
-    with pytest.raises(InvalidSettingError, match="Kyutai's layout"):
+def test_each_server_loads_what_it_can(moshi: ModelProfile, tmp_path: Path) -> None:
+    """hfdeploy's server loads Moshi in either layout and is preferred; Kyutai's reference
+    server loads Kyutai's files only; PersonaPlex runs on its own."""
+    with pytest.raises(InvalidSettingError, match="moshi's server loads Kyutai's layout"):
         plan_deployment(moshi, engine="moshi", gpu="h100")
     kyutai = inspect_model(str(kyutai_checkpoint(tmp_path / "k", "moshiko")))
-    with pytest.raises(InvalidSettingError, match="Transformers layout"):
-        plan_deployment(kyutai, engine="hfdeploy", gpu="h100")
-    assert plan_deployment(kyutai, gpu="h100").engine.name == "moshi"
+    plan = plan_deployment(kyutai, gpu="h100", concurrency=20)
+    assert plan.engine.name == "hfdeploy" and plan.to_dict()["scaling"]["sessions_per_replica"] >= 8
+    assert "one conversation per process" in dict(plan.rejected)["moshi"]
+    assert plan_deployment(kyutai, engine="moshi", gpu="h100").engine.name == "moshi"
+    persona = inspect_model(str(kyutai_checkpoint(tmp_path / "p", "personaplex")))
+    with pytest.raises(InvalidSettingError, match="runs on personaplex"):
+        plan_deployment(persona, engine="hfdeploy", gpu="h100")
+    assert plan_deployment(persona, gpu="h100").engine.name == "personaplex"
 
 
 def test_the_plans_session_route_is_the_servers(moshi: ModelProfile) -> None:

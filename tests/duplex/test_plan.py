@@ -90,7 +90,7 @@ def test_commands_read_every_file_from_the_volume(profiles: dict[str, ModelProfi
     assert "--ssl" not in args and "--hf-repo" not in args
     assert pp.command.env["HF_HUB_OFFLINE"] == "1"
     assert pp.command.env["HF_HUB_CACHE"] == "/repository/.hfdeploy/hf-cache"
-    mk = plan_deployment(profiles["moshiko"], gpu="h100")
+    mk = plan_deployment(profiles["moshiko"], gpu="h100", engine="moshi")
     margs = list(mk.command.args)
     assert margs[margs.index("--config-path") + 1] == "/repository/.hfdeploy/moshi-config.json"
     assert margs[margs.index("--host") + 1] == "0.0.0.0"

@@ -37,7 +37,7 @@ def _size_json(folder: Path, *args: str) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     ("name", "engine", "lm_params", "codecs"),
-    [("personaplex", "personaplex", 8_371_408_896, 2), ("moshiko", "moshi", 7_687_729_152, 1)],
+    [("personaplex", "personaplex", 8_371_408_896, 2), ("moshiko", "hfdeploy", 7_687_729_152, 1)],
 )
 def test_one_session(folders: dict[str, Path], name: str, engine: str, lm_params: int,
                      codecs: int) -> None:  # fmt: skip

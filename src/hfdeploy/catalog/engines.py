@@ -27,6 +27,7 @@ __all__ = [
     "StaticFraction",
     "default_engine",
     "duplex_engine",
+    "duplex_servers",
     "engine_catalog",
     "engines_envelope",
     "find_engine",
@@ -434,9 +435,16 @@ def engines_envelope() -> Envelope:
     )
 
 
+def duplex_servers(variant: str, layout: str) -> tuple[str, ...]:
+    """The servers that load a full-duplex checkpoint, the preferred first: hfdeploy's for
+    Moshi in either layout (it steps many conversations a frame), Kyutai's reference server
+    for Kyutai's files too; PersonaPlex's own for PersonaPlex (its persona prompts and its
+    depth transformer over both streams are not in Transformers' classes)."""
+    if variant == "personaplex":
+        return ("personaplex",)
+    return ("hfdeploy", "moshi") if layout == "kyutai" else ("hfdeploy",)
+
+
 def duplex_engine(variant: str, layout: str) -> str:
-    """The server that loads a full-duplex checkpoint: hfdeploy's for Transformers' Moshi
-    layout, else the reference server of its variant (Kyutai's files)."""
-    if layout == "transformers" and variant == "moshi":
-        return "hfdeploy"
-    return "personaplex" if variant == "personaplex" else "moshi"
+    """The preferred server for a full-duplex checkpoint (:func:`duplex_servers`)."""
+    return duplex_servers(variant, layout)[0]

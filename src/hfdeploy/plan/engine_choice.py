@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hfdeploy.catalog.engines import EngineSpec, duplex_engine, engine_catalog, find_engine
+from hfdeploy.catalog.engines import EngineSpec, duplex_servers, engine_catalog, find_engine
 from hfdeploy.errors import InvalidSettingError
 from hfdeploy.model.profile import ModelProfile
 
@@ -81,26 +81,27 @@ def _asked(p: ModelProfile, asked: str) -> EngineChoice:
             f"it does not serve {task} ({kind}) models",
             hint="Let `hfdeploy plan` choose (no --engine), or pick one of: " + ", ".join(able),
         )
-    if p.duplex is not None and e.name != _duplex_server(p):
+    if p.duplex is not None and e.name not in (able := _duplex_servers(p)):
         raise InvalidSettingError(
             "engine", asked,
             f"a {p.duplex.variant} checkpoint in the {p.duplex.layout} layout "
-            f"({p.duplex.dep_q} depformer steps) runs on {_duplex_server(p)}'s server: "
-            f"{e.name}'s loads " + _loads(e.name),
-            hint=f"Use --engine {_duplex_server(p)}, or let `hfdeploy plan` choose.",
+            f"({p.duplex.dep_q} depformer steps) runs on {' or '.join(able)}: "
+            f"{e.name}'s server loads " + _loads(e.name),
+            hint=f"Use --engine {able[0]}, or let `hfdeploy plan` choose.",
         )  # fmt: skip
     return EngineChoice(e, [f"asked for with --engine {e.name}"], [])
 
 
-def _duplex_server(p: ModelProfile) -> str:
+def _duplex_servers(p: ModelProfile) -> tuple[str, ...]:
     assert p.duplex is not None
-    return duplex_engine(p.duplex.variant, p.duplex.layout)
+    return duplex_servers(p.duplex.variant, p.duplex.layout)
 
 
 def _loads(engine: str) -> str:
     """What each full-duplex server loads (why it cannot load another checkpoint)."""
     return {
-        "hfdeploy": "the Transformers layout of Moshi (config.json, MoshiForConditionalGeneration)",
+        "hfdeploy": "Moshi in either layout (Transformers' MoshiForConditionalGeneration, or "
+        "Kyutai's LM, Mimi and SentencePiece files; 8 depformer steps)",
         "moshi": "Kyutai's layout of Moshi (the LM, Mimi and SentencePiece files; 8 depformer "
         "steps)",
         "personaplex": "Kyutai's layout with PersonaPlex's 16 depformer steps and prompts",
@@ -117,9 +118,12 @@ def _duplex(p: ModelProfile, *, cpu: bool) -> EngineChoice:
             "measures it)",
             hint="Pass --gpu (e.g. --gpu H100), or none to let the plan choose one.",
         )  # fmt: skip
-    name = _duplex_server(p)
-    rejected = [(n, "loads " + _loads(n)) for n in ("hfdeploy", "moshi", "personaplex")
-                if n != name]  # fmt: skip
+    able = _duplex_servers(p)
+    name = able[0]
+    rejected = [
+        (n, "holds one conversation per process" if n in able else "loads " + _loads(n))
+        for n in ("hfdeploy", "moshi", "personaplex") if n != name
+    ]  # fmt: skip
     rejected.append(("vllm", "no full-duplex session serving (a WebSocket conversation)"))
     assert p.duplex is not None
     if name == "hfdeploy":
