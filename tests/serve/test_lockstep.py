@@ -80,19 +80,28 @@ def test_user_codes_must_match_the_rows(model: MoshiForConditionalGeneration) ->
         lm.step(torch.zeros(2, 4, dtype=torch.long))
 
 
-def test_the_delayed_layout_is_transformers_own(model: MoshiForConditionalGeneration) -> None:
-    from hfdeploy.serve.duplex.lockstep import delayed
-
+def test_the_delayed_layout_is_transformers_own_past_the_start(
+    model: MoshiForConditionalGeneration,
+) -> None:
+    """A step's user input: from step 2 on, Transformers' own delay pattern (codebook 0 of
+    this frame, 1..K-1 of the last); steps 0 and 1 read the initial token where LMGen does
+    (everywhere, then in the delayed codebooks)."""
     frames = 5
     codes = torch.stack([_user(7, f) for f in range(frames)], dim=1)[None]  # [1, K, T]
     bos = model.config.audio_vocab_size
     want, _ = model.build_delay_pattern_mask(codes, bos_token_id=bos, pad_token_id=-2,
                                              max_length=frames + 1)  # fmt: skip
-    previous = torch.full((1, 4), bos)
+    lm = LockstepLM(model)
+    lm.join(Sampling(temp=0.0, temp_text=0.0))
     for f in range(frames):
-        step_input = delayed(codes[..., f], previous)
-        assert step_input[0].tolist() == want[0, :, f].tolist(), f
-        previous = codes[..., f]
+        _, _, users = lm._inputs(codes[..., f].tolist())
+        if f == 0:
+            assert users[0] == [bos] * 4
+        elif f == 1:
+            assert users[0] == [int(codes[0, 0, 1])] + [bos] * 3
+        else:
+            assert users[0] == want[0, :, f].tolist(), f
+        lm.step(codes[..., f])
 
 
 def test_a_rows_top_k_holds_beside_a_wider_one(model: MoshiForConditionalGeneration) -> None:

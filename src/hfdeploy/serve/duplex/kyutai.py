@@ -111,15 +111,10 @@ def _check_args(folder: Path, lm: dict[str, Any]) -> None:
     if lm.get("norm") not in ("rms_norm_f32", "rms_norm") or lm.get("layer_scale") is not None:
         raise _refuse(folder, f"norm={lm.get('norm')!r}, layer_scale={lm.get('layer_scale')!r}")
     dep_q, n_q = int(lm["dep_q"]), int(lm["n_q"])
-    if dep_q == n_q:
-        raise _refuse(
-            folder,
-            f"a depth transformer that predicts the user's codebooks too "
-            f"({dep_q} steps for {n_q} codebooks, as PersonaPlex's does)",
-        )
-    delays = [0] + ([0] + [1] * (dep_q - 1)) * 2
-    if n_q != 2 * dep_q or list(lm["delays"]) != delays:
-        raise _refuse(folder, f"{n_q} codebooks with delays {lm['delays']}")
+    half = n_q // 2  # the model's codebooks and the user's
+    delays = [0] + ([0] + [1] * (half - 1)) * 2
+    if n_q % 2 or dep_q not in (half, n_q) or list(lm["delays"]) != delays:
+        raise _refuse(folder, f"{n_q} codebooks, {dep_q} depth steps, delays {lm['delays']}")
 
 
 def check_kyutai(folder: Path, files: KyutaiFiles) -> None:
@@ -158,7 +153,9 @@ def moshi_config(folder: Path, lm: dict[str, Any], mimi: dict[str, Any]) -> Any:
     from transformers import MoshiConfig
 
     _check_args(folder, lm)
-    dep_q = int(lm["dep_q"])
+    # The depth steps over the model's codebooks; PersonaPlex's over the user's too are not
+    # loaded: their tokens are always replaced by what the user sent (lm_state).
+    dep_q = int(lm["n_q"]) // 2
     dim, heads, dep_dim = int(lm["dim"]), int(lm["num_heads"]), int(lm["depformer_dim"])
     dep_ff = lm.get("depformer_dim_feedforward") or int(lm["hidden_scale"] * dep_dim)
     eps = 1e-8 if lm["norm"] == "rms_norm_f32" else 1e-5
@@ -285,12 +282,43 @@ _LM_NAMES = [  # Kyutai's name pattern -> Transformers' (temporal transformer an
 ]
 
 
+_LEGACY = {"in_proj_weight": "in_projs", "in_proj.weight": "in_projs", "out_proj.weight": "out_projs"}
+
+
+def _split_legacy(state: dict[str, Any]) -> None:
+    """Older checkpoints' attention names (one ``in_proj_weight`` for every depth step) as
+    the current ones (``in_projs.{step}.weight``), in place."""
+    for name in list(state):
+        head, _, leaf = name.rpartition(".self_attn.")
+        if leaf not in _LEGACY:
+            continue
+        w = state.pop(name)
+        per_step = (3 if leaf.startswith("in_proj") else 1) * w.shape[1]
+        for i, part in enumerate(w.view(w.shape[0] // per_step, per_step, w.shape[1])):
+            state[f"{head}.self_attn.{_LEGACY[leaf]}.{i}.weight"] = part
+
+
+def _drop_user_depth_steps(state: dict[str, Any], steps: int) -> None:
+    """PersonaPlex's depth steps past the model's codebooks (the user's): their samples are
+    always replaced by the user's own tokens, so they are not loaded."""
+    pattern = re.compile(
+        r"^(depformer_in|linears|depformer\.layers\.\d+\.(gating|self_attn\.(in|out)_projs))"
+        r"\.(\d+)\.|^depformer_emb\.(\d+)\."
+    )
+    for name in list(state):
+        m = pattern.match(name)
+        if m and (int(m[4]) >= steps if m[4] is not None else int(m[5]) >= steps - 1):
+            del state[name]
+
+
 def lm_state(state: dict[str, Any], config: Any) -> dict[str, Any]:
     """Kyutai's LM tensors under Transformers' names (``state`` is consumed)."""
     import torch
 
     out: dict[str, Any] = {}
     heads, dep_q = int(config.num_attention_heads), int(config.num_codebooks)
+    _split_legacy(state)
+    _drop_user_depth_steps(state, dep_q)
     for i in range(int(config.num_hidden_layers)):
         pre, new = f"transformer.layers.{i}.self_attn.", f"decoder.model.layers.{i}.self_attn."
         q, k, v = _qkv(state.pop(pre + "in_projs.0.weight"), heads)
@@ -353,6 +381,7 @@ def mimi_state(state: dict[str, Any], config: Any) -> dict[str, Any]:
     """Kyutai's Mimi tensors under the names of Transformers' ``MimiModel`` (consumed)."""
     out: dict[str, Any] = {}
     heads = int(config.num_attention_heads)
+    _split_legacy(state)
     for name in list(state):
         t = state.pop(name)
         new = name
