@@ -42,7 +42,11 @@ class FakeRunner:
         self.resets += 1
 
     def step(
-        self, joins: list[Joining], leaves: list[int], frames: dict[int, Any]
+        self,
+        joins: list[Joining],
+        leaves: list[int],
+        frames: dict[int, Any],
+        formats: dict[int, str] | None = None,
     ) -> dict[int, StepResult]:
         for key in leaves:
             self.batch.remove(key)  # raises on a key the engine does not hold
@@ -53,7 +57,7 @@ class FakeRunner:
         self.steps += 1
         if self.steps == self.fail_at:
             raise RuntimeError("CUDA error: an illegal memory access")
-        return {k: StepResult(" w", b"\x01" + bytes(2 * FRAME)) for k in frames}
+        return {k: StepResult(" w", (b"\x01" + bytes(2 * FRAME),)) for k in frames}
 
 
 def _metric(registry: CollectorRegistry, name: str, reason: str) -> float:

@@ -159,7 +159,7 @@ def test_text_tokens_are_sentencepiece_pieces() -> None:
     ("change", "said"),
     [
         ({"depformer_multi_linear": False}, "depformer_multi_linear=False"),
-        ({"dep_q": 8, "n_q": 8}, "predicts the user's codebooks too"),
+        ({"dep_q": 3}, "3 depth steps"),
         ({"delays": [0, 1, 1, 1, 1, 0, 1, 1, 1]}, "delays"),
         ({"conditioners": {"control": {}}}, "conditioners"),
     ],

@@ -436,12 +436,12 @@ def engines_envelope() -> Envelope:
 
 
 def duplex_servers(variant: str, layout: str) -> tuple[str, ...]:
-    """The servers that load a full-duplex checkpoint, the preferred first: hfdeploy's for
-    Moshi in either layout (it steps many conversations a frame), Kyutai's reference server
-    for Kyutai's files too; PersonaPlex's own for PersonaPlex (its persona prompts and its
-    depth transformer over both streams are not in Transformers' classes)."""
+    """The servers that load a full-duplex checkpoint, the preferred first: hfdeploy's
+    (it steps many conversations a frame) for Moshi in either layout and for PersonaPlex,
+    then the reference server that loads Kyutai's files (Kyutai's for Moshi, NVIDIA's for
+    PersonaPlex)."""
     if variant == "personaplex":
-        return ("personaplex",)
+        return ("hfdeploy", "personaplex")
     return ("hfdeploy", "moshi") if layout == "kyutai" else ("hfdeploy",)
 
 

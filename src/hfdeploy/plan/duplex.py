@@ -87,7 +87,8 @@ def _one(
                     context_frames=report.estimate.settings.context,
                     codec_instances=spec.sizing.codec_instances,
                     mode="eager" if lockstep else "cuda-graphs",
-                    sampled_per_row=lockstep)  # fmt: skip
+                    sampled_per_row=lockstep,
+                    depth_steps=profile.duplex.codebooks // 2 if lockstep else None)  # fmt: skip
     why = _blocked_arch(spec, g)
     if why is None and not report.fits[0].fits:
         why = (f"{report.estimate.total_bytes / 2**30:.1f} GiB per replica over its "

@@ -81,13 +81,13 @@ def _asked(p: ModelProfile, asked: str) -> EngineChoice:
             f"it does not serve {task} ({kind}) models",
             hint="Let `hfdeploy plan` choose (no --engine), or pick one of: " + ", ".join(able),
         )
-    if p.duplex is not None and e.name not in (able := _duplex_servers(p)):
+    if p.duplex is not None and e.name not in (servers := _duplex_servers(p)):
         raise InvalidSettingError(
             "engine", asked,
             f"a {p.duplex.variant} checkpoint in the {p.duplex.layout} layout "
-            f"({p.duplex.dep_q} depformer steps) runs on {' or '.join(able)}: "
+            f"({p.duplex.dep_q} depformer steps) runs on {' or '.join(servers)}: "
             f"{e.name}'s server loads " + _loads(e.name),
-            hint=f"Use --engine {able[0]}, or let `hfdeploy plan` choose.",
+            hint=f"Use --engine {servers[0]}, or let `hfdeploy plan` choose.",
         )  # fmt: skip
     return EngineChoice(e, [f"asked for with --engine {e.name}"], [])
 
@@ -101,7 +101,7 @@ def _loads(engine: str) -> str:
     """What each full-duplex server loads (why it cannot load another checkpoint)."""
     return {
         "hfdeploy": "Moshi in either layout (Transformers' MoshiForConditionalGeneration, or "
-        "Kyutai's LM, Mimi and SentencePiece files; 8 depformer steps)",
+        "Kyutai's LM, Mimi and SentencePiece files) and PersonaPlex",
         "moshi": "Kyutai's layout of Moshi (the LM, Mimi and SentencePiece files; 8 depformer "
         "steps)",
         "personaplex": "Kyutai's layout with PersonaPlex's 16 depformer steps and prompts",
@@ -128,7 +128,7 @@ def _duplex(p: ModelProfile, *, cpu: bool) -> EngineChoice:
     assert p.duplex is not None
     if name == "hfdeploy":
         reasons = [
-            f"full-duplex speech (Moshi, {p.duplex.layout} layout): hfdeploy serve steps "
+            f"full-duplex speech ({p.duplex.variant}, {p.duplex.layout} layout): hfdeploy serve steps "
             "every conversation of a replica together, so a GPU holds several (the reference "
             "servers hold one per process)"
         ]

@@ -91,11 +91,15 @@ def frame_step(
     element_bytes: float = 2.0,
     mode: str = "cuda-graphs",
     sampled_per_row: bool = False,
+    depth_steps: int | None = None,
 ) -> Realtime:
     """The predicted frame step of ``batch`` sessions in lockstep on one ``gpu``, with every
     session's ring buffer full (the worst case, reached after ``context_frames`` frames).
     ``sampled_per_row``: each conversation's tokens are drawn on their own (hfdeploy's
-    engine: a text token and ``dep_q`` codes per conversation, :data:`SAMPLE_ROW_MS` each)."""
+    engine: a text token and ``dep_q`` codes per conversation, :data:`SAMPLE_ROW_MS` each).
+    ``depth_steps``: the depformer steps run, when not all ``dep_q`` (hfdeploy's engine runs
+    PersonaPlex's over the model's codebooks only)."""
+    steps = depth_steps or spec.dep_q
     frames = context_frames or spec.context_frames
     eff = decode_efficiency("memory-bound", spec.dim)
     bw = gpu.bandwidth_gbps * 1e9 * eff  # bytes per second reached
@@ -103,18 +107,18 @@ def frame_step(
     temporal = (_bytes(_temporal_params(spec), element_bytes) + kv) / bw * 1000
     _, per_step = _depformer_params(spec)
     floor = DEPFORMER_STEP_FLOOR_MS.get(mode, DEPFORMER_STEP_FLOOR_MS["eager"])
-    depformer = spec.dep_q * max(_bytes(per_step, element_bytes) / bw * 1000, floor)
+    depformer = steps * max(_bytes(per_step, element_bytes) / bw * 1000, floor)
     codec = codec_instances * CODEC_MS * (1 + 0.1 * (batch - 1))
-    sampling = batch * (1 + spec.dep_q) * SAMPLE_ROW_MS if sampled_per_row else 0.0
+    sampling = batch * (1 + steps) * SAMPLE_ROW_MS if sampled_per_row else 0.0
     step = temporal + depformer + codec + sampling
     rtf = step / FRAME_MS
     basis = (
         f"temporal transformer: weights + {batch} x KV ring buffer ({frames:,} frames) over "
         f"{gpu.bandwidth_gbps:,.0f} GB/s x {eff} (measured decode efficiency); depformer: "
-        f"{spec.dep_q} steps at max(bytes, {floor} ms launch floor, prior); Mimi: "
+        f"{steps} steps at max(bytes, {floor} ms launch floor, prior); Mimi: "
         f"{codec_instances} x {CODEC_MS} ms (prior); "
         + (
-            f"sampling: {batch} x {1 + spec.dep_q} tokens at {SAMPLE_ROW_MS} ms (prior); "
+            f"sampling: {batch} x {1 + steps} tokens at {SAMPLE_ROW_MS} ms (prior); "
             if sampled_per_row
             else ""
         )

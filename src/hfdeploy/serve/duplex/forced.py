@@ -57,7 +57,9 @@ def _delays(k: int) -> list[int]:
     return [0] + ([0] + [1] * (k - 1)) * 2
 
 
-def forced_tokens(frames: Sequence[ForcedFrame], k: int, replay: Replay | None = None) -> ForcedTokens:
+def forced_tokens(
+    frames: Sequence[ForcedFrame], k: int, replay: Replay | None = None
+) -> ForcedTokens:
     """The positions of ``frames`` taken one per call from the conversation's start, after
     ``replay`` when given (its steps first, then its ring's last two positions)."""
     out = ForcedTokens()

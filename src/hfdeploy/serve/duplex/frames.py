@@ -1,12 +1,13 @@
 """The frame loop: one lockstep step every 80 ms for every open conversation.
 
 A conversation (:class:`Session`) joins the batch at the first step after its first whole
-frame of audio arrives, and leaves at the first step after it ends. Each step takes one
-frame from every conversation's inbox (silence, counted, when a client's frame is late)
-and puts each answer in the conversation's outbox. Both are bounded, so that no client
-can stall the step for the others: a client that sends faster than real time loses its
-oldest frames (counted), and one that stops reading is closed with an error once its
-outbox is full (counted).
+frame of audio arrives (one with a persona prompt at once: its prompt is stepped first, and
+its handshake is sent when the prompt is over), and leaves at the first step after it
+ends. Each step takes one frame from every conversation's inbox (silence, counted, when a
+client's frame is late) and puts each answer in the conversation's outbox. Both are
+bounded, so that no client can stall the step for the others: a client that sends faster
+than real time loses its oldest frames (counted), and one that stops reading is closed
+with an error once its outbox is full (counted).
 
 Steps run on one model thread, in order. The schedule is fixed to the clock (step ``k``
 at ``start + k * 80 ms``); a step that ends past the next one's time is counted late, and
@@ -24,9 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from hfdeploy.serve.duplex.forced import ForcedTokens
 from hfdeploy.serve.duplex.lockstep import Sampling
 from hfdeploy.serve.duplex.metrics import DuplexMetrics
-from hfdeploy.serve.duplex.protocol import TEXT
+from hfdeploy.serve.duplex.protocol import HANDSHAKE, TEXT
 from hfdeploy.serve.duplex.runner import DuplexRunner
 from hfdeploy.serve.duplex.step import FRAME_S, Joining, StepResult
 
@@ -48,6 +50,8 @@ class Session:
 
     key: int
     sampling: Sampling
+    #: The persona prompt's forced tokens (PersonaPlex), stepped before the handshake.
+    forced: ForcedTokens | None = None
     opened: float = field(default_factory=time.monotonic)
     audio_format: str | None = None
     inbox: deque[Any] = field(default_factory=lambda: deque(maxlen=INBOX_FRAMES))
@@ -55,6 +59,10 @@ class Session:
         default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_MESSAGES)
     )
     joined: bool = False
+    #: Stepped on its prompt: no audio taken from it yet.
+    prompting: bool = False
+    #: The audio format the runner has (given at the join, or learnt later).
+    format_given: bool = False
     #: Set when the server ends the conversation: (WebSocket close code, reason).
     ended: tuple[int, str] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -86,13 +94,15 @@ class FrameLoop:
     def full(self) -> bool:
         return len(self.sessions) >= self.limit
 
-    def open(self, sampling: Sampling) -> Session:
+    def open(self, sampling: Sampling, forced: ForcedTokens | None = None) -> Session:
         """A new conversation (the caller checked :meth:`full` before the upgrade)."""
         key = self._next_key
         self._next_key += 1
-        s = Session(key, sampling)
+        s = Session(key, sampling, forced, prompting=forced is not None)
         self.sessions[key] = s
         self.metrics.active.set(len(self.sessions))
+        if forced is not None:
+            self._wake.set()
         return s
 
     def frames_in(self, s: Session, frames: list[Any]) -> None:
@@ -174,7 +184,7 @@ class FrameLoop:
 
     def _idle(self) -> bool:
         """No conversation to step: none joined, and none with a frame to join with."""
-        return not any(s.joined or s.inbox for s in self.sessions.values())
+        return not any(s.joined or s.inbox or s.prompting for s in self.sessions.values())
 
     async def _flush_leaves(self) -> None:
         if self._leaving:
@@ -182,21 +192,28 @@ class FrameLoop:
             await self.call(self.runner.step, [], leaves, {})
 
     async def _step(self) -> None:
-        joins = [s for s in self.sessions.values() if not s.joined and s.inbox]
+        joins = [s for s in self.sessions.values() if not s.joined and (s.inbox or s.prompting)]
         for s in joins:
             s.joined = True
         stepping = [s for s in self.sessions.values() if s.joined]
         frames: dict[int, Any] = {}
         for s in stepping:
+            if s.prompting:
+                continue
             if s.inbox:
                 frames[s.key] = s.inbox.popleft()
             else:
                 frames[s.key] = self._silence()
                 self.metrics.gaps.inc()
         leaves, self._leaving = self._leaving, []
-        joining = [Joining(s.key, s.sampling, s.audio_format or "pcm16") for s in joins]
+        joining = [Joining(s.key, s.sampling, s.audio_format, s.forced) for s in joins]
+        formats = {}
+        for s in stepping:
+            if not s.format_given and s.audio_format is not None:
+                formats[s.key] = s.audio_format
+                s.format_given = True
         started = time.perf_counter()
-        results = await self.call(self.runner.step, joining, leaves, frames)
+        results = await self.call(self.runner.step, joining, leaves, frames, formats)
         seconds = time.perf_counter() - started
         self.metrics.step(seconds, len(frames), FRAME_S)
         for s in stepping:
@@ -204,7 +221,10 @@ class FrameLoop:
                 self._deliver(s, results[s.key])
 
     def _deliver(self, s: Session, r: StepResult) -> None:
-        messages = [m for m in (TEXT + r.text.encode() if r.text else b"", r.audio) if m]
+        messages = [m for m in (TEXT + r.text.encode() if r.text else b"", *r.audio) if m]
+        if r.ready:  # the prompt is over: the handshake, then the conversation
+            s.prompting = False
+            messages.insert(0, HANDSHAKE)
         if s.outbox.maxsize - s.outbox.qsize() < len(messages):
             self.metrics.dropped.labels("output_overflow").inc(len(messages))
             self.end(s, 1008, "client too slow: it stopped reading the server's audio",

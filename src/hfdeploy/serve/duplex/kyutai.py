@@ -282,7 +282,11 @@ _LM_NAMES = [  # Kyutai's name pattern -> Transformers' (temporal transformer an
 ]
 
 
-_LEGACY = {"in_proj_weight": "in_projs", "in_proj.weight": "in_projs", "out_proj.weight": "out_projs"}
+_LEGACY = {
+    "in_proj_weight": "in_projs",
+    "in_proj.weight": "in_projs",
+    "out_proj.weight": "out_projs",
+}
 
 
 def _split_legacy(state: dict[str, Any]) -> None:
@@ -454,6 +458,9 @@ class SentencePieceText:
             self._sp = sentencepiece.SentencePieceProcessor(model_file=str(path))
         except (OSError, RuntimeError) as e:
             raise ModelLoadError(str(path), f"unreadable SentencePiece model ({e})") from e
+
+    def encode(self, text: str) -> list[int]:
+        return [int(t) for t in self._sp.encode(text)]
 
     def convert_ids_to_tokens(self, token: int) -> str | None:
         return str(self._sp.id_to_piece(token)) if 0 <= token < self._sp.get_piece_size() else None

@@ -219,8 +219,8 @@ class LockstepLM:
         ids = text_next[:, None]
         forced_next = [self._target(r) for r in self.rows]
         if any(0 in f for f in forced_next):  # the depth steps are conditioned on the text
-            ids = torch.tensor([[f.get(0, t)] for f, t in zip(forced_next, text_next.tolist(),
-                                                               strict=True)], device=ids.device)  # fmt: skip
+            given = zip(forced_next, text_next.tolist(), strict=True)
+            ids = torch.tensor([[f.get(0, t)] for f, t in given], device=ids.device)
         codes = []
         for book in range(k):
             o = self.model.depth_decoder(input_ids=ids, last_hidden_state=hidden,
@@ -248,8 +248,13 @@ class LockstepLM:
             at |= {s: self.audio_start for c in range(1, k) for s in (1 + c, 1 + k + c)}
         return at
 
-    def _advance(self, texts: list[int], produced: list[list[int]],
-                 forced_next: list[dict[int, int]], users: list[list[int]]) -> list[StepOutput]:  # fmt: skip
+    def _advance(
+        self,
+        texts: list[int],
+        produced: list[list[int]],
+        forced_next: list[dict[int, int]],
+        users: list[list[int]],
+    ) -> list[StepOutput]:
         """Each row's output, and its state for the next step."""
         k, results = self.codebooks, []
         for i, row in enumerate(self.rows):

@@ -7,14 +7,18 @@ Everything but :func:`check_duplex` runs on the frame loop's model thread.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 from hfdeploy.errors import ModelLoadError
 from hfdeploy.model.duplex import KyutaiFiles, kyutai_files
+from hfdeploy.model.duplex_files import VOICES
 from hfdeploy.model.profile import ModelProfile
 from hfdeploy.serve.duplex.engine import DuplexEngine, FrameOutput
+from hfdeploy.serve.duplex.forced import ForcedTokens
 from hfdeploy.serve.duplex.kyutai import SentencePieceText, check_kyutai, load_kyutai
+from hfdeploy.serve.duplex.prompts import PromptError, Prompts
 from hfdeploy.serve.duplex.protocol import AudioOut
 from hfdeploy.serve.duplex.step import FRAME_S, Joining, StepResult
 from hfdeploy.serve.runtime import load_kwargs
@@ -24,7 +28,19 @@ __all__ = ["DUPLEX_TASK", "DuplexRunner", "check_duplex"]
 
 log = logging.getLogger("hfdeploy.serve")
 
+#: Frames kept for a conversation whose audio format is not known yet (2 s).
+PENDING_FRAMES = 25
+
 DUPLEX_TASK = "audio-to-audio"
+
+
+def _voices(folder: Path) -> Path | None:
+    """The model's voice prompts: ``voices.tgz`` as ``hfdeploy fetch`` unpacks it, or a
+    ``voices/`` folder."""
+    for path in (folder / VOICES, folder / "voices"):
+        if path.is_dir():
+            return path
+    return None
 
 
 def _kyutai(folder: Path) -> KyutaiFiles | None:
@@ -76,10 +92,17 @@ class DuplexRunner:
             self.model = model.to(settings.device).eval()
             self.tokenizer = _transformers_tokenizer(folder)
         self._special = set(self.tokenizer.all_special_ids)
+        # PersonaPlex takes persona prompts; a Moshi model none.
+        self.prompts = (Prompts(self.model, self.tokenizer, _voices(folder))
+                        if profile.duplex is not None and profile.duplex.variant == "personaplex"
+                        else None)  # fmt: skip
         self.engine = DuplexEngine(self.model)
         self.frame_samples = self.engine.frame_samples
         self.sample_rate = int(self.model.audio_encoder.config.sampling_rate)
         self._out: dict[int, AudioOut] = {}
+        # Frames for a conversation whose audio format is not known yet (a prompted one
+        # gives audio before its client sends any): the last PENDING_FRAMES.
+        self._pending: dict[int, deque[Any]] = {}
         self.limit: Any = None  # warmup.Limit, once measured
 
     # -- the frame loop's calls (model thread) ---------------------------------------------
@@ -92,18 +115,41 @@ class DuplexRunner:
         """Drop every conversation: a fresh engine (after a step that failed part-way)."""
         self.engine = DuplexEngine(self.model)
         self._out.clear()
+        self._pending.clear()
+
+    def prompt(self, text: str, voice: str) -> ForcedTokens | None:
+        """A conversation's persona prompt (on the model thread: a voice may be encoded);
+        None for a model without prompts, which takes empty ones only.
+
+        Raises:
+            PromptError: a prompt this model does not take, or a voice it does not have.
+        """
+        if self.prompts is None:
+            if text or voice:
+                raise PromptError("text_prompt, voice_prompt: this model takes no persona "
+                                  "prompt (PersonaPlex's); connect without them")  # fmt: skip
+            return None
+        return self.prompts.forced(text, voice)
 
     def step(
-        self, joins: list[Joining], leaves: list[int], frames: dict[int, Any]
-    ) -> dict[int, StepResult]:
-        """Leave, join, then one frame for every conversation in the batch."""
+        self, joins: list[Joining], leaves: list[int], frames: dict[int, Any],
+        formats: dict[int, str] | None = None,
+    ) -> dict[int, StepResult]:  # fmt: skip
+        """Leave, join, then one frame for every conversation in the batch (those past their
+        prompt give audio); ``formats``: audio formats learnt since a conversation joined."""
         for key in leaves:
             self.engine.leave(key)
             self._out.pop(key, None)
+            self._pending.pop(key, None)
         for j in joins:
-            self.engine.join(j.key, j.sampling)
-            self._out[j.key] = AudioOut(j.audio_format, self.sample_rate)  # type: ignore[arg-type]
-        if not frames:
+            self.engine.join(j.key, j.sampling, j.forced)
+            self._pending[j.key] = deque(maxlen=PENDING_FRAMES)
+            if j.audio_format is not None:
+                self._out[j.key] = AudioOut(j.audio_format, self.sample_rate)  # type: ignore[arg-type]
+        for key, fmt in (formats or {}).items():
+            if key not in self._out and key in self._pending:
+                self._out[key] = AudioOut(fmt, self.sample_rate)  # type: ignore[arg-type]
+        if not self.engine.conversations:
             return {}
         device, dtype = self.model.device, self.model.dtype
         pcm = {k: self._torch.from_numpy(v).to(device=device, dtype=dtype)
@@ -117,9 +163,14 @@ class DuplexRunner:
         if out.text is not None and out.text not in self._special:
             piece = self.tokenizer.convert_ids_to_tokens(out.text)
             text = piece.replace("▁", " ") if isinstance(piece, str) else None
-        audio = (b"" if out.audio is None
-                 else self._out[key].encode(out.audio.float().cpu().numpy()))  # fmt: skip
-        return StepResult(text, audio)
+        pending = self._pending[key]
+        if out.audio is not None:
+            pending.append(out.audio.float().cpu().numpy())
+        writer = self._out.get(key)
+        audio: tuple[bytes, ...] = ()
+        if writer is not None:
+            audio = tuple(writer.encode(pending.popleft()) for _ in range(len(pending)))
+        return StepResult(text, audio, out.ready)
 
     # -- warm-up: the session limit ---------------------------------------------------------
 

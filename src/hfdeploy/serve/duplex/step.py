@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hfdeploy.model.duplex import FRAME_MS
+from hfdeploy.serve.duplex.forced import ForcedTokens
 from hfdeploy.serve.duplex.lockstep import Sampling
 
 __all__ = ["FRAME_S", "Joining", "StepResult"]
@@ -15,17 +16,21 @@ FRAME_S = FRAME_MS / 1000
 
 @dataclass(frozen=True, slots=True)
 class Joining:
-    """A conversation that joins the batch at this step: its sampling and audio format."""
+    """A conversation that joins the batch at this step: its sampling, its audio format
+    (None until its client sends audio) and its prompt's forced tokens."""
 
     key: int
     sampling: Sampling
-    audio_format: str
+    audio_format: str | None
+    forced: ForcedTokens | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """What a step gives one conversation: its text piece (None: padding) and its audio
-    message (empty at warm-up)."""
+    messages, a frame each (none at warm-up; more than one when frames waited for the
+    client's audio format); ``ready``: its prompt is over, the handshake goes first."""
 
     text: str | None
-    audio: bytes
+    audio: tuple[bytes, ...]
+    ready: bool = False

@@ -8,8 +8,9 @@ that ends frees a place at once.
 
 Query parameters: ``seed``, ``audio_temperature``, ``audio_topk``, ``text_temperature``,
 ``text_topk`` (the conversation's sampling); ``text_prompt`` and ``voice_prompt`` are
-PersonaPlex's persona prompts, which a Moshi model does not take: empty ones are
-accepted, others refused with 400.
+PersonaPlex's persona prompts (a voice is a file in the model's voices): stepped before the
+handshake. A Moshi model takes none: empty ones are accepted, others refused with 400, as
+is a voice the model does not have.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from hfdeploy.serve.duplex.frames import CLOSE_WAIT_S, FrameLoop, Session
 from hfdeploy.serve.duplex.lockstep import Sampling
+from hfdeploy.serve.duplex.prompts import PromptError
 from hfdeploy.serve.duplex.protocol import (
     AUDIO,
     ERROR,
@@ -52,14 +54,8 @@ def sampling_from_query(query: Mapping[str, str]) -> Sampling:
     """The conversation's sampling from the query string.
 
     Raises:
-        ValueError: a value that is not a number, out of range, or a persona prompt.
+        ValueError: a value that is not a number, or out of range.
     """
-    for name in ("text_prompt", "voice_prompt"):
-        if query.get(name):
-            raise ValueError(
-                f"{name}: this model takes no persona prompt (PersonaPlex's text and voice "
-                "prompts); connect without it"
-            )
     values: dict[str, Any] = {}
     for name, field in (*_FLOATS.items(), *_INTS.items()):
         raw = query.get(name)
@@ -104,6 +100,13 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
             metrics.refused.labels("bad_request").inc()
             await _deny(ws, 400, str(e), "invalid_request")
             return
+        try:  # on the model thread: a voice prompt may be encoded (then kept)
+            forced = await frames.call(frames.runner.prompt, ws.query_params.get("text_prompt", ""),
+                                       ws.query_params.get("voice_prompt", ""))  # fmt: skip
+        except PromptError as e:
+            metrics.refused.labels("bad_request").inc()
+            await _deny(ws, 400, str(e), "invalid_request")
+            return
         if frames.full():
             metrics.refused.labels("limit").inc()
             await _deny(
@@ -111,10 +114,11 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
                 "overloaded",
             )  # fmt: skip
             return
-        session = frames.open(sampling)
+        session = frames.open(sampling, forced)
         try:
             await ws.accept()
-            await ws.send_bytes(HANDSHAKE)
+            if forced is None:  # with a prompt: once it is over (the frame loop sends it)
+                await ws.send_bytes(HANDSHAKE)
             await _converse(ws, frames, session)
         except WebSocketDisconnect:
             pass
