@@ -23,9 +23,9 @@ from tests._synthetic import kyutai_checkpoint
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("duplex-gen")
     out = {}
-    # Kyutai's reference server for moshiko (asked: hfdeploy's own is the default).
+    # The reference servers (asked: hfdeploy's own is the default for both).
     for variant, dest in (("personaplex", {"registry": "registry.example.com/team",
-                                            "storage_class": "efs-sc"}),
+                                            "storage_class": "efs-sc", "engine": "personaplex"}),
                           ("moshiko", {"engine": "moshi"})):  # fmt: skip
         model = kyutai_checkpoint(root / variant, variant, voices=variant == "personaplex")
         plan = plan_deployment(inspect_model(str(model)), gpu="h100", concurrency=3, **dest)

@@ -72,9 +72,11 @@ def test_each_server_loads_what_it_can(moshi: ModelProfile, tmp_path: Path) -> N
     assert "one conversation per process" in dict(plan.rejected)["moshi"]
     assert plan_deployment(kyutai, engine="moshi", gpu="h100").engine.name == "moshi"
     persona = inspect_model(str(kyutai_checkpoint(tmp_path / "p", "personaplex")))
-    with pytest.raises(InvalidSettingError, match="runs on personaplex"):
-        plan_deployment(persona, engine="hfdeploy", gpu="h100")
-    assert plan_deployment(persona, gpu="h100").engine.name == "personaplex"
+    with pytest.raises(InvalidSettingError, match="runs on hfdeploy or personaplex"):
+        plan_deployment(persona, engine="moshi", gpu="h100")
+    plan = plan_deployment(persona, gpu="h100", concurrency=20)
+    assert plan.engine.name == "hfdeploy" and plan.to_dict()["scaling"]["sessions_per_replica"] >= 8
+    assert plan_deployment(persona, engine="personaplex", gpu="h100").engine.name == "personaplex"
 
 
 def test_the_plans_session_route_is_the_servers(moshi: ModelProfile) -> None:

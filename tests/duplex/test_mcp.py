@@ -49,7 +49,7 @@ def test_inspect_size_plan_generate_a_personaplex_folder(tmp_path: Path) -> None
     assert got["estimate_memory"] == _cli_json("size", model, "--concurrency", "2")
     plan = got["plan_deployment"]
     assert plan == _cli_json("plan", model, "--gpu", "h100", "--concurrency", "3")
-    assert plan["engine"] == "personaplex"
+    assert plan["engine"] == "hfdeploy"  # several conversations a GPU, prompts too
     assert plan["realtime"]["ok"] is True
     assert plan["scaling"]["replicas"] * plan["scaling"]["sessions_per_replica"] >= 3
     files = got["generate_deployment"]["files"]

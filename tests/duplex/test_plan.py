@@ -30,7 +30,7 @@ def profiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelProfile
 
 
 def test_h100_holds_real_time_with_margin(profiles: dict[str, ModelProfile]) -> None:
-    plan = plan_deployment(profiles["personaplex"], gpu="h100")
+    plan = plan_deployment(profiles["personaplex"], gpu="h100", engine="personaplex")
     d = plan.to_dict()
     rt = d["realtime"]
     assert d["engine"] == "personaplex" and d["gpu"] == {"name": "H100-SXM", "count": 1}
@@ -69,7 +69,9 @@ def test_no_gpu_given_takes_the_cheapest_real_time_one(profiles: dict[str, Model
 
 
 def test_sessions_make_replicas(profiles: dict[str, ModelProfile]) -> None:
-    d = plan_deployment(profiles["personaplex"], gpu="h100", concurrency=20).to_dict()
+    d = plan_deployment(
+        profiles["personaplex"], gpu="h100", concurrency=20, engine="personaplex"
+    ).to_dict()
     s = d["scaling"]
     assert s["sessions"] == 20 and s["sessions_per_replica"] == 1
     assert s["replicas"] * s["sessions_per_replica"] >= 20
@@ -78,12 +80,12 @@ def test_sessions_make_replicas(profiles: dict[str, ModelProfile]) -> None:
 
 def test_blackwell_is_refused_for_personaplex_only(profiles: dict[str, ModelProfile]) -> None:
     with pytest.raises(DoesNotFitError, match="Blackwell"):
-        plan_deployment(profiles["personaplex"], gpu="b200")
+        plan_deployment(profiles["personaplex"], gpu="b200", engine="personaplex")
     assert plan_deployment(profiles["moshiko"], gpu="b200").realtime is not None
 
 
 def test_commands_read_every_file_from_the_volume(profiles: dict[str, ModelProfile]) -> None:
-    pp = plan_deployment(profiles["personaplex"], gpu="h100")
+    pp = plan_deployment(profiles["personaplex"], gpu="h100", engine="personaplex")
     args = list(pp.command.args)
     assert args[args.index("--static") + 1] == "none"
     assert args[args.index("--voice-prompt-dir") + 1] == "/repository/.hfdeploy/voices"

@@ -37,11 +37,12 @@ def _size_json(folder: Path, *args: str) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     ("name", "engine", "lm_params", "codecs"),
-    [("personaplex", "personaplex", 8_371_408_896, 2), ("moshiko", "hfdeploy", 7_687_729_152, 1)],
-)
+    [("personaplex", "personaplex", 8_371_408_896, 2), ("personaplex", "hfdeploy", 8_371_408_896, 1),
+     ("moshiko", "hfdeploy", 7_687_729_152, 1), ("moshiko", "moshi", 7_687_729_152, 1)],
+)  # fmt: skip
 def test_one_session(folders: dict[str, Path], name: str, engine: str, lm_params: int,
                      codecs: int) -> None:  # fmt: skip
-    d = _size_json(folders[name])
+    d = _size_json(folders[name], "--engine", engine)
     kv, weights = d["kv_cache"], d["weights"]
     assert isinstance(kv, dict) and isinstance(weights, dict)
     assert d["settings"]["engine"] == engine  # type: ignore[index]
