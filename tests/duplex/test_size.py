@@ -37,9 +37,13 @@ def _size_json(folder: Path, *args: str) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     ("name", "engine", "lm_params", "codecs"),
-    [("personaplex", "personaplex", 8_371_408_896, 2), ("personaplex", "hfdeploy", 8_371_408_896, 1),
-     ("moshiko", "hfdeploy", 7_687_729_152, 1), ("moshiko", "moshi", 7_687_729_152, 1)],
-)  # fmt: skip
+    [
+        ("personaplex", "personaplex", 8_371_408_896, 2),
+        ("personaplex", "hfdeploy", 8_371_408_896, 1),
+        ("moshiko", "hfdeploy", 7_687_729_152, 1),
+        ("moshiko", "moshi", 7_687_729_152, 1),
+    ],
+)
 def test_one_session(folders: dict[str, Path], name: str, engine: str, lm_params: int,
                      codecs: int) -> None:  # fmt: skip
     d = _size_json(folders[name], "--engine", engine)

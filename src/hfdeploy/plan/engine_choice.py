@@ -128,9 +128,9 @@ def _duplex(p: ModelProfile, *, cpu: bool) -> EngineChoice:
     assert p.duplex is not None
     if name == "hfdeploy":
         reasons = [
-            f"full-duplex speech ({p.duplex.variant}, {p.duplex.layout} layout): hfdeploy serve steps "
-            "every conversation of a replica together, so a GPU holds several (the reference "
-            "servers hold one per process)"
+            f"full-duplex speech ({p.duplex.variant}, {p.duplex.layout} layout): hfdeploy "
+            "serve steps every conversation of a replica together, so a GPU holds several (the "
+            "reference servers hold one per process)"
         ]
     else:
         reasons = [
