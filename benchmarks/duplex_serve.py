@@ -17,7 +17,10 @@ project's pins; this is its loop, without its process and network overhead).
         --sessions 1,4,8,16,32 --out benchmarks/results/duplex_serve_gpu.json   # on a GPU
 
 ``--model moshi-7b`` is Moshi's published 7B shape (``MoshiConfig``'s defaults) with random
-bf16 weights, saved before the run (15.5 GB of disk); on a GPU only.
+bf16 weights, saved before the run (15.5 GB of disk); on a GPU only. It is also the
+PersonaPlex-shaped model for this server: PersonaPlex's temporal transformer and Mimi are
+Moshi 7B's, and hfdeploy runs its depth transformer over the model's 8 codebooks only, as
+for Moshi (the 8 steps over the user's codebooks are not loaded).
 """
 
 from __future__ import annotations
