@@ -40,11 +40,19 @@ __all__ = [
     "duplex_task",
     "is_kyutai_config",
     "kyutai_files",
+    "moshi_delays",
 ]
 
 FRAME_MS = 80
 SAMPLE_RATE = 24_000
 DUPLEX_MODEL_TYPES = frozenset({"moshi", "personaplex"})
+
+
+def moshi_delays(per_stream: int) -> list[int]:
+    """Each stream's delay in frames, Moshi's acoustic delay: the text, then the model's and
+    the user's codebooks (``per_stream`` each): each stream's first at 0, the rest 1."""
+    return [0] + ([0] + [1] * (per_stream - 1)) * 2
+
 
 # The moshi package's defaults (models/loaders.py, 0.2.13): the 7B Moshiko shape.
 _DEFAULTS = {

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hfdeploy.errors import InvalidSettingError
-from hfdeploy.model.duplex import DuplexSpec, is_kyutai_config, kyutai_files
+from hfdeploy.model.duplex import DuplexSpec, is_kyutai_config, kyutai_files, moshi_delays
 
 __all__ = [
     "DERIVED_DIR",
@@ -91,10 +91,7 @@ def moshi_lm_config(spec: DuplexSpec, *, lm_file: str, codec_file: str, tokenize
         "card": spec.audio_vocab, "moshi_name": lm_file, "mimi_name": codec_file,
         "tokenizer_name": tokenizer,
     }  # fmt: skip
-    # One delay per stream: the text, then each half of the audio codebooks (the model's and
-    # the user's): the first codebook of each at 0, the rest one frame late.
-    half = spec.codebooks // 2
-    args["delays"] = [0] + ([0] + [1] * (half - 1)) * 2
+    args["delays"] = moshi_delays(spec.codebooks // 2)
     return json.dumps(args, indent=2) + "\n"
 
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hfdeploy.model.duplex import moshi_delays
+
 __all__ = ["ForcedFrame", "ForcedTokens", "Replay", "forced_tokens"]
 
 
@@ -52,11 +54,6 @@ class ForcedTokens:
         return self.tokens.get(position, {})
 
 
-def _delays(k: int) -> list[int]:
-    """Each stream's delay: the text and both streams' first codebooks 0, the rest 1."""
-    return [0] + ([0] + [1] * (k - 1)) * 2
-
-
 def forced_tokens(
     frames: Sequence[ForcedFrame], k: int, replay: Replay | None = None
 ) -> ForcedTokens:
@@ -64,7 +61,7 @@ def forced_tokens(
     ``replay`` when given (its steps first, then its ring's last two positions)."""
     out = ForcedTokens()
     start = 0
-    delays = _delays(k)
+    delays = moshi_delays(k)
     if replay is not None:
         steps = int(replay.embeds.shape[0])
         out.embeds = {s: replay.embeds[s] for s in range(steps)}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hfdeploy.errors import MissingDependencyError, ModelLoadError
-from hfdeploy.model.duplex import KyutaiFiles
+from hfdeploy.model.duplex import KyutaiFiles, moshi_delays
 from hfdeploy.model.duplex_files import KYUTAI_LM_ARGS, KYUTAI_MIMI_ARGS
 
 __all__ = [
@@ -112,8 +112,7 @@ def _check_args(folder: Path, lm: dict[str, Any]) -> None:
         raise _refuse(folder, f"norm={lm.get('norm')!r}, layer_scale={lm.get('layer_scale')!r}")
     dep_q, n_q = int(lm["dep_q"]), int(lm["n_q"])
     half = n_q // 2  # the model's codebooks and the user's
-    delays = [0] + ([0] + [1] * (half - 1)) * 2
-    if n_q % 2 or dep_q not in (half, n_q) or list(lm["delays"]) != delays:
+    if n_q % 2 or dep_q not in (half, n_q) or list(lm["delays"]) != moshi_delays(half):
         raise _refuse(folder, f"{n_q} codebooks, {dep_q} depth steps, delays {lm['delays']}")
 
 
