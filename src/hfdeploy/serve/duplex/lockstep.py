@@ -229,9 +229,9 @@ class LockstepLM:
             ids = self._sample(o.logits[:, -1], [x.temp for x in s], [x.top_k for x in s],
                                stream=1 + book)[:, None]  # fmt: skip
             forced = [f.get(1 + book) for f in forced_next]
-            if any(t is not None for t in forced):
-                ids = torch.tensor([[ids[i, 0].item() if t is None else t]
-                                    for i, t in enumerate(forced)], device=ids.device)  # fmt: skip
+            if any(t is not None for t in forced):  # a prompt's token is the next step's input
+                given = torch.tensor([[-1 if t is None else t] for t in forced], device=ids.device)
+                ids = torch.where(given >= 0, given, ids)
             codes.append(ids[:, 0])
         # cb0 of this frame, cb1.. of the last; to the host once (not a sync per token).
         produced = torch.stack(codes, dim=1).tolist()

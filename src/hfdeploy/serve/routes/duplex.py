@@ -100,9 +100,11 @@ def register(app: FastAPI, state: ServerState, task: str) -> None:
             metrics.refused.labels("bad_request").inc()
             await _deny(ws, 400, str(e), "invalid_request")
             return
-        try:  # on the model thread: a voice prompt may be encoded (then kept)
-            forced = await frames.call(frames.runner.prompt, ws.query_params.get("text_prompt", ""),
-                                       ws.query_params.get("voice_prompt", ""))  # fmt: skip
+        runner, query = frames.runner, ws.query_params
+        prompt = (query.get("text_prompt", ""), query.get("voice_prompt", ""))
+        try:  # a model with prompts: on the model thread (a voice may be encoded, then kept)
+            forced = (await frames.call(runner.prompt, *prompt) if runner.prompts is not None
+                      else runner.prompt(*prompt))  # fmt: skip
         except PromptError as e:
             metrics.refused.labels("bad_request").inc()
             await _deny(ws, 400, str(e), "invalid_request")
