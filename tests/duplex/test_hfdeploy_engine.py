@@ -135,3 +135,16 @@ def test_the_gpu_is_the_cheapest_for_the_conversations_asked(moshi: ModelProfile
         if alt.fits and not alt.chosen:
             n = int(alt.why.split(" for ")[1].split(" session")[0])
             assert math.ceil(40 / n) * alt.per_month >= many.cost.dedicated_per_month - 1  # type: ignore[union-attr]
+
+
+def test_personaplex_on_hfdeploy_gets_its_voices_prepared(tmp_path: Path) -> None:
+    """The persona prompts read the voices unpacked under model/.hfdeploy: the README says
+    how a folder copied by hand gets them; the files audit clean."""
+    folder = kyutai_checkpoint(tmp_path / "pp", "personaplex", voices=True)
+    plan = plan_deployment(inspect_model(str(folder)), gpu="h100", concurrency=4)
+    assert plan.engine.name == "hfdeploy"
+    out = tmp_path / "deploy"
+    generate_deployment(plan, out, lock=False)
+    assert "hfdeploy fetch --prepare ./model" in (out / "README.md").read_text()
+    bad = [f for f in audit_paths([out]).findings if f.severity in {"error", "warning"}]
+    assert not bad, [f"{f.rule_id} {f.file}: {f.message}" for f in bad]

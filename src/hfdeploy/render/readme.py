@@ -73,7 +73,9 @@ def _model_steps(plan: Plan, files: list[str]) -> list[str]:
             get += f" (it is published as `{ref}`: `hfdeploy fetch {ref} --to ./model` too)"
     else:
         get = f"`hfdeploy fetch {ref} --to ./model` (pinned, with `model/model.lock.json`)"
-    if session_bound(plan) and not lockstep(plan):
+    duplex = plan.profile.duplex
+    voices = duplex is not None and duplex.voices == "voices.tgz"
+    if session_bound(plan) and (not lockstep(plan) or voices):
         get += (
             "; a folder copied by hand then needs `hfdeploy fetch --prepare ./model` (fetch "
             "does it itself): it writes what the server would otherwise download at every "
