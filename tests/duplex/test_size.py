@@ -39,7 +39,7 @@ def _size_json(folder: Path, *args: str) -> dict[str, object]:
     ("name", "engine", "lm_params", "codecs"),
     [
         ("personaplex", "personaplex", 8_371_408_896, 2),
-        ("personaplex", "hfdeploy", 8_371_408_896, 1),
+        ("personaplex", "hfdeploy", 7_687_729_152, 1),  # the user's depth steps: not loaded
         ("moshiko", "hfdeploy", 7_687_729_152, 1),
         ("moshiko", "moshi", 7_687_729_152, 1),
     ],

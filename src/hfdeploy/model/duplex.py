@@ -143,6 +143,20 @@ class DuplexSpec:
         by this each frame until it holds the context)."""
         return round(2 * self.layers * self.kv_heads * self.head_dim * element_bytes)
 
+    def depformer_layer_parameters(self) -> int:
+        """One depformer layer: attention (4 x dim^2) and its SiLU-gated MLP (3 x hidden x
+        dim, hidden = 2/3 of 4.125 x dim)."""
+        d = self.depformer_dim
+        return 4 * d * d + 3 * round(4.125 * d * 2 / 3) * d
+
+    def user_depth_parameters(self) -> int:
+        """The depformer steps over the user's codebooks (PersonaPlex's 8 of 16; none for
+        Moshi): each step's layers, input projection, head and input embedding."""
+        d = self.depformer_dim
+        per_step = (self.depformer_layers * self.depformer_layer_parameters() + d * self.dim
+                    + self.audio_vocab * d + (self.audio_vocab + 1) * d)  # fmt: skip
+        return max(0, self.dep_q - self.codebooks // 2) * per_step
+
     def depformer_cache_bytes(self, element_bytes: float) -> int:
         """The depformer's K and V over its short context, per session."""
         return round(2 * self.depformer_layers * self.depformer_dim * element_bytes

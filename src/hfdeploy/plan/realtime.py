@@ -68,10 +68,9 @@ def _bytes(params: float, element_bytes: float) -> float:
 
 def _depformer_params(spec: DuplexSpec) -> tuple[float, float]:
     """Parameters of all depformer steps, and of one step (its layers, input and head)."""
-    d, big = spec.depformer_dim, spec.dim
-    ff = round(4.125 * d * 2 / 3)  # SiLU-gated: linear_in 2 x ff, linear_out ff
-    per_layer = 4 * d * d + 3 * ff * d
-    per_step = spec.depformer_layers * per_layer + d * big + spec.audio_vocab * d
+    d = spec.depformer_dim
+    per_step = (spec.depformer_layers * spec.depformer_layer_parameters() + d * spec.dim
+                + spec.audio_vocab * d)  # fmt: skip
     return per_step * spec.dep_q, per_step
 
 

@@ -2,7 +2,8 @@
 conversation. Pure.
 
 - weights: the LM at the serving dtype (the servers load it in bf16) plus the Mimi codec
-  in fp32, once per instance the server loads (PersonaPlex: two; Moshi: one);
+  in fp32, once per instance the server loads (PersonaPlex: two; Moshi: one); hfdeploy's
+  server does not load PersonaPlex's depformer steps over the user's codebooks;
 - KV cache: per session, the temporal transformer's ring buffer, allocated at its full
   capacity when the session starts: 2 (K, V) x layers x KV heads x head_dim x bytes per
   frame, x context frames; plus the depformer's over its short context;
@@ -32,6 +33,8 @@ def duplex_terms(
     b = _BYTES.get(DTYPES.get(s.dtype) or d.lm.dtype, 2)
     lm_elem = _BYTES.get(d.lm.dtype, 2)
     lm_bytes = round(d.lm.bytes * b / lm_elem) if d.lm.dtype in _BYTES else d.lm.bytes
+    skipped = d.user_depth_parameters() if eng.lockstep_sessions else 0
+    lm_bytes -= skipped * b
     codecs = eng.codec_instances
     weights = lm_bytes + codecs * d.codec.bytes
     kv_b = KV_DTYPES[s.kv_dtype] or b
@@ -46,9 +49,21 @@ def duplex_terms(
     return {
         "weights": (
             weights,
-            f"LM {d.lm.parameters:,} parameters at {s.dtype} + {codecs} x Mimi codec "
-            f"({d.codec.parameters:,} parameters, {d.codec.dtype}, as the server loads it)",
-            {"lm_bytes": lm_bytes, "codec_bytes": d.codec.bytes, "codec_instances": codecs},
+            f"LM {d.lm.parameters - skipped:,} parameters at {s.dtype} + {codecs} x Mimi "
+            f"codec ({d.codec.parameters:,} parameters, {d.codec.dtype}, as the server loads "
+            "it)"
+            + (
+                f"; the depformer's steps over the user's codebooks ({skipped:,} "
+                "parameters) are not loaded"
+                if skipped
+                else ""
+            ),
+            {
+                "lm_bytes": lm_bytes,
+                "codec_bytes": d.codec.bytes,
+                "codec_instances": codecs,
+                "skipped_parameters": skipped,
+            },
         ),
         "kv": (
             per_session,
