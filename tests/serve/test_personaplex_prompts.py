@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -147,6 +148,24 @@ def test_serve_holds_a_persona_conversation(tmp_path: Path) -> None:
             status = int(e.response.status_code)
         return kinds, status
 
+    async def late_client(url: str) -> int:
+        """A client that sends its first audio 3 s after the handshake: the frames made
+        meanwhile wait for its format (the last 2 s of them), then come in it."""
+        async with connect(url.replace("http://", "ws://") + "/api/chat?text_prompt=Hi") as ws:
+            assert await asyncio.wait_for(ws.recv(), 30) == b"\x00"
+            await asyncio.sleep(3.0)
+            await ws.send(b"\x01" + bytes(2 * 1920))
+            audio = 0
+            while audio < 25:
+                m = await asyncio.wait_for(ws.recv(), 30)
+                audio += isinstance(m, bytes) and m[0] == 1 and len(m) == 1 + 2 * 1920
+        return audio
+
     with serving(folder, tmp_path / "serve.log", "--max-sessions", "2") as url:
         kinds, status = asyncio.run(session(url))
+        assert asyncio.run(late_client(url)) >= 25
+        metrics = httpx.get(url + "/metrics").text
     assert 5 not in kinds and status == 400
+    name = 'hfdeploy_duplex_frames_dropped_total{reason="format_unknown"}'
+    dropped = next(line for line in metrics.splitlines() if line.startswith(name))
+    assert float(dropped.split()[-1]) >= 1

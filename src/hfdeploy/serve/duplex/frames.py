@@ -222,6 +222,8 @@ class FrameLoop:
 
     def _deliver(self, s: Session, r: StepResult) -> None:
         messages = [m for m in (TEXT + r.text.encode() if r.text else b"", *r.audio) if m]
+        if r.dropped:
+            self.metrics.dropped.labels("format_unknown").inc(r.dropped)
         if r.ready:  # the prompt is over: the handshake, then the conversation
             s.prompting = False
             messages.insert(0, HANDSHAKE)

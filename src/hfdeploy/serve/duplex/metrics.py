@@ -55,7 +55,8 @@ class DuplexMetrics:
         self.dropped = Counter(
             "hfdeploy_duplex_frames_dropped",
             "Frames dropped: input_overflow (a client ahead of real time), output_overflow "
-            "(a client that stopped reading)",
+            "(a client that stopped reading), format_unknown (a prompted conversation's "
+            "first frames, past 2 s before its client sent audio)",
             ["reason"], registry=r,
         )  # fmt: skip
         self.gaps = Counter(
@@ -67,7 +68,7 @@ class DuplexMetrics:
             self.refused.labels(reason)
         for reason in ("client", "slow_client", "drain", "step_error", "protocol"):
             self.closed.labels(reason)
-        for reason in ("input_overflow", "output_overflow"):
+        for reason in ("input_overflow", "output_overflow", "format_unknown"):
             self.dropped.labels(reason)
 
     def step(self, seconds: float, sessions: int, frame: float) -> None:

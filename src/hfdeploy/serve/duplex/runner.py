@@ -164,13 +164,15 @@ class DuplexRunner:
             piece = self.tokenizer.convert_ids_to_tokens(out.text)
             text = piece.replace("▁", " ") if isinstance(piece, str) else None
         pending = self._pending[key]
+        dropped = 0
         if out.audio is not None:
+            dropped = int(len(pending) == pending.maxlen)
             pending.append(out.audio.float().cpu().numpy())
         writer = self._out.get(key)
         audio: tuple[bytes, ...] = ()
         if writer is not None:
             audio = tuple(writer.encode(pending.popleft()) for _ in range(len(pending)))
-        return StepResult(text, audio, out.ready)
+        return StepResult(text, audio, out.ready, dropped)
 
     # -- warm-up: the session limit ---------------------------------------------------------
 

@@ -34,3 +34,5 @@ class StepResult:
     text: str | None
     audio: tuple[bytes, ...]
     ready: bool = False
+    #: Frames dropped while the audio format was not known (the oldest past 2 s).
+    dropped: int = 0
