@@ -169,3 +169,37 @@ def test_serve_holds_a_persona_conversation(tmp_path: Path) -> None:
     name = 'hfdeploy_duplex_frames_dropped_total{reason="format_unknown"}'
     dropped = next(line for line in metrics.splitlines() if line.startswith(name))
     assert float(dropped.split()[-1]) >= 1
+
+
+def test_a_prompted_conversation_beside_others_gets_its_tokens_alone(
+    reference: dict[str, Any],
+) -> None:
+    """Lockstep with prompts changes the cost, not the answers: a conversation replaying its
+    voice prompt beside one that joins later (and hears audio) gets the tokens it gets
+    alone (float64, so that batched and alone agree to the last bit)."""
+    files = kyutai_files(p.name for p in FIXTURE.iterdir())
+    assert files is not None
+    model = load_kyutai(FIXTURE, files, dtype=torch.float64, device="cpu")
+    p = Prompts(model, SentencePieceText(FIXTURE / "tokenizer_spm_tiny.model"), FIXTURE / "voices")
+    user = reference["user_codes"]
+    greedy = Sampling(temp=0.0, temp_text=0.0)
+
+    def steps(lm: LockstepLM, n: int, other: int | None) -> list[Any]:
+        outs = []
+        for s in range(n):
+            if other is not None and s == other:
+                lm.join(Sampling(seed=3))
+            rows = [user[s % len(user)]] + ([user[(s + 5) % len(user)]] if len(lm.rows) > 1 else [])
+            outs.append(lm.step(torch.stack(rows))[0])
+        return outs
+
+    forced = p.forced(TEXT, "tiny.pt")
+    n = forced.length + len(user)
+    with torch.inference_mode():
+        alone = LockstepLM(model)
+        alone.join(greedy, forced)
+        want = steps(alone, n, None)
+        beside = LockstepLM(model)
+        beside.join(greedy, p.forced(TEXT, "tiny.pt"))
+        got = steps(beside, n, other=4)
+    assert got == want
