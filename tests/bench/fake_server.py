@@ -144,7 +144,11 @@ class FakeServer:
             await w.drain()
 
         await chunk(": connected\n\n")  # a comment before anything: headers are not TTFT
-        await asyncio.sleep(self.delay(a.ttft_ms))
+        # Each chunk is due at a time fixed from the start (not a sleep after the last one),
+        # so that sleeps that overrun on a busy machine do not add up over a response.
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.delay(a.ttft_ms)
+        await asyncio.sleep(max(0.0, due - loop.time()))
         sent = 0
         while sent < n:
             k = min(a.tokens_per_chunk, n - sent)
@@ -162,7 +166,8 @@ class FakeServer:
                 event = {"choices": [{"index": 0, "delta": {"content": " tok" * k}}]}
             await chunk(f"data: {json.dumps(event)}\n\n")
             if sent < n:
-                await asyncio.sleep(self.delay(a.tpot_ms) * min(a.tokens_per_chunk, n - sent))
+                due += self.delay(a.tpot_ms) * min(a.tokens_per_chunk, n - sent)
+                await asyncio.sleep(max(0.0, due - loop.time()))
         if path != "/generate_stream":
             if not a.no_usage:
                 usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
