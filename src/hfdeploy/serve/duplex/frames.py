@@ -61,7 +61,7 @@ class Session:
     joined: bool = False
     #: Stepped on its prompt: no audio taken from it yet.
     prompting: bool = False
-    #: The audio format the runner has (given at the join, or learnt later).
+    #: The runner has the audio format (passed once, with the first step that knows it).
     format_given: bool = False
     #: Set when the server ends the conversation: (WebSocket close code, reason).
     ended: tuple[int, str] | None = None
@@ -206,7 +206,7 @@ class FrameLoop:
                 frames[s.key] = self._silence()
                 self.metrics.gaps.inc()
         leaves, self._leaving = self._leaving, []
-        joining = [Joining(s.key, s.sampling, s.audio_format, s.forced) for s in joins]
+        joining = [Joining(s.key, s.sampling, s.forced) for s in joins]
         formats = {}
         for s in stepping:
             if not s.format_given and s.audio_format is not None:

@@ -136,7 +136,8 @@ class DuplexRunner:
         formats: dict[int, str] | None = None,
     ) -> dict[int, StepResult]:  # fmt: skip
         """Leave, join, then one frame for every conversation in the batch (those past their
-        prompt give audio); ``formats``: audio formats learnt since a conversation joined."""
+        prompt give audio); ``formats``: each conversation's audio format, once, with the
+        first step that knows it (its audio waits until then)."""
         for key in leaves:
             self.engine.leave(key)
             self._out.pop(key, None)
@@ -144,10 +145,8 @@ class DuplexRunner:
         for j in joins:
             self.engine.join(j.key, j.sampling, j.forced)
             self._pending[j.key] = deque(maxlen=PENDING_FRAMES)
-            if j.audio_format is not None:
-                self._out[j.key] = AudioOut(j.audio_format, self.sample_rate)  # type: ignore[arg-type]
         for key, fmt in (formats or {}).items():
-            if key not in self._out and key in self._pending:
+            if key in self._pending:
                 self._out[key] = AudioOut(fmt, self.sample_rate)  # type: ignore[arg-type]
         if not self.engine.conversations:
             return {}

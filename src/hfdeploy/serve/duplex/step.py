@@ -16,12 +16,11 @@ FRAME_S = FRAME_MS / 1000
 
 @dataclass(frozen=True, slots=True)
 class Joining:
-    """A conversation that joins the batch at this step: its sampling, its audio format
-    (None until its client sends audio) and its prompt's forced tokens."""
+    """A conversation that joins the batch at this step: its sampling and its prompt's
+    forced tokens (its audio format comes with the step that first knows it)."""
 
     key: int
     sampling: Sampling
-    audio_format: str | None
     forced: ForcedTokens | None = None
 
 
